@@ -1,0 +1,202 @@
+//! `mcp-gitops export`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{CliError, Connection, SecretArg, exit};
+use crate::document::{self, Format};
+use crate::export::{ExportError, ExportOptions, export};
+use crate::kind::Kind;
+use crate::secrets::Secret;
+use crate::select::{IncludeSpec, Selection};
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(flatten)]
+    pub secret: SecretArg,
+    /// Encrypt the document's credentials with this secret instead of --secret.
+    #[arg(long, hide_env_values = true)]
+    pub rekey_secret: Option<String>,
+    /// Output file, or - for standard output.
+    #[arg(long, short = 'o', default_value = "-")]
+    pub out: PathBuf,
+    /// Output format (default: from the file extension, else JSON).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Only these entity types (singular or plural, comma-separated).
+    #[arg(long = "types", alias = "type", value_name = "T,..")]
+    pub types: Option<String>,
+    /// Leave these entity types out.
+    #[arg(long = "exclude-types", alias = "exclude-type", value_name = "T,..")]
+    pub exclude_types: Option<String>,
+    /// Only entities carrying any of these tags.
+    #[arg(long, value_name = "a,b")]
+    pub tags: Option<String>,
+    /// Include deactivated entities.
+    #[arg(long)]
+    pub include_inactive: bool,
+    /// Only entities matching these patterns, e.g. "tools:weather_*,servers:ai-server".
+    #[arg(long, value_name = "SPEC")]
+    pub include: Option<String>,
+    /// Do not pull in what selected servers depend on.
+    #[arg(long)]
+    pub no_dependencies: bool,
+    /// List every exported entity.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl ExportArgs {
+    fn selection(&self) -> Result<Selection, CliError> {
+        let kinds = |s: &Option<String>| -> Result<Option<Vec<Kind>>, CliError> {
+            s.as_deref()
+                .map(Kind::parse_list)
+                .transpose()
+                .map_err(CliError::invalid)
+        };
+        Ok(Selection {
+            types: kinds(&self.types)?,
+            exclude_types: kinds(&self.exclude_types)?.unwrap_or_default(),
+            tags: self
+                .tags
+                .as_deref()
+                .map(|t| {
+                    t.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            include: self
+                .include
+                .as_deref()
+                .map(IncludeSpec::parse)
+                .transpose()
+                .map_err(CliError::invalid)?,
+            include_inactive: self.include_inactive,
+            dependencies: !self.no_dependencies,
+        })
+    }
+}
+
+pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
+    // Everything the user typed is checked before the gateway is contacted.
+    let selection = a.selection()?;
+    let gateway_secret = a
+        .secret
+        .require("it decrypts the gateway's stored credentials")?;
+    let document_secret = a
+        .rekey_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(Secret::new);
+    let to_stdout = a.out.as_os_str() == "-";
+    let format = a
+        .format
+        .or_else(|| Format::from_path(&a.out))
+        .unwrap_or(Format::Json);
+    if !to_stdout {
+        check_writable(&a.out)?;
+    }
+    let client = a.conn.client()?;
+    let opts = ExportOptions {
+        selection,
+        gateway_secret,
+        document_secret,
+        exported_by: client
+            .user()
+            .map(str::to_string)
+            .or_else(|| token_user(&a.conn)),
+        now: super::now_rfc3339(),
+    };
+    let exported = export(&client, &opts).await.map_err(|e| match e {
+        ExportError::Gateway(g) => CliError::from(g),
+        ExportError::Credential { .. } => CliError::invalid(e),
+        ExportError::NothingIncluded => CliError::invalid(e),
+    })?;
+    let doc = exported.document;
+    let text = document::to_string(&doc, format);
+    if to_stdout {
+        std::io::stdout().write_all(text.as_bytes()).map_err(|e| {
+            CliError::new(exit::IO, format!("cannot write to standard output: {e}"))
+        })?;
+    } else {
+        crate::fsutil::write_atomic(&a.out, text.as_bytes()).map_err(|e| {
+            CliError::new(exit::IO, format!("cannot write {}: {e}", a.out.display()))
+        })?;
+    }
+    let mut report = String::new();
+    if a.verbose {
+        for kind in Kind::DISPLAY {
+            for key in doc.entities.keys(kind) {
+                report.push_str(&format!("  {kind} {key}\n"));
+            }
+        }
+    }
+    report.push_str(&format!(
+        "Exported {} entities: {}",
+        doc.entities.total(),
+        doc.entities.summary()
+    ));
+    if exported.skipped > 0 {
+        report.push_str(&format!(" ({} not selected)", exported.skipped));
+    }
+    if !to_stdout {
+        report.push_str(&format!("\nWrote {}", a.out.display()));
+    }
+    if to_stdout {
+        eprintln!("{report}");
+    } else {
+        println!("{report}");
+    }
+    Ok(exit::OK)
+}
+
+/// Fail early, before contacting the gateway, when the output directory is unusable.
+fn check_writable(path: &std::path::Path) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = tempfile::Builder::new()
+        .prefix(".mcp-gitops-probe-")
+        .tempfile_in(&dir);
+    match probe {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let reason = e.raw_os_error().map_or_else(
+                || e.kind().to_string(),
+                |c| std::io::Error::from_raw_os_error(c).to_string(),
+            );
+            Err(CliError::new(
+                exit::IO,
+                format!("cannot write {}: {reason}", path.display()),
+            ))
+        }
+    }
+}
+
+/// The user a given bearer token was issued for (unverified; for `exported_by` only).
+fn token_user(conn: &Connection) -> Option<String> {
+    use base64::Engine;
+    let token = conn.token.as_deref()?;
+    let payload = token
+        .trim()
+        .trim_start_matches("Bearer ")
+        .split('.')
+        .nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.pointer("/user/email")
+        .or_else(|| v.get("email"))
+        .or_else(|| v.get("sub"))
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
+}

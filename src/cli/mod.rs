@@ -1,0 +1,206 @@
+//! The command line: flags, one-line errors and documented exit codes.
+
+mod export;
+mod offline;
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::gateway::{Auth, Client, ClientOptions, GatewayError};
+use crate::secrets::Secret;
+
+/// Exit codes (documented in the README).
+pub mod exit {
+    /// Everything succeeded.
+    pub const OK: u8 = 0;
+    /// The gateway refused an operation, or some entities failed.
+    pub const FAILED: u8 = 1;
+    /// Invalid input or usage: bad flags, a bad document, a missing secret.
+    pub const INVALID: u8 = 2;
+    /// Conflicts under `--conflict-strategy fail`.
+    pub const CONFLICT: u8 = 3;
+    /// The gateway could not be reached.
+    pub const UNREACHABLE: u8 = 4;
+    /// The gateway refused the credentials (401) or the token lacks permission (403).
+    pub const AUTH: u8 = 5;
+    /// An output file could not be written.
+    pub const IO: u8 = 6;
+}
+
+/// An error for the user: one line, and the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl std::fmt::Display) -> Self {
+        CliError {
+            code,
+            message: message.to_string(),
+        }
+    }
+    pub fn invalid(message: impl std::fmt::Display) -> Self {
+        Self::new(exit::INVALID, message)
+    }
+}
+
+impl From<GatewayError> for CliError {
+    fn from(e: GatewayError) -> Self {
+        let code = match &e {
+            GatewayError::Unreachable { .. } => exit::UNREACHABLE,
+            GatewayError::Unauthorized { .. } | GatewayError::Forbidden { .. } => exit::AUTH,
+            GatewayError::Auth(_) => exit::INVALID,
+            _ => exit::FAILED,
+        };
+        CliError::new(code, e)
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mcp-gitops",
+    version,
+    about = "GitOps reconciler and backup tool for the ContextForge MCP Gateway",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Export the live gateway's configuration into an export document.
+    Export(Box<export::ExportArgs>),
+    /// Check a document (JSON Schema shape and meaning) without contacting a gateway.
+    Validate(offline::ValidateArgs),
+    /// Re-encrypt a document's credentials for another key, offline.
+    Rekey(offline::RekeyArgs),
+    /// Print the export document's JSON Schema.
+    Schema,
+}
+
+/// How to reach the gateway.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// Gateway base URL.
+    #[arg(long = "gateway", env = "MCP_GATEWAY_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Bearer token for the gateway's API.
+    #[arg(long, env = "MCPGATEWAY_BEARER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Mint a short-lived admin token for this user (needs JWT_SECRET_KEY).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// The gateway's JWT signing secret, for --user.
+    #[arg(long, env = "JWT_SECRET_KEY", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "mcpgateway-api")]
+    pub jwt_audience: String,
+    #[arg(long, env = "JWT_ISSUER", default_value = "mcpgateway")]
+    pub jwt_issuer: String,
+    /// Client-side limit in requests per minute (the gateway allows 500; 0 = no limit).
+    #[arg(long, default_value_t = 450)]
+    pub rate_limit: usize,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+impl Connection {
+    pub fn client(&self) -> Result<Client, CliError> {
+        let url = self.url.clone().ok_or_else(|| {
+            CliError::invalid("no gateway URL: pass --gateway URL or set MCP_GATEWAY_URL")
+        })?;
+        crate::gateway::check_url(&url).map_err(CliError::invalid)?;
+        let auth = Auth::resolve(
+            self.token.clone(),
+            self.user.clone(),
+            self.jwt_secret.clone(),
+            self.jwt_audience.clone(),
+            self.jwt_issuer.clone(),
+        )
+        .map_err(CliError::invalid)?;
+        let mut opts = ClientOptions::new(url, auth);
+        opts.rate_limit = self.rate_limit;
+        opts.timeout = Duration::from_secs(self.timeout.max(1));
+        Ok(Client::new(opts)?)
+    }
+}
+
+/// `--secret` / `AUTH_ENCRYPTION_SECRET`.
+#[derive(Args, Debug, Clone)]
+pub struct SecretArg {
+    /// The credential encryption secret (the gateway's AUTH_ENCRYPTION_SECRET).
+    #[arg(long, env = "AUTH_ENCRYPTION_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+}
+
+impl SecretArg {
+    pub fn require(&self, why: &str) -> Result<Secret, CliError> {
+        match self.secret.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Ok(Secret::new(s)),
+            None => Err(CliError::invalid(format!(
+                "no secret: pass --secret or set AUTH_ENCRYPTION_SECRET ({why})"
+            ))),
+        }
+    }
+}
+
+/// Parse the arguments, run, print a one-line error, return the exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::OK
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MCP_GITOPS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Export(a) => export::run(*a).await,
+        Command::Validate(a) => offline::validate(a),
+        Command::Rekey(a) => offline::rekey(a),
+        Command::Schema => {
+            print!("{}", crate::document::schema_json());
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamp with microseconds, like ContextForge's.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    now.format(&fmt).unwrap_or_default()
+}

@@ -1,0 +1,426 @@
+//! One request to the gateway: client-side rate limiting, retries with backoff and jitter
+//! (honouring `Retry-After`), timeouts, and typed errors that carry what was being done.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::kind::Kind;
+
+/// What went wrong talking to the gateway. `action` says what was being done, e.g.
+/// "create tool 'weather-api'".
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot reach the gateway at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{action}: the gateway refused the credentials (401 {message})")]
+    Unauthorized { action: String, message: String },
+    #[error(
+        "{action}: the token is not allowed (403 {message}); an unrestricted admin token is needed (teams: null, is_admin: true)"
+    )]
+    Forbidden { action: String, message: String },
+    #[error("{action}: the gateway answered {status}: {message}")]
+    Api {
+        action: String,
+        kind: Option<Kind>,
+        name: Option<String>,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "{action}: the gateway is rate limiting this client (retry after {retry_after}s); lower --rate-limit"
+    )]
+    RateLimited { action: String, retry_after: u64 },
+    #[error("{action}: unexpected response from the gateway: {reason}")]
+    Protocol { action: String, reason: String },
+    #[error("{0}")]
+    Auth(#[from] super::auth::AuthError),
+}
+
+impl GatewayError {
+    /// The HTTP status, when the gateway answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GatewayError::Api { status, .. } => Some(*status),
+            GatewayError::Unauthorized { .. } => Some(401),
+            GatewayError::Forbidden { .. } => Some(403),
+            GatewayError::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// The gateway's own message, when it sent one.
+    pub fn gateway_message(&self) -> Option<&str> {
+        match self {
+            GatewayError::Api { message, .. }
+            | GatewayError::Unauthorized { message, .. }
+            | GatewayError::Forbidden { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// Describes a request for error messages: what, and about which entity.
+#[derive(Clone, Debug)]
+pub struct Action {
+    pub text: String,
+    pub kind: Option<Kind>,
+    pub name: Option<String>,
+}
+
+impl Action {
+    pub fn new(text: impl Into<String>) -> Self {
+        Action {
+            text: text.into(),
+            kind: None,
+            name: None,
+        }
+    }
+
+    /// "create tool 'x'".
+    pub fn entity(verb: &str, kind: Kind, name: &str) -> Self {
+        Action {
+            text: format!("{verb} {kind} '{name}'"),
+            kind: Some(kind),
+            name: Some(name.to_string()),
+        }
+    }
+}
+
+/// A sliding-window limiter: at most `per_minute` requests in any 60 s, like the gateway's own.
+pub struct Limiter {
+    per_minute: usize,
+    sent: Mutex<VecDeque<Instant>>,
+}
+
+impl Limiter {
+    /// `per_minute == 0` means unlimited.
+    pub fn new(per_minute: usize) -> Self {
+        Limiter {
+            per_minute,
+            sent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub async fn acquire(&self) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let window = Duration::from_secs(60);
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().await;
+                let now = Instant::now();
+                while sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= window)
+                {
+                    sent.pop_front();
+                }
+                if sent.len() < self.per_minute {
+                    sent.push_back(now);
+                    return;
+                }
+                window - now.duration_since(*sent.front().expect("non-empty"))
+            };
+            tracing::debug!(?wait, "client-side rate limit reached; waiting");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Request counters, for tests and benchmarks (e.g. "zero writes on a second import").
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl Stats {
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// Retry policy.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+    /// A `Retry-After` longer than this is a lockout: fail instead of waiting.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(90),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        let frac = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
+        cap.mul_f64(0.5 + frac / 2.0)
+    }
+}
+
+/// The transport: one reqwest client, the limiter and the counters.
+pub struct Transport {
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) bearer: String,
+    pub(super) limiter: Limiter,
+    pub(super) retry: RetryPolicy,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl Transport {
+    /// Send a request and return the parsed JSON body (Null for an empty body).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        action: &Action,
+    ) -> Result<Value, GatewayError> {
+        let url = format!("{}{}", self.base, path);
+        let idempotent = method != Method::POST;
+        let mut attempt = 0;
+        loop {
+            self.limiter.acquire().await;
+            if method == Method::GET {
+                self.stats.reads.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.bearer);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            tracing::debug!(%method, path, "request");
+            let result = req.send().await;
+            let retryable_after: Option<Duration> = match result {
+                Err(e) => {
+                    // A refused connection never reached the gateway: always safe to retry.
+                    let safe = e.is_connect() || idempotent;
+                    if safe && attempt + 1 < self.retry.attempts {
+                        Some(self.retry.backoff(attempt))
+                    } else {
+                        return Err(GatewayError::Unreachable {
+                            url: self.base.clone(),
+                            reason: error_chain(&e),
+                        });
+                    }
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let bytes = resp.bytes().await.map_err(|e| GatewayError::Unreachable {
+                        url: self.base.clone(),
+                        reason: error_chain(&e),
+                    })?;
+                    if status.is_success() {
+                        if bytes.is_empty() {
+                            return Ok(Value::Null);
+                        }
+                        return serde_json::from_slice(&bytes).map_err(|e| {
+                            GatewayError::Protocol {
+                                action: action.text.clone(),
+                                reason: format!("body is not JSON ({e})"),
+                            }
+                        });
+                    }
+                    let message = message_of(&bytes);
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        let after = Duration::from_secs(retry_after.unwrap_or(1));
+                        if after > self.retry.max_retry_after || attempt + 1 >= self.retry.attempts
+                        {
+                            return Err(GatewayError::RateLimited {
+                                action: action.text.clone(),
+                                retry_after: after.as_secs(),
+                            });
+                        }
+                        Some(after + self.retry.backoff(0))
+                    } else if status.is_server_error()
+                        && idempotent
+                        && attempt + 1 < self.retry.attempts
+                    {
+                        Some(self.retry.backoff(attempt))
+                    } else {
+                        return Err(classify(status, message, action));
+                    }
+                }
+            };
+            let wait = retryable_after.expect("set when retrying");
+            attempt += 1;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(action = %action.text, attempt, ?wait, "retrying gateway request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn classify(status: StatusCode, message: String, action: &Action) -> GatewayError {
+    match status.as_u16() {
+        401 => GatewayError::Unauthorized {
+            action: action.text.clone(),
+            message,
+        },
+        403 => GatewayError::Forbidden {
+            action: action.text.clone(),
+            message,
+        },
+        s => GatewayError::Api {
+            action: action.text.clone(),
+            kind: action.kind,
+            name: action.name.clone(),
+            status: s,
+            message,
+        },
+    }
+}
+
+/// The gateway's message: `{"detail": ...}` on most routes, `{"message": ...}` on gateway
+/// routes; pydantic detail lists become `field: msg; ...`.
+pub fn message_of(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        return text
+            .chars()
+            .take(300)
+            .collect::<String>()
+            .trim()
+            .to_string();
+    };
+    let pick = v.get("detail").or_else(|| v.get("message")).unwrap_or(&v);
+    match pick {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                let loc = i
+                    .get("loc")
+                    .and_then(Value::as_array)
+                    .map(|l| {
+                        l.iter()
+                            .filter(|p| p.as_str() != Some("body"))
+                            .map(|p| p.to_string().trim_matches('"').to_string())
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    })
+                    .unwrap_or_default();
+                let msg = i.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+                if loc.is_empty() {
+                    msg.to_string()
+                } else {
+                    format!("{loc}: {msg}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::Object(o) => o
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| match o.get("reason_code").and_then(Value::as_str) {
+                Some(code) => format!("{m} ({code})"),
+                None => m.to_string(),
+            })
+            .unwrap_or_else(|| pick.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// The most specific cause ("tcp connect error: Connection refused (os error 111)").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        last = inner.to_string();
+        src = inner.source();
+    }
+    if e.to_string().contains("timed out") || last.contains("timed out") {
+        return format!("timed out ({last})");
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_from_every_error_shape() {
+        assert_eq!(
+            message_of(br#"{"detail":"Tool not found: x"}"#),
+            "Tool not found: x"
+        );
+        assert_eq!(
+            message_of(br#"{"message":"Gateway name already exists"}"#),
+            "Gateway name already exists"
+        );
+        assert_eq!(
+            message_of(br#"{"detail":[{"loc":["body","tool","name"],"msg":"bad name"},{"loc":["body","url"],"msg":"bad url"}]}"#),
+            "tool.name: bad name; url: bad url"
+        );
+        assert_eq!(
+            message_of(br#"{"detail":{"message":"Root URI rejected by policy","reason_code":"file_disabled"}}"#),
+            "Root URI rejected by policy (file_disabled)"
+        );
+        assert_eq!(
+            message_of(b"Internal Server Error"),
+            "Internal Server Error"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limiter_holds_the_window() {
+        let l = Limiter::new(3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            l.acquire().await;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1));
+        l.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for a in 0..10 {
+            let b = p.backoff(a);
+            assert!(b <= p.max, "{b:?}");
+            assert!(b >= p.base.mul_f64(0.5).min(p.max), "{b:?}");
+        }
+    }
+}

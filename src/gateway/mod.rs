@@ -1,0 +1,185 @@
+//! The ContextForge REST client: auth, pagination, retries and rate limits (see `http`), and
+//! typed reads of the live configuration (see `live`).
+
+mod auth;
+mod http;
+pub mod live;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+pub use auth::{Auth, AuthError, MintOptions};
+pub use http::{Action, GatewayError, Limiter, RetryPolicy, Stats, message_of};
+
+/// How to reach and talk to a gateway.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub url: String,
+    pub auth: Auth,
+    /// Requests per minute, client side (0 = unlimited). The gateway allows 500/min on `/v1`
+    /// and locks a client out for 15 minutes after five 429s.
+    pub rate_limit: usize,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl ClientOptions {
+    pub fn new(url: impl Into<String>, auth: Auth) -> Self {
+        ClientOptions {
+            url: url.into(),
+            auth,
+            rate_limit: 450,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A connection to one gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    t: Arc<http::Transport>,
+    user: Option<String>,
+}
+
+/// A URL that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("gateway URL '{0}' must start with http:// or https://")]
+    Scheme(String),
+    #[error(
+        "gateway URL carries user:password, but the gateway's REST API does not accept Basic auth; pass a bearer token (--token) or --user with JWT_SECRET_KEY"
+    )]
+    BasicAuth,
+}
+
+/// Check and normalise a gateway URL (no trailing slash).
+pub fn check_url(url: &str) -> Result<String, UrlError> {
+    let url = url.trim().trim_end_matches('/');
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Err(UrlError::Scheme(url.to_string()));
+    };
+    if rest.split('/').next().unwrap_or("").contains('@') {
+        return Err(UrlError::BasicAuth);
+    }
+    if rest.is_empty() {
+        return Err(UrlError::Scheme(url.to_string()));
+    }
+    Ok(url.to_string())
+}
+
+impl Client {
+    pub fn new(opts: ClientOptions) -> Result<Client, GatewayError> {
+        let base = check_url(&opts.url).map_err(|e| GatewayError::Unreachable {
+            url: opts.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let bearer = opts.auth.bearer()?;
+        let http = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("mcp-gitops/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| GatewayError::Unreachable {
+                url: base.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Client {
+            user: opts.auth.user().map(str::to_string),
+            t: Arc::new(http::Transport {
+                http,
+                base,
+                bearer,
+                limiter: Limiter::new(opts.rate_limit),
+                retry: opts.retry,
+                stats: Arc::new(Stats::default()),
+            }),
+        })
+    }
+
+    /// The gateway's base URL.
+    pub fn url(&self) -> &str {
+        &self.t.base
+    }
+
+    /// The user the token was minted for, if it was minted here.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.t.stats.clone()
+    }
+
+    pub async fn get(&self, path: &str, action: &Action) -> Result<Value, GatewayError> {
+        self.t.send(Method::GET, path, None, action).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        action: &Action,
+    ) -> Result<Value, GatewayError> {
+        self.t.send(Method::POST, path, Some(body), action).await
+    }
+
+    pub async fn put(
+        &self,
+        path: &str,
+        body: &Value,
+        action: &Action,
+    ) -> Result<Value, GatewayError> {
+        self.t.send(Method::PUT, path, Some(body), action).await
+    }
+
+    pub async fn delete(&self, path: &str, action: &Action) -> Result<Value, GatewayError> {
+        self.t.send(Method::DELETE, path, None, action).await
+    }
+}
+
+/// Percent-encode one path segment or query value.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert_eq!(
+            check_url("http://127.0.0.1:4444/").unwrap(),
+            "http://127.0.0.1:4444"
+        );
+        assert_eq!(
+            check_url("gateway:4444").unwrap_err(),
+            UrlError::Scheme("gateway:4444".into())
+        );
+        assert_eq!(
+            check_url("http://admin:pw@gw:4444").unwrap_err(),
+            UrlError::BasicAuth
+        );
+    }
+
+    #[test]
+    fn components_are_encoded() {
+        assert_eq!(encode_component("file:///a b"), "file%3A%2F%2F%2Fa%20b");
+        assert_eq!(encode_component("abc-1.2_~"), "abc-1.2_~");
+    }
+}

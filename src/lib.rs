@@ -1,0 +1,13 @@
+//! mcp-gitops: a GitOps reconciler and backup tool for the ContextForge MCP Gateway.
+//!
+//! The core is pure (`document`, `secrets`, `select`); the edges are thin (`gateway` talks
+//! HTTP, `cli` parses flags). Every front door calls the same engine.
+
+pub mod cli;
+pub mod document;
+pub mod export;
+pub mod fsutil;
+pub mod gateway;
+pub mod kind;
+pub mod secrets;
+pub mod select;
