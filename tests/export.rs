@@ -134,13 +134,12 @@ async fn exports_the_seed_scenario_completely_and_secret_safely() {
     );
     assert_eq!(p["input_schema"]["required"], json!(["topic", "audience"]));
     // Tags are plain strings (ContextForge's import accepts only strings).
-    assert_eq!(
+    assert!(
         doc["entities"]["tools"][0]["tags"]
             .as_array()
             .unwrap()
             .iter()
-            .all(Value::is_string),
-        true
+            .all(Value::is_string)
     );
 
     // Deterministic: a second export differs only in exported_at.
@@ -258,7 +257,8 @@ async fn bad_input_and_faults_are_one_line_errors_and_write_nothing() {
         .unwrap()
     };
     let unwritable = "/proc/no-such-dir/out.json";
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "unreachable",
             vec!["--gateway", "http://127.0.0.1:9", "--user", common::ADMIN],
