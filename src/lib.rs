@@ -9,5 +9,6 @@ pub mod export;
 pub mod fsutil;
 pub mod gateway;
 pub mod kind;
+pub mod plan;
 pub mod secrets;
 pub mod select;
