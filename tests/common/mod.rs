@@ -93,30 +93,25 @@ impl Gateway {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// An admin client (minted token), no client-side rate limit.
-    pub fn client(&self) -> Client {
-        let auth = Auth::Mint(MintOptions {
-            user: ADMIN.into(),
-            jwt_secret: self.jwt_secret().into(),
-            audience: "mcpgateway-api".into(),
-            issuer: "mcpgateway".into(),
-            ttl: std::time::Duration::from_secs(3600),
-        });
-        let mut opts = ClientOptions::new(&self.url, auth);
-        opts.rate_limit = 0;
-        Client::new(opts).expect("client")
-    }
-
-    pub fn token(&self) -> String {
-        mcp_gitops::gateway::Auth::Mint(MintOptions {
+    fn admin_auth(&self) -> Auth {
+        Auth::Mint(MintOptions {
             user: ADMIN.into(),
             jwt_secret: self.jwt_secret().into(),
             audience: "mcpgateway-api".into(),
             issuer: "mcpgateway".into(),
             ttl: std::time::Duration::from_secs(3600),
         })
-        .bearer()
-        .unwrap()
+    }
+
+    /// An admin client (minted token), no client-side rate limit.
+    pub fn client(&self) -> Client {
+        let mut opts = ClientOptions::new(&self.url, self.admin_auth());
+        opts.rate_limit = 0;
+        Client::new(opts).expect("client")
+    }
+
+    pub fn token(&self) -> String {
+        self.admin_auth().bearer().unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
@@ -152,24 +147,7 @@ impl Gateway {
             .arg(code)
             .envs(&self.env)
             .current_dir(self.dir.path());
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("venv python");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "python failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        run_with_stdin(&mut cmd, stdin)
     }
 
     /// Decrypt values with the gateway's own `decode_auth` (one JSON object per input line).
