@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Benchmarks named in the issues; the figures are recorded in BENCHMARKS.md.
+#
+#   tests/bench/run.sh            (or `make bench`, which builds the release binary first)
+#
+# Each benchmark is a section below (`bench_export`, ...); later benchmarks (import, plan) are
+# added as further sections and called from `main`. All of them share one throwaway
+# ContextForge gateway on loopback, populated once with 1,000 entities.
+#
+# Settings (environment):
+#   BENCH_RUNS       timed runs per side, alternating (default 7)
+#   BENCH_CONC       concurrent requests while populating the gateway (default 8)
+#
+# The gateway runs with RATE_LIMITING_ENABLED=false and mcp-gitops with --rate-limit 0, so that
+# neither population nor mcp-gitops' several requests are throttled; see BENCHMARKS.md.
+# The gateway logs at INFO so that uvicorn's access log counts the requests each run makes.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CF="$ROOT/tests/gateway/cf.sh"
+DIR="$ROOT/.run/bench"
+GW="$DIR/gateway"
+OUT="$DIR/out"
+BIN="$ROOT/target/release/mcp-gitops"
+PY="$ROOT/.venv/bin/python"
+CFCLI="$ROOT/.venv/bin/mcpgateway"
+RUNS="${BENCH_RUNS:-7}"
+CONC="${BENCH_CONC:-8}"
+ADMIN="admin@example.com"
+
+heading() { printf '\n==== %s ====\n' "$*"; }
+die() { echo "bench: $*" >&2; exit 1; }
+
+# --- setup ---------------------------------------------------------------------------------------
+
+setup() {
+  heading "Setup"
+  "$CF" install
+  if [ ! -x "$BIN" ]; then
+    echo "release binary missing; building it"
+    (cd "$ROOT" && cargo build --release)
+  fi
+  "$CF" stop "$GW" >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+  mkdir -p "$GW" "$OUT"
+  trap '"$CF" stop "$GW" >/dev/null 2>&1 || true' EXIT
+
+  URL="$(CF_EXTRA_ENV="RATE_LIMITING_ENABLED=false LOG_LEVEL=INFO" "$CF" start "$GW")"
+  set -a; . "$GW/gateway.env"; set +a
+  TOKEN="$("$PY" -m mcpgateway.utils.create_jwt_token -u "$ADMIN" --exp 60 --admin 2>/dev/null)"
+  [ -n "$TOKEN" ] || die "could not mint an admin token"
+  export URL TOKEN
+  echo "machine:   $(nproc) cores, $(uname -sm)"
+  echo "gateway:   ContextForge $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp-contextforge-gateway"))') at $URL"
+  echo "           RATE_LIMITING_ENABLED=false, LOG_LEVEL=INFO (access log used to count requests)"
+  echo "mcp-gitops: $BIN ($("$BIN" --version 2>/dev/null || echo unknown version))"
+}
+
+# --- populate: 1,000 entities through the REST API ------------------------------------------------
+
+populate() {
+  heading "Populate the gateway: 700 tools (350 with credentials), 150 prompts, 100 resources, 40 servers, 10 roots"
+  local t0 t1
+  t0=$(date +%s%N)
+  "$PY" - "$CONC" <<'PY'
+import asyncio, os, sys
+import httpx
+
+URL, TOKEN, CONC = os.environ["URL"], os.environ["TOKEN"], int(sys.argv[1])
+H = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+
+async def main():
+    sem = asyncio.Semaphore(CONC)
+    async with httpx.AsyncClient(base_url=URL, headers=H, timeout=60) as c:
+        async def post(path, body):
+            async with sem:
+                r = await c.post(path, json=body)
+                if r.status_code >= 300:
+                    raise SystemExit(f"POST {path} -> {r.status_code}: {r.text[:300]}")
+                return r.json()
+
+        tools = []
+        for i in range(1, 701):
+            t = {"name": f"t-{i:04d}", "url": f"https://api.example.com/t/{i}", "integration_type": "REST",
+                 "request_type": "GET", "description": f"bench tool {i}", "tags": ["bench"]}
+            if i % 2:
+                t.update(auth_type="bearer", auth_token=f"secret-{i}")
+            tools.append(post("/v1/tools", {"tool": t}))
+        prompts = [post("/v1/prompts", {"prompt": {
+            "name": f"p-{i:04d}", "description": f"bench prompt {i}", "template": "Hello {{ name }}, this is prompt " + str(i),
+            "arguments": [{"name": "name", "required": True}], "tags": ["bench"]}}) for i in range(1, 151)]
+        resources = [post("/v1/resources", {"resource": {
+            "name": f"r-{i:04d}", "uri": f"docs://bench/r-{i:04d}", "mime_type": "text/plain",
+            "content": f"Bench resource {i}\n" + "lorem ipsum dolor sit amet " * 20, "tags": ["bench"]}}) for i in range(1, 101)]
+        roots = [post("/v1/roots", {"uri": f"file:///srv/b{i}", "name": f"b{i}"}) for i in range(1, 11)]
+        tool_ids = [t["id"] for t in await asyncio.gather(*tools)]
+        await asyncio.gather(*prompts, *resources, *roots)
+        servers = [post("/v1/servers", {"server": {
+            "name": f"s-{i:03d}", "description": f"bench server {i}", "tags": ["bench"],
+            "associated_tools": tool_ids[(i - 1) * 5:(i - 1) * 5 + 5]}}) for i in range(1, 41)]
+        await asyncio.gather(*servers)
+        print(f"created {len(tool_ids)} tools, {len(prompts)} prompts, {len(resources)} resources, "
+              f"{len(servers)} servers, {len(roots)} roots")
+
+asyncio.run(main())
+PY
+  t1=$(date +%s%N)
+  echo "populated in $(( (t1 - t0) / 1000000 )) ms"
+}
+
+# --- helpers -------------------------------------------------------------------------------------
+
+# Lines in the gateway log so far; each timed run records the slice of the log it produced.
+log_lines() { wc -l <"$GW/gateway.log"; }
+
+# timed LABEL CMD...: runs CMD (its output to $OUT/LABEL.log) and appends
+# "LABEL wall_ms first_log_line last_log_line" to $OUT/times.
+timed() {
+  local label="$1"; shift
+  local before after t0 t1 n
+  sleep 0.3; before=$(log_lines)
+  t0=$(date +%s%N)
+  "$@" >>"$OUT/$label.log" 2>&1 || { tail -n 20 "$OUT/$label.log" >&2; die "$label failed"; }
+  t1=$(date +%s%N)
+  sleep 0.5; after=$(log_lines)
+  echo "$label $(( (t1 - t0) / 1000000 )) $before $after" >>"$OUT/times"
+  n=$(sed -n "$((before + 1)),${after}p" "$GW/gateway.log" | grep -c '"name": "uvicorn.access"' || true)
+  printf '  %-12s %7d ms  %3d requests\n' "$label" $(( (t1 - t0) / 1000000 )) "$n"
+}
+
+run_ours() {
+  "$BIN" export --gateway "$URL" --user "$ADMIN" --rate-limit 0 --out "$OUT/mcp-gitops.json"
+}
+
+run_theirs() {
+  MCPGATEWAY_BEARER_TOKEN="$TOKEN" "$CFCLI" export --out "$OUT/mcpgateway.json"
+}
+
+# --- benchmark: export ---------------------------------------------------------------------------
+
+bench_export() {
+  heading "Export: mcp-gitops export vs mcpgateway export, $RUNS runs each, alternating"
+  : >"$OUT/times"
+  # One untimed warm-up of each (gateway caches, page cache for the Python imports and the binary).
+  run_ours >/dev/null 2>&1 || die "mcp-gitops warm-up failed"
+  run_theirs >/dev/null 2>&1 || die "mcpgateway warm-up failed"
+  local i
+  for ((i = 1; i <= RUNS; i++)); do
+    if ((i % 2)); then
+      timed mcp-gitops run_ours; timed mcpgateway run_theirs
+    else
+      timed mcpgateway run_theirs; timed mcp-gitops run_ours
+    fi
+  done
+  echo
+  echo "mcp-gitops said: $(grep -m1 '^Exported' "$OUT/mcp-gitops.log" || tail -n1 "$OUT/mcp-gitops.log")"
+  echo "mcpgateway said: $(grep -m1 'Exported .* total entities' "$OUT/mcpgateway.log" || tail -n1 "$OUT/mcpgateway.log")"
+
+  "$PY" - "$OUT/times" "$OUT/mcp-gitops.json" "$OUT/mcpgateway.json" "$GW/gateway.log" <<'PY'
+import json, statistics, sys
+from collections import defaultdict
+from datetime import datetime
+
+times, ours, theirs, gwlog = sys.argv[1:5]
+log = open(gwlog).read().splitlines()
+ms, reqs, busy = defaultdict(list), defaultdict(list), defaultdict(list)
+for line in open(times):
+    label, t, a, b = line.split()
+    ms[label].append(int(t))
+    n, spans = 0, []
+    for l in log[int(a):int(b)]:
+        try:
+            d = json.loads(l)
+        except ValueError:
+            continue
+        if d.get("name") == "uvicorn.access":
+            n += 1
+        elif str(d.get("message", "")).startswith("[http_gateway] Request completed") and d.get("duration_ms") is not None:
+            end = datetime.fromisoformat(d["@timestamp"].rstrip("Z")).timestamp() * 1000
+            spans.append((end - d["duration_ms"], end))
+    reqs[label].append(n)
+    # Gateway busy span: first request received .. last response done (from its request log).
+    busy[label].append(max(e for _, e in spans) - min(s for s, _ in spans) if spans else float("nan"))
+
+def completeness(path):
+    d = json.load(open(path))
+    e = d.get("entities", {})
+    counts = {k: len(v) for k, v in sorted(e.items()) if isinstance(v, list)}
+    tools = e.get("tools", [])
+    with_auth = sum(1 for t in tools if t.get("auth_value"))
+    resources = e.get("resources", [])
+    with_content = sum(1 for r in resources if r.get("content") not in (None, ""))
+    return counts, with_auth, len(tools), with_content, len(resources)
+
+med = {k: statistics.median(v) for k, v in ms.items()}
+print()
+print(f"{'':36}{'mcp-gitops':>14}{'mcpgateway':>14}")
+print(f"{'wall time, median (ms)':36}{med['mcp-gitops']:>14.0f}{med['mcpgateway']:>14.0f}")
+bo, bt = statistics.median(busy['mcp-gitops']), statistics.median(busy['mcpgateway'])
+print(f"{'  of which gateway busy, median (ms)':36}{bo:>14.0f}{bt:>14.0f}")
+print(f"{'  of which outside gateway (ms)':36}{med['mcp-gitops'] - bo:>14.0f}{med['mcpgateway'] - bt:>14.0f}")
+rng = {k: f"{min(v)}..{max(v)}" for k, v in ms.items()}
+print(f"{'wall time, min..max (ms)':36}{rng['mcp-gitops']:>14}{rng['mcpgateway']:>14}")
+print(f"{'runs (ms)':36}{' '.join(map(str, ms['mcp-gitops']))}  |  {' '.join(map(str, ms['mcpgateway']))}")
+r_o, r_t = sorted(set(reqs['mcp-gitops'])), sorted(set(reqs['mcpgateway']))
+print(f"{'requests per export':36}{'/'.join(map(str, r_o)):>14}{'/'.join(map(str, r_t)):>14}")
+co, ao, to, ro, rn = completeness(ours)
+ct, at, tt, rt, rtn = completeness(theirs)
+print(f"{'entities exported':36}{sum(co.values()):>14}{sum(ct.values()):>14}")
+for k in sorted(set(co) | set(ct)):
+    print(f"{'  ' + k:36}{co.get(k, 0):>14}{ct.get(k, 0):>14}")
+print(f"{'tools with auth_value':36}{f'{ao}/{to}':>14}{f'{at}/{tt}':>14}")
+print(f"{'resources with content':36}{f'{ro}/{rn}':>14}{f'{rt}/{rtn}':>14}")
+ratio = med['mcp-gitops'] / med['mcpgateway']
+print()
+print(f"ratio mcp-gitops / mcpgateway (median wall time): {ratio:.2f}x  (target <= 0.50x: {'met' if ratio <= 0.5 else 'NOT met'})")
+PY
+}
+
+main() {
+  setup
+  populate
+  bench_export
+  heading "Done (working files in ${OUT#"$ROOT"/})"
+}
+
+main "$@"
