@@ -74,10 +74,6 @@ impl IncludeSpec {
         Ok(out)
     }
 
-    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
-        self.patterns.keys().copied()
-    }
-
     /// Does a key match a pattern of its kind? Names also match in the gateway's slug form.
     pub fn matches(&self, kind: Kind, key: &str) -> bool {
         let Some(pats) = self.patterns.get(&kind) else {

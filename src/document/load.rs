@@ -59,16 +59,6 @@ pub enum LoadError {
     },
 }
 
-impl LoadError {
-    pub fn file(&self) -> &str {
-        match self {
-            LoadError::Io { file, .. }
-            | LoadError::Syntax { file, .. }
-            | LoadError::Shape { file, .. } => file,
-        }
-    }
-}
-
 /// Read a document from a path, `-` meaning standard input.
 pub fn load_path(path: &Path) -> Result<Document, LoadError> {
     let (name, text) = read_text(path)?;
