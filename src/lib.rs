@@ -3,6 +3,7 @@
 //! The core is pure (`document`, `secrets`, `select`); the edges are thin (`gateway` talks
 //! HTTP, `cli` parses flags). Every front door calls the same engine.
 
+pub mod apply;
 pub mod cli;
 pub mod document;
 pub mod export;

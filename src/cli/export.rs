@@ -108,10 +108,7 @@ pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
         selection,
         gateway_secret,
         document_secret,
-        exported_by: client
-            .user()
-            .map(str::to_string)
-            .or_else(|| token_user(&a.conn)),
+        exported_by: Some(a.conn.who(&client)),
         now: super::now_rfc3339(),
     };
     let exported = export(&client, &opts).await.map_err(|e| match e {
@@ -179,24 +176,4 @@ fn check_writable(path: &std::path::Path) -> Result<(), CliError> {
             ))
         }
     }
-}
-
-/// The user a given bearer token was issued for (unverified; for `exported_by` only).
-fn token_user(conn: &Connection) -> Option<String> {
-    use base64::Engine;
-    let token = conn.token.as_deref()?;
-    let payload = token
-        .trim()
-        .trim_start_matches("Bearer ")
-        .split('.')
-        .nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.pointer("/user/email")
-        .or_else(|| v.get("email"))
-        .or_else(|| v.get("sub"))
-        .and_then(|s| s.as_str())
-        .map(str::to_string)
 }

@@ -1,7 +1,9 @@
 //! The command line: flags, one-line errors and documented exit codes.
 
 mod export;
+mod import;
 mod offline;
+mod report;
 
 use std::time::Duration;
 
@@ -75,6 +77,8 @@ pub struct Cli {
 pub enum Command {
     /// Export the live gateway's configuration into an export document.
     Export(Box<export::ExportArgs>),
+    /// Restore a document into the gateway: validated first, dependency-ordered, idempotent.
+    Import(Box<import::ImportArgs>),
     /// Check a document (JSON Schema shape and meaning) without contacting a gateway.
     Validate(offline::ValidateArgs),
     /// Re-encrypt a document's credentials for another key, offline.
@@ -129,6 +133,36 @@ impl Connection {
         opts.timeout = Duration::from_secs(self.timeout.max(1));
         Ok(Client::new(opts)?)
     }
+}
+
+impl Connection {
+    /// Who acts: the minted token's user, else the user a given token names (unverified;
+    /// for `exported_by` and audit lines only).
+    pub fn who(&self, client: &Client) -> String {
+        client
+            .user()
+            .map(str::to_string)
+            .or_else(|| token_user(self.token.as_deref()?))
+            .unwrap_or_else(|| "unknown".to_string())
+    }
+}
+
+fn token_user(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token
+        .trim()
+        .trim_start_matches("Bearer ")
+        .split('.')
+        .nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.pointer("/user/email")
+        .or_else(|| v.get("email"))
+        .or_else(|| v.get("sub"))
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
 }
 
 /// `--secret` / `AUTH_ENCRYPTION_SECRET`.
@@ -187,6 +221,7 @@ pub fn main() -> u8 {
 async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Export(a) => export::run(*a).await,
+        Command::Import(a) => import::run(*a).await,
         Command::Validate(a) => offline::validate(a),
         Command::Rekey(a) => offline::rekey(a),
         Command::Schema => {

@@ -262,6 +262,13 @@ impl Checker {
         // Without a view of the gateway, tool references may also name federated tools or ids
         // the document cannot show; those are only checked when the gateway is known.
         let Some(_) = cx.live else { return };
+        // Tools a peer gateway of the document will federate, named `<gateway-slug>-...`.
+        let federated = |r: &str| {
+            let r = slugify(r);
+            e.gateways
+                .iter()
+                .any(|g| r.starts_with(&format!("{}-", slugify(&g.name))))
+        };
         for (i, s) in e.servers.iter().enumerate() {
             for (field, kind, refs) in [
                 ("tool_ids", Kind::Tool, &s.tool_ids),
@@ -269,6 +276,10 @@ impl Checker {
                 ("prompt_names", Kind::Prompt, &s.prompt_names),
             ] {
                 for (j, r) in refs.iter().enumerate() {
+                    // Id-form links are resolved (or reported as dropped) by the import.
+                    if is_id_ref(r) || (kind == Kind::Tool && federated(r)) {
+                        continue;
+                    }
                     if !known(kind, r) {
                         self.push(
                             format!("/entities/servers/{i}/{field}/{j}"),
@@ -284,12 +295,43 @@ impl Checker {
     }
 }
 
-/// The form two names are compared in: the gateway's slug for names, the URI as written.
+/// The form two keys are compared in: the gateway's slug for names, the URI as written for
+/// resources, the gateway's canonical form for roots.
 pub fn identity(kind: Kind, key: &str) -> String {
     match kind {
-        Kind::Resource | Kind::Root => key.to_string(),
+        Kind::Resource => key.to_string(),
+        Kind::Root => canonical_root(key),
         _ => slugify(key),
     }
+}
+
+/// A root URI as the gateway stores it: scheme and host lower-cased, default port and
+/// trailing slash removed.
+pub fn canonical_root(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let mut authority = authority.to_ascii_lowercase();
+    for (s, port) in [
+        ("http", ":80"),
+        ("https", ":443"),
+        ("ws", ":80"),
+        ("wss", ":443"),
+    ] {
+        if scheme == s && authority.ends_with(port) {
+            authority.truncate(authority.len() - port.len());
+        }
+    }
+    let path = path.trim_end_matches('/');
+    format!("{scheme}://{authority}{path}")
+}
+
+/// A reference in id form (32 hex digits, as ContextForge's selective export writes server
+/// links): it names an entity of the source gateway, not one the document holds.
+pub fn is_id_ref(s: &str) -> bool {
+    s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// The gateway's slugify: lower-case, apostrophes inside words dropped, runs of anything but

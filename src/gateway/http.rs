@@ -72,6 +72,8 @@ pub struct Action {
     pub text: String,
     pub kind: Option<Kind>,
     pub name: Option<String>,
+    /// A POST that only reads (the selective export): counted as a read, safe to retry.
+    pub query: bool,
 }
 
 impl Action {
@@ -80,6 +82,15 @@ impl Action {
             text: text.into(),
             kind: None,
             name: None,
+            query: false,
+        }
+    }
+
+    /// A read sent as POST.
+    pub fn query(text: impl Into<String>) -> Self {
+        Action {
+            query: true,
+            ..Action::new(text)
         }
     }
 
@@ -89,6 +100,7 @@ impl Action {
             text: format!("{verb} {kind} '{name}'"),
             kind: Some(kind),
             name: Some(name.to_string()),
+            query: false,
         }
     }
 }
@@ -207,11 +219,11 @@ impl Transport {
         action: &Action,
     ) -> Result<Value, GatewayError> {
         let url = format!("{}{}", self.base, path);
-        let idempotent = method != Method::POST;
+        let idempotent = method != Method::POST || action.query;
         let mut attempt = 0;
         loop {
             self.limiter.acquire().await;
-            if method == Method::GET {
+            if method == Method::GET || action.query {
                 self.stats.reads.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);

@@ -326,7 +326,7 @@ pub async fn stored_credentials(
     for (kind, batch) in batches {
         let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
         let body = json!({ kind.plural(): ids });
-        let action = Action::new(format!("read stored {} credentials", kind));
+        let action = Action::query(format!("read stored {} credentials", kind));
         let doc = client
             .post(
                 "/v1/export/selective?include_dependencies=false",

@@ -57,8 +57,9 @@ fn one<E: Entity + Serialize>(item: &E) -> Comparable {
     let Value::Object(obj) = serde_json::to_value(item).expect("entities serialise") else {
         unreachable!("entities are objects")
     };
-    let manages_auth = obj.get("auth_type").is_some_and(|v| !v.is_null())
-        || obj.get("auth_value").is_some_and(|v| !v.is_null());
+    // A document that names an auth type but carries no value (ContextForge's full export)
+    // does not manage credentials: nothing about them is compared.
+    let manages_auth = obj.get("auth_value").is_some_and(|v| !v.is_null());
     let mut fields = BTreeMap::new();
     let mut lists = BTreeMap::new();
     for (field, value) in obj {
@@ -91,6 +92,10 @@ fn one<E: Entity + Serialize>(item: &E) -> Comparable {
                 Value::String(value.as_str().unwrap_or_default().to_ascii_uppercase())
             }
             "input_schema" if kind == Kind::Prompt => prompt_arguments(&value),
+            // The gateway stores an empty tool input schema as the typed default.
+            "input_schema" if value.as_object().is_some_and(|o| o.is_empty()) => {
+                serde_json::json!({"type": "object", "properties": {}})
+            }
             _ => value,
         };
         fields.insert(field, value);
@@ -131,6 +136,9 @@ fn prompt_arguments(schema: &Value) -> Value {
 pub fn field_changes(want: &Comparable, have: &Comparable) -> Vec<FieldChange> {
     let mut out = Vec::new();
     for (field, value) in &want.fields {
+        if field == "auth_type" && !want.manages_auth {
+            continue;
+        }
         let current = have.fields.get(field).cloned().unwrap_or(Value::Null);
         if &current != value && !(empty(value) && empty(&current)) {
             out.push(FieldChange::Value {

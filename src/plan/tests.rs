@@ -105,7 +105,7 @@ fn diff_table() {
 
 #[test]
 fn credentials_are_compared_decrypted_and_never_shown() {
-    let d = r#"{"tools":[{"name":"t","url":"https://x.example/t","auth_type":"bearer"}]}"#;
+    let d = r#"{"tools":[{"name":"t","url":"https://x.example/t","auth_type":"bearer","auth_value":"enc"}]}"#;
     let creds = |v: &str| -> CredentialMap {
         [(
             (Kind::Tool, "t".to_string()),

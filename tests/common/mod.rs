@@ -79,10 +79,16 @@ impl Gateway {
 
     /// A tiny MCP peer server; returns its MCP URL.
     pub fn peer(&self, name: &str) -> String {
+        self.peer_on(name, None)
+    }
+
+    /// A tiny MCP peer server on a given port (None: a free one); returns its MCP URL.
+    pub fn peer_on(&self, name: &str, port: Option<u16>) -> String {
         let out = Command::new(cf())
             .arg("peer")
             .arg(self.dir.path())
             .arg(name)
+            .args(port.map(|p| p.to_string()))
             .output()
             .expect("run cf.sh peer");
         assert!(
@@ -214,6 +220,15 @@ fn run_dir() -> PathBuf {
     let d = root().join("target/test-gateways");
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Read a JSON file.

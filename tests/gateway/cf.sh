@@ -114,10 +114,10 @@ stop() {
 }
 
 peer() {
-  local dir="$1" name="$2"; [ -n "$name" ] || die "usage: cf.sh peer DIR NAME"
+  local dir="$1" name="$2"; [ -n "$name" ] || die "usage: cf.sh peer DIR NAME [PORT]"
   install
   mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
-  local port; port="$(free_port)"
+  local port="${3:-}"; [ -n "$port" ] || port="$(free_port)"
   "$VENV/bin/python" "$HERE/peer.py" --name "$name" --port "$port" > "$dir/peer-$name.log" 2>&1 &
   echo $! > "$dir/peer-$name.pid"
   # A plain GET on the MCP endpoint answers (406/400) once the server listens.
@@ -137,7 +137,7 @@ case "$cmd" in
   install) install ;;
   start) start "${1:-}" ;;
   stop) stop "${1:-}" ;;
-  peer) peer "${1:-}" "${2:-}" ;;
+  peer) peer "${1:-}" "${2:-}" "${3:-}" ;;
   env) cat "${1:?DIR}/gateway.env" ;;
-  *) die "usage: cf.sh install|start DIR|stop DIR|peer DIR NAME|env DIR" ;;
+  *) die "usage: cf.sh install|start DIR|stop DIR|peer DIR NAME [PORT]|env DIR" ;;
 esac

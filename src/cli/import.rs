@@ -1,0 +1,284 @@
+//! `mcp-gitops import`: restore a document into a gateway through the apply engine.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::{CliError, Connection, SecretArg, exit, report};
+use crate::apply::{self, Options, Strategy};
+use crate::document::{self, validate::Context};
+use crate::gateway::live::LiveState;
+use crate::kind::Kind;
+use crate::plan::Desired;
+use crate::secrets::Secret;
+use crate::select::{self, IncludeSpec, Selection};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Document file (JSON or YAML, mcp-gitops's or ContextForge's own export), or - for
+    /// standard input.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Decrypts the document's auth_values (and, without --rekey-secret, the gateway's).
+    #[command(flatten)]
+    pub secret: SecretArg,
+    /// The target gateway's AUTH_ENCRYPTION_SECRET, when the document was encrypted with
+    /// another key (a document from another environment).
+    #[arg(long, hide_env_values = true)]
+    pub rekey_secret: Option<String>,
+    /// What to do with an entity that exists and differs.
+    #[arg(long, value_enum, default_value = "update")]
+    pub conflict_strategy: Strategy,
+    /// Validate and compare with the gateway; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only these entities (and what they depend on), e.g. "tools:weather_*;servers:ai-*".
+    #[arg(long, value_name = "SPEC")]
+    pub include: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// One line per entity.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Concurrent writes within one dependency level.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Seconds a server waits for tools its peer gateway is still discovering.
+    #[arg(long, default_value_t = 30)]
+    pub discovery_timeout: u64,
+}
+
+/// The secrets of a run: the document's, and the target gateway's.
+pub struct Keys {
+    pub document: Option<Secret>,
+    pub gateway: Option<Secret>,
+}
+
+impl Keys {
+    pub fn new(secret: &SecretArg, rekey: Option<&str>) -> Keys {
+        let document = secret
+            .secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new);
+        let gateway = rekey
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .or_else(|| document.clone());
+        Keys { document, gateway }
+    }
+
+    pub fn rotates(&self) -> bool {
+        match (&self.document, &self.gateway) {
+            (Some(d), Some(g)) => d.fingerprint() != g.fingerprint(),
+            _ => false,
+        }
+    }
+}
+
+pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
+    let include = a
+        .include
+        .as_deref()
+        .map(IncludeSpec::parse)
+        .transpose()
+        .map_err(CliError::invalid)?;
+    let keys = Keys::new(&a.secret, a.rekey_secret.as_deref());
+    let file = if a.file.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        a.file.display().to_string()
+    };
+    let full = document::load_path(&a.file).map_err(CliError::invalid)?;
+    let has_credentials = full.entities.tools.iter().any(|t| t.auth_value.is_some())
+        || full
+            .entities
+            .gateways
+            .iter()
+            .any(|g| g.auth_value.is_some());
+    if has_credentials && keys.document.is_none() {
+        return Err(CliError::invalid(format!(
+            "{file} carries encrypted credentials: pass --secret (or set AUTH_ENCRYPTION_SECRET) with the key it was encrypted with"
+        )));
+    }
+    // Everything that needs no gateway is checked first; when that finds problems, the
+    // gateway is still asked (read only) so that reference problems are reported with them.
+    let client = a.conn.client()?;
+    if let Err(offline) = document::validate(
+        &full,
+        &file,
+        &Context {
+            secret: keys.document.as_ref(),
+            live: None,
+        },
+    ) {
+        let all = match LiveState::fetch(&client, &Kind::ALL).await {
+            Ok(state) => {
+                let live = apply::live_ids(&state).into_keys().collect();
+                document::validate(
+                    &full,
+                    &file,
+                    &Context {
+                        secret: keys.document.as_ref(),
+                        live: Some(&live),
+                    },
+                )
+                .err()
+                .unwrap_or(offline)
+            }
+            Err(_) => offline,
+        };
+        return Err(CliError::invalid(all));
+    }
+    let selected = select::select(
+        &full,
+        &Selection {
+            include,
+            include_inactive: true,
+            dependencies: true,
+            ..Selection::default()
+        },
+    );
+    if a.include.is_some() && selected.document.entities.total() == 0 {
+        return Err(CliError::invalid(format!(
+            "--include matched nothing in {file}"
+        )));
+    }
+    let desired = selected.document;
+
+    let observed = apply::observe(&client, &desired, keys.gateway.as_ref()).await?;
+    // References may name what the gateway already holds.
+    let live = observed.identities();
+    document::validate(
+        &desired,
+        &file,
+        &Context {
+            secret: None,
+            live: Some(&live),
+        },
+    )
+    .map_err(CliError::invalid)?;
+    let stored_read = observed.credentials.len();
+    if !observed.unreadable.is_empty() && stored_read == 0 {
+        let fp = keys
+            .gateway
+            .as_ref()
+            .map(Secret::fingerprint)
+            .unwrap_or_default();
+        return Err(CliError::invalid(format!(
+            "the gateway's stored credentials ({} of them, e.g. {} {}) do not decrypt with the given key (fingerprint {fp}): pass the target gateway's AUTH_ENCRYPTION_SECRET, as --rekey-secret when the document comes from another environment",
+            observed.unreadable.len(),
+            observed.unreadable[0].0,
+            observed.unreadable[0].1
+        )));
+    }
+    let credentials =
+        apply::desired_credentials(&desired, keys.document.as_ref()).map_err(CliError::invalid)?;
+    let opts = Options {
+        strategy: a.conflict_strategy,
+        dry_run: a.dry_run,
+        parallelism: a.parallelism,
+        discovery_timeout: Duration::from_secs(a.discovery_timeout),
+        now_unix: time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64,
+    };
+    let prepared = apply::prepare(&desired, &credentials, &observed, &opts);
+    if !prepared.conflicts.is_empty() {
+        let mut msg = format!(
+            "{} conflict{} under --conflict-strategy fail; nothing was written:",
+            prepared.conflicts.len(),
+            if prepared.conflicts.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+        for c in &prepared.conflicts {
+            msg.push_str(&format!("\n  {c}"));
+        }
+        if a.output == Output::Json {
+            println!(
+                "{}",
+                json!({"ok": false, "dry_run": a.dry_run, "conflicts": prepared.conflicts})
+            );
+        }
+        return Err(CliError::new(exit::CONFLICT, msg));
+    }
+    let needs_owner = !opts.dry_run
+        && prepared
+            .steps
+            .iter()
+            .any(|s| s.action == apply::StepAction::Create);
+    let owner = apply::Owner {
+        team_id: if needs_owner {
+            apply::personal_team(&client).await?
+        } else {
+            None
+        },
+    };
+    let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
+    let bar = |done: usize, total: usize| {
+        if total >= 20 {
+            eprint!("\r  applying {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let result = apply::execute(
+        &client,
+        &Desired {
+            document: &desired,
+            credentials: &credentials,
+        },
+        &observed,
+        &prepared,
+        &opts,
+        owner,
+        tty.then_some(&bar as apply::Progress<'_>),
+    )
+    .await;
+
+    let stats = client.stats();
+    let audit = keys
+        .rotates()
+        .then(|| {
+            let who = a.conn.who(&client);
+            report::audit(&result, &keys, &credentials, &who, &client, a.dry_run)
+        })
+        .flatten();
+    match a.output {
+        Output::Text => {
+            print!(
+                "{}",
+                report::text(&result, selected.skipped, a.verbose, "Imported")
+            );
+            if let Some(line) = &audit {
+                eprintln!("{line}");
+            }
+        }
+        Output::Json => {
+            let mut v = report::json(&result, selected.skipped);
+            v["requests"] = json!({"reads": stats.reads(), "writes": stats.writes()});
+            if let Some(line) = &audit {
+                v["audit"] = json!(line);
+            }
+            println!("{v}");
+        }
+    }
+    Ok(if result.failed() > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
+}

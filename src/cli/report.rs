@@ -1,0 +1,182 @@
+//! How an engine run is shown: per-entity lines, notes and one summary line as text, the
+//! same as one JSON object, and the audit line of a key rotation.
+
+use serde_json::{Value, json};
+
+use super::import::Keys;
+use crate::apply::{Bucket, Outcome, Report};
+use crate::gateway::Client;
+use crate::kind::Kind;
+use crate::plan::CredentialMap;
+
+fn counts(r: &Report, bucket: Bucket) -> Vec<String> {
+    Kind::DISPLAY
+        .iter()
+        .filter_map(|k| {
+            let n = r.count(Some(*k), bucket);
+            (n > 0).then(|| k.count(n))
+        })
+        .collect()
+}
+
+fn line(r: &crate::apply::EntityResult, dry: bool) -> String {
+    let name = match &r.renamed_to {
+        Some(to) => format!("{} as {to}", r.name),
+        None => r.name.clone(),
+    };
+    let (mark, verb) = match (&r.outcome, dry) {
+        (Outcome::Created, false) => ("+", "created".to_string()),
+        (Outcome::Created, true) => ("+", "would create".to_string()),
+        (Outcome::Updated { .. }, false) => ("~", "updated".to_string()),
+        (Outcome::Updated { .. }, true) => ("~", "would update".to_string()),
+        (Outcome::Unchanged, _) => ("=", "unchanged".to_string()),
+        (Outcome::Skipped { .. }, _) => ("-", "skipped".to_string()),
+        (Outcome::Failed { .. }, false) => ("!", "failed".to_string()),
+        (Outcome::Failed { .. }, true) => ("!", "would fail".to_string()),
+    };
+    let tail = match &r.outcome {
+        Outcome::Updated { .. } => format!(": {}", r.changes.join("; ")),
+        Outcome::Skipped { reason } => format!(": {reason}"),
+        Outcome::Failed { error } => format!(": {error}"),
+        _ => String::new(),
+    };
+    format!("  {mark} {verb} {} {name}{tail}\n", r.kind)
+}
+
+/// The text report: failures and skips always, every entity with `verbose`, notes, then the
+/// summary line (`Imported: 15 tools, 3 gateways, ...`).
+pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> String {
+    let mut out = String::new();
+    for res in &r.results {
+        let always = matches!(res.outcome.bucket(), Bucket::Failed | Bucket::Skipped);
+        if verbose || always {
+            out.push_str(&line(res, r.dry_run));
+        }
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    let unchanged = r.count(None, Bucket::Unchanged);
+    let skipped = r.count(None, Bucket::Skipped) + not_selected;
+    let failed = r.failed();
+    if r.dry_run {
+        let created = counts(r, Bucket::Created);
+        let updated: Vec<String> = Kind::DISPLAY
+            .iter()
+            .filter_map(|k| {
+                let n = r.count(Some(*k), Bucket::Updated);
+                (n > 0).then(|| format!("{} ({})", k.count(n), r.updated_fields(*k).join(", ")))
+            })
+            .collect();
+        let none = |v: Vec<String>| {
+            if v.is_empty() {
+                "nothing".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        out.push_str(&format!(
+            "Would create {}; update {}; leave {unchanged} unchanged; skip {skipped}; fail {failed}; conflicts: none\n",
+            none(created),
+            none(updated),
+        ));
+        return out;
+    }
+    let mut applied: Vec<String> = Vec::new();
+    for k in Kind::DISPLAY {
+        let n = r.count(Some(k), Bucket::Created) + r.count(Some(k), Bucket::Updated);
+        if n > 0 {
+            applied.push(k.count(n));
+        }
+    }
+    let mut beside = Vec::new();
+    if unchanged > 0 {
+        beside.push(format!("{unchanged} unchanged"));
+    }
+    if skipped > 0 {
+        beside.push(format!(
+            "{skipped} item{} skipped",
+            if skipped == 1 { "" } else { "s" }
+        ));
+    }
+    if failed > 0 {
+        beside.push(format!("{failed} failed"));
+    }
+    out.push_str(&format!(
+        "{verb}: {}",
+        if applied.is_empty() {
+            "nothing".to_string()
+        } else {
+            applied.join(", ")
+        }
+    ));
+    if !beside.is_empty() {
+        out.push_str(&format!(" ({})", beside.join(", ")));
+    }
+    out.push('\n');
+    out
+}
+
+/// The same as one JSON object.
+pub fn json(r: &Report, not_selected: usize) -> Value {
+    let per_kind = |b: Bucket| -> Value {
+        Kind::DISPLAY
+            .iter()
+            .map(|k| (k.plural().to_string(), json!(r.count(Some(*k), b))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    json!({
+        "ok": r.failed() == 0,
+        "dry_run": r.dry_run,
+        "summary": {
+            "created": per_kind(Bucket::Created),
+            "updated": per_kind(Bucket::Updated),
+            "unchanged": r.count(None, Bucket::Unchanged),
+            "skipped": r.count(None, Bucket::Skipped),
+            "failed": r.failed(),
+            "not_selected": not_selected,
+        },
+        "results": r.results,
+        "notes": r.notes,
+    })
+}
+
+/// One audit line for a key rotation: who, when, which entities, key fingerprints (never
+/// keys). None when no credential was written.
+pub fn audit(
+    r: &Report,
+    keys: &Keys,
+    credentials: &CredentialMap,
+    who: &str,
+    client: &Client,
+    dry: bool,
+) -> Option<String> {
+    let (from, to) = (keys.document.as_ref()?, keys.gateway.as_ref()?);
+    let rotated: Vec<String> = r
+        .results
+        .iter()
+        .filter(|res| credentials.contains_key(&(res.kind, res.name.clone())))
+        .filter(|res| match &res.outcome {
+            Outcome::Created => true,
+            Outcome::Updated { fields } => fields.iter().any(|f| f == "auth_value"),
+            _ => false,
+        })
+        .map(|res| format!("{} {}", res.kind, res.name))
+        .collect();
+    if rotated.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "audit: {}key rotation by {} at {} on {}: {} credential{} re-encrypted from key {} to key {}: {}",
+        if dry { "(dry run) " } else { "" },
+        who,
+        super::now_rfc3339(),
+        client.url(),
+        rotated.len(),
+        if rotated.len() == 1 { "" } else { "s" },
+        from.fingerprint(),
+        to.fingerprint(),
+        rotated.join(", ")
+    ))
+}
