@@ -4,6 +4,7 @@
 //! HTTP, `cli` parses flags). Every front door calls the same engine.
 
 pub mod apply;
+pub mod bulk;
 pub mod cli;
 pub mod document;
 pub mod export;

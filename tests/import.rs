@@ -374,3 +374,94 @@ async fn a_failed_peer_skips_its_dependents_and_a_rerun_converges() {
     let servers: Vec<LiveServer> = live::list_all(&gw.client(), Kind::Server).await.unwrap();
     assert_eq!(servers[0].associated_tool_ids.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bulk_tool_import_reports_each_item_and_never_fails_the_batch() {
+    let gw = Gateway::start();
+    gw.post(
+        "/v1/tools",
+        json!({"tool": {"name": "taken", "url": "https://t.example.com", "integration_type": "REST",
+                        "request_type": "GET"}}),
+    )
+    .await;
+    let secret = mcp_gitops::secrets::Secret::new(gw.secret());
+    let creds = mcp_gitops::secrets::Credentials::from_pairs([(
+        "X-Api-Key".to_string(),
+        "CANARY-bulk".to_string(),
+    )]);
+    let items = json!([
+        {"name": "alpha", "url": "https://a.example.com", "request_type": "GET", "tags": ["bulk"]},
+        {"name": "bad name", "url": "ftp://nowhere"},
+        {"name": "taken", "url": "https://t.example.com", "request_type": "GET"},
+        {"name": "beta", "url": "https://b.example.com", "integration_type": "REST",
+         "request_type": "POST", "description": "with a key", "timeout": 10, "rate_limit": 5,
+         "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+         "auth_type": "authheaders", "auth_value": secret.encrypt(&creds)},
+        {"name": "gamma", "url": "https://g.example.com", "request_type": "PUT"}
+    ]);
+    let file = write(&gw, "tools.json", &items);
+    let out = gw
+        .cmd()
+        .args([
+            "import-tools",
+            &file,
+            "--user",
+            common::ADMIN,
+            "--max-batch",
+            "2",
+        ])
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["created_count"], 3, "{v}");
+    assert_eq!(v["failed_count"], 2, "{v}");
+    assert_eq!(
+        v["created"],
+        json!([{"index": 0, "name": "alpha"}, {"index": 3, "name": "beta"}, {"index": 4, "name": "gamma"}])
+    );
+    assert_eq!(v["errors"][0]["index"], 1);
+    let fields: Vec<&str> = v["errors"][0]["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["name", "url"]);
+    assert_eq!(v["errors"][1]["index"], 2);
+    assert!(
+        v["errors"][1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{v}"
+    );
+    assert!(!stdout(&out).contains("CANARY"));
+
+    // The credential is stored encrypted with the gateway's key, and works with its decode.
+    let tools: Vec<LiveTool> = live::list_all(&gw.client(), Kind::Tool).await.unwrap();
+    let beta = tools.iter().find(|t| t.name == "beta").unwrap();
+    assert!(beta.team_id.is_some(), "explicit ownership");
+    let sel = gw
+        .post("/v1/export/selective", json!({"tools": [beta.id]}))
+        .await;
+    let value = sel["entities"]["tools"][0]["auth_value"].as_str().unwrap();
+    assert_eq!(
+        gw.decode_auth(&[value], None),
+        vec![json!({"X-Api-Key": "CANARY-bulk"})]
+    );
+
+    // Text output names the failures and counts.
+    let out = gw
+        .cmd()
+        .args(["import-tools", &file, "--user", common::ADMIN])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("  ! [1] bad name: Validation failed: name: "));
+    assert!(
+        stdout(&out).ends_with("Created 0 of 5 tools (5 failed)\n"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -2,6 +2,7 @@
 
 mod export;
 mod import;
+mod import_tools;
 mod offline;
 mod report;
 
@@ -79,6 +80,8 @@ pub enum Command {
     Export(Box<export::ExportArgs>),
     /// Restore a document into the gateway: validated first, dependency-ordered, idempotent.
     Import(Box<import::ImportArgs>),
+    /// Bulk-create REST tools from a JSON array, each validated on its own.
+    ImportTools(Box<import_tools::ImportToolsArgs>),
     /// Check a document (JSON Schema shape and meaning) without contacting a gateway.
     Validate(offline::ValidateArgs),
     /// Re-encrypt a document's credentials for another key, offline.
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Export(a) => export::run(*a).await,
         Command::Import(a) => import::run(*a).await,
+        Command::ImportTools(a) => import_tools::run(*a).await,
         Command::Validate(a) => offline::validate(a),
         Command::Rekey(a) => offline::rekey(a),
         Command::Schema => {
