@@ -7,6 +7,7 @@ pub mod apply;
 pub mod bulk;
 pub mod cli;
 pub mod document;
+pub mod envdir;
 pub mod export;
 pub mod fsutil;
 pub mod gateway;

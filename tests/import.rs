@@ -277,6 +277,21 @@ async fn conflict_strategies_validation_and_selective_import() {
         stdout(&out).lines().last().unwrap(),
         "Imported: 2 tools, 1 server (2 items skipped)"
     );
+    // YAML on standard input reads the same.
+    let out = gw
+        .cmd()
+        .args(["import", "-", "--user", common::ADMIN, "--dry-run"])
+        .write_stdin(
+            "version: '2025-03-26'\nentities:\n  tools:\n    - name: weather_api\n      url: https://w.example.com/v1\n      request_type: GET\n      tags: [weather]\n",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("Would create nothing; update nothing; leave 1 unchanged"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let out = run(&[&file, "--include", "tools:nothing-like-this"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--include matched nothing"));

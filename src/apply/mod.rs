@@ -25,7 +25,9 @@ pub use observe::{Observed, live_ids, observe};
 pub use run::{Progress, execute, personal_team};
 
 /// What to do with an entity that exists on the gateway and differs from the document.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Write the fields that differ.

@@ -107,18 +107,22 @@ pub async fn observe(
     let id = |kind: Kind, key: &str| ids.get(&(kind, identity(kind, key))).cloned();
 
     // Credentials, only for entities whose credentials the desired document manages.
-    let managed = |kind: Kind, key: &str| match kind {
-        Kind::Tool => desired
-            .entities
-            .tools
-            .iter()
-            .any(|t| t.auth_value.is_some() && identity(kind, &t.name) == identity(kind, key)),
-        _ => desired
-            .entities
-            .gateways
-            .iter()
-            .any(|g| g.auth_value.is_some() && identity(kind, &g.name) == identity(kind, key)),
-    };
+    let managed_set: HashSet<(Kind, String)> = desired
+        .entities
+        .tools
+        .iter()
+        .filter(|t| t.auth_value.is_some())
+        .map(|t| (Kind::Tool, identity(Kind::Tool, &t.name)))
+        .chain(
+            desired
+                .entities
+                .gateways
+                .iter()
+                .filter(|g| g.auth_value.is_some())
+                .map(|g| (Kind::Gateway, identity(Kind::Gateway, &g.name))),
+        )
+        .collect();
+    let managed = |kind: Kind, key: &str| managed_set.contains(&(kind, identity(kind, key)));
     let want_tools: Vec<(String, String)> = document
         .entities
         .tools
@@ -136,12 +140,12 @@ pub async fn observe(
     let mut credentials = CredentialMap::new();
     let mut unreadable = Vec::new();
     if !(want_tools.is_empty() && want_gateways.is_empty()) {
-        let pairs = |v: &[(String, String)]| -> Vec<(String, String)> { v.to_vec() };
-        let (t, g) = (pairs(&want_tools), pairs(&want_gateways));
-        let tr: Vec<(&str, &str)> = t.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let gr: Vec<(&str, &str)> = g.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let stored = live::stored_credentials(client, &tr, &gr).await?;
-        for (kind, list) in [(Kind::Tool, &t), (Kind::Gateway, &g)] {
+        fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+            v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+        }
+        let stored =
+            live::stored_credentials(client, &refs(&want_tools), &refs(&want_gateways)).await?;
+        for (kind, list) in [(Kind::Tool, &want_tools), (Kind::Gateway, &want_gateways)] {
             for (id, name) in list {
                 let Some(value) = stored.get(&(kind, id.clone())) else {
                     continue;
@@ -157,19 +161,18 @@ pub async fn observe(
     }
 
     // Resource content, only where the desired document states content to compare.
+    let live_uris: HashSet<&str> = document
+        .entities
+        .resources
+        .iter()
+        .map(|r| r.key())
+        .collect();
     let wanted: Vec<(String, String)> = desired
         .entities
         .resources
         .iter()
-        .filter(|r| r.content.is_some())
-        .filter_map(|r| {
-            let live = document
-                .entities
-                .resources
-                .iter()
-                .find(|l| l.key() == r.uri)?;
-            Some((id(Kind::Resource, &live.uri)?, live.uri.clone()))
-        })
+        .filter(|r| r.content.is_some() && live_uris.contains(r.uri.as_str()))
+        .filter_map(|r| Some((id(Kind::Resource, &r.uri)?, r.uri.clone())))
         .collect();
     if !wanted.is_empty() {
         let refs: Vec<(&str, &str)> = wanted

@@ -1,5 +1,6 @@
 //! The command line: flags, one-line errors and documented exit codes.
 
+mod env;
 mod export;
 mod import;
 mod import_tools;
@@ -82,6 +83,10 @@ pub enum Command {
     Import(Box<import::ImportArgs>),
     /// Bulk-create REST tools from a JSON array, each validated on its own.
     ImportTools(Box<import_tools::ImportToolsArgs>),
+    /// Show what applying an environment directory would change on its gateway.
+    Plan(Box<env::PlanArgs>),
+    /// Make the gateway hold an environment directory's desired state.
+    Apply(Box<env::EnvArgs>),
     /// Check a document (JSON Schema shape and meaning) without contacting a gateway.
     Validate(offline::ValidateArgs),
     /// Re-encrypt a document's credentials for another key, offline.
@@ -225,6 +230,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Export(a) => export::run(*a).await,
         Command::Import(a) => import::run(*a).await,
+        Command::Plan(a) => env::plan(*a).await,
+        Command::Apply(a) => env::apply(*a).await,
         Command::ImportTools(a) => import_tools::run(*a).await,
         Command::Validate(a) => offline::validate(a),
         Command::Rekey(a) => offline::rekey(a),

@@ -218,10 +218,85 @@ print(f"ratio mcp-gitops / mcpgateway (median wall time): {ratio:.2f}x  (target 
 PY
 }
 
+# --- benchmark: import ---------------------------------------------------------------------------
+
+# fresh NAME: start an empty gateway (rate limiter off) in $DIR/NAME; prints its URL.
+fresh() {
+  CF_EXTRA_ENV="RATE_LIMITING_ENABLED=false" "$CF" start "$DIR/$1"
+}
+
+# completeness URL LABEL: export the gateway with mcp-gitops and count what arrived.
+completeness() {
+  "$BIN" export --gateway "$1" --user "$ADMIN" --rate-limit 0 --out "$OUT/restored-$2.json" >/dev/null
+  "$PY" - "$OUT/restored-$2.json" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["entities"]
+tools, res, srv = d.get("tools", []), d.get("resources", []), d.get("servers", [])
+print(f"  {sys.argv[2]:<11} entities {sum(len(v) for v in d.values()):>5}   tools with auth_value "
+      f"{sum(1 for t in tools if t.get('auth_value'))}/{len(tools)}   resources with content "
+      f"{sum(1 for r in res if r.get('content'))}/{len(res)}   server tool links "
+      f"{sum(len(s.get('tool_ids', [])) for s in srv)}")
+PY
+}
+
+bench_import() {
+  local runs="${BENCH_IMPORT_RUNS:-3}" doc="$OUT/mcp-gitops.json" i url t0 t1
+  heading "Import: cold restore of the 1,000-entity export into a fresh gateway, $runs runs each"
+  [ -f "$doc" ] || die "no export document; run bench_export first"
+  : >"$OUT/import-times"
+  for ((i = 1; i <= runs; i++)); do
+    url="$(fresh "import-ours-$i")"
+    t0=$(date +%s%N)
+    "$BIN" import "$doc" --gateway "$url" --user "$ADMIN" --rate-limit 0 --parallelism 8 \
+      --output json >"$OUT/import-ours-$i.json" 2>"$OUT/import-ours-$i.log" || die "mcp-gitops import failed (see $OUT/import-ours-$i.log)"
+    t1=$(date +%s%N)
+    echo "mcp-gitops $(( (t1 - t0) / 1000000 ))" >>"$OUT/import-times"
+    printf '  %-12s %7d ms\n' mcp-gitops $(( (t1 - t0) / 1000000 ))
+    if ((i == runs)); then
+      completeness "$url" mcp-gitops
+      # The repeated import: zero writes expected.
+      t0=$(date +%s%N)
+      "$BIN" import "$doc" --gateway "$url" --user "$ADMIN" --output json >"$OUT/import-again.json"
+      t1=$(date +%s%N)
+      echo "again $(( (t1 - t0) / 1000000 ))" >>"$OUT/import-times"
+      printf '  %-12s %7d ms  writes: %s\n' "repeat" $(( (t1 - t0) / 1000000 )) \
+        "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"]["writes"])' "$OUT/import-again.json")"
+    fi
+    "$CF" stop "$DIR/import-ours-$i"
+
+    url="$(fresh "import-theirs-$i")"
+    (set -a; . "$DIR/import-theirs-$i/gateway.env"; set +a
+     tok="$("$PY" -m mcpgateway.utils.create_jwt_token -u "$ADMIN" --exp 60 --admin 2>/dev/null)"
+     t0=$(date +%s%N)
+     MCPGATEWAY_BEARER_TOKEN="$tok" "$CFCLI" import "$doc" >"$OUT/import-theirs-$i.log" 2>&1 || true
+     t1=$(date +%s%N)
+     echo "$t0 $t1" >"$OUT/import-theirs-$i.t")
+    read -r t0 t1 <"$OUT/import-theirs-$i.t"
+    echo "mcpgateway $(( (t1 - t0) / 1000000 ))" >>"$OUT/import-times"
+    printf '  %-12s %7d ms  (%s)\n' mcpgateway $(( (t1 - t0) / 1000000 )) \
+      "$(grep -E 'Created|Failed' "$OUT/import-theirs-$i.log" | tr -s ' \n' ' ')"
+    ((i == runs)) && completeness "$url" mcpgateway
+    "$CF" stop "$DIR/import-theirs-$i"
+  done
+  "$PY" - "$OUT/import-times" <<'PY'
+import statistics, sys
+from collections import defaultdict
+ms = defaultdict(list)
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    ms[k].append(int(v))
+o, t = statistics.median(ms["mcp-gitops"]), statistics.median(ms["mcpgateway"])
+print(f"\ncold restore, median: mcp-gitops {o:.0f} ms, mcpgateway import {t:.0f} ms; "
+      f"ratio {o / t:.2f}x (target <= 1.0x: {'met' if o <= t else 'NOT met'})")
+print(f"repeated import: {ms['again'][0]} ms (target < 1000 ms: {'met' if ms['again'][0] < 1000 else 'NOT met'})")
+PY
+}
+
 main() {
   setup
   populate
   bench_export
+  bench_import
   heading "Done (working files in ${OUT#"$ROOT"/})"
 }
 

@@ -10,7 +10,7 @@ BIN="$ROOT/target/debug/mcp-gitops"
 
 "$CF" stop "$DIR" >/dev/null 2>&1 || true
 rm -rf "$DIR"
-trap '"$CF" stop "$DIR" >/dev/null 2>&1 || true' EXIT
+trap '"$CF" stop "$DIR" >/dev/null 2>&1 || true; "$CF" stop "$DIR/restore" >/dev/null 2>&1 || true' EXIT
 
 echo "==> Starting a ContextForge gateway on loopback (fresh SQLite database)"
 URL="$("$CF" start "$DIR")"
@@ -66,4 +66,12 @@ for t in d["entities"]["tools"]:
     print(f'  {t["name"]}: headers {sorted(headers)} (values not shown)')
 PY
 echo
-echo "Backup written to .run/demo/backup.json; the gateway is stopped now."
+echo "==> Restoring the backup into a second, empty gateway"
+URL2="$("$CF" start "$DIR/restore")"
+echo "==> mcp-gitops import .run/demo/backup.json --gateway $URL2 --user $PLATFORM_ADMIN_EMAIL --verbose"
+"$BIN" import "$DIR/backup.json" --gateway "$URL2" --user "$PLATFORM_ADMIN_EMAIL" --verbose
+echo
+echo "==> The same import again: nothing to do, zero write requests"
+"$BIN" import "$DIR/backup.json" --gateway "$URL2" --user "$PLATFORM_ADMIN_EMAIL"
+echo
+echo "Backup written to .run/demo/backup.json; both gateways are stopped now."
