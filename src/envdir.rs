@@ -183,6 +183,14 @@ pub fn load(dir: &Path) -> Result<Environment, EnvError> {
     load_with(dir, &env_lookup, &mut Vec::new())
 }
 
+/// Load with variables from `lookup` instead of the process environment.
+pub fn load_with_vars(
+    dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Environment, EnvError> {
+    load_with(dir, lookup, &mut Vec::new())
+}
+
 fn load_with(
     dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,

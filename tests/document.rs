@@ -74,3 +74,28 @@ fn committed_schema_is_current() {
         "the committed schema is stale: run `mcp-gitops schema > examples/export-document.schema.json`"
     );
 }
+
+#[test]
+fn example_environments_load_and_validate() {
+    use mcp_gitops::envdir;
+    let vars = |v: &str| Some(format!("value-of-{v}.example.com"));
+    for env in ["base", "dev", "prod"] {
+        let dir = common::root().join("examples/envs").join(env);
+        let e = envdir::load_with_vars(&dir, &vars).unwrap_or_else(|e| panic!("{env}: {e}"));
+        mcp_gitops::document::validate(
+            &e.document,
+            env,
+            &mcp_gitops::document::validate::Context::default(),
+        )
+        .unwrap();
+    }
+    let dev = envdir::load_with_vars(&common::root().join("examples/envs/dev"), &vars).unwrap();
+    assert_eq!(dev.document.entities.tools.len(), 3);
+    assert!(
+        dev.document
+            .entities
+            .tools
+            .iter()
+            .any(|t| t.url.contains("value-of-WEATHER_HOST"))
+    );
+}

@@ -40,8 +40,16 @@ async fn plan_apply_converge_and_an_export_plans_to_nothing() {
     let out = run(&["plan", "--detailed-exitcode"], "weather.example.com");
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let text = stdout(&out);
-    assert!(text.contains("+ create tool translate\n+ create tool weather-api\n+ create server ai-tools\n"), "{text}");
-    assert!(text.ends_with("Plan: 3 to create, 0 to update, 0 unchanged.\n"), "{text}");
+    assert!(
+        text.contains(
+            "+ create tool translate\n+ create tool weather-api\n+ create server ai-tools\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Plan: 3 to create, 0 to update, 0 unchanged.\n"),
+        "{text}"
+    );
 
     let out = run(&["apply"], "weather.example.com");
     assert!(out.status.success(), "{}", stdout(&out));
@@ -77,5 +85,9 @@ async fn plan_apply_converge_and_an_export_plans_to_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(stdout(&out).ends_with("Plan: 0 to create, 0 to update, 52 unchanged.\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).ends_with("Plan: 0 to create, 0 to update, 52 unchanged.\n"),
+        "{}",
+        stdout(&out)
+    );
 }
