@@ -6,6 +6,7 @@
 pub mod body;
 mod entity;
 mod observe;
+mod ready;
 mod run;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use crate::plan::{self, CredentialMap, FieldChange, Op};
 pub use body::Owner;
 pub use entity::{EntityRef, Index};
 pub use observe::{Observed, live_ids, observe};
+pub use ready::{Keys, Ready, ReadyError, owner, ready};
 pub use run::{Progress, execute, personal_team};
 
 /// What to do with an entity that exists on the gateway and differs from the document.

@@ -23,8 +23,6 @@ pub struct Observed {
     pub unreadable: Vec<(Kind, String)>,
     /// Live ids by (kind, identity), federated tools, prompts and resources included.
     pub ids: HashMap<(Kind, String), String>,
-    /// Every live id per kind (server links in id form are checked against these).
-    pub all_ids: HashSet<(Kind, String)>,
 }
 
 impl Observed {
@@ -92,18 +90,6 @@ pub async fn observe(
     let state = LiveState::fetch(client, &Kind::ALL).await?;
     let (mut document, _) = export::from_live(&state);
     let ids = live_ids(&state);
-    let all_ids: HashSet<(Kind, String)> = state
-        .tools
-        .iter()
-        .map(|t| (Kind::Tool, t.id.clone()))
-        .chain(
-            state
-                .resources
-                .iter()
-                .map(|r| (Kind::Resource, r.id.clone())),
-        )
-        .chain(state.prompts.iter().map(|p| (Kind::Prompt, p.id.clone())))
-        .collect();
     let id = |kind: Kind, key: &str| ids.get(&(kind, identity(kind, key))).cloned();
 
     // Credentials, only for entities whose credentials the desired document manages.
@@ -191,6 +177,5 @@ pub async fn observe(
         credentials,
         unreadable,
         ids,
-        all_ids,
     })
 }

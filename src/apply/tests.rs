@@ -1,16 +1,7 @@
 //! Strategy and lacking-data decisions of `prepare`, table-driven, no gateway.
 
 use super::*;
-use crate::document::from_str;
-
-fn doc(entities: &str) -> Document {
-    from_str(
-        &format!(r#"{{"version":"1","entities":{entities}}}"#),
-        None,
-        "t",
-    )
-    .unwrap()
-}
+use crate::document::test_doc as doc;
 
 fn observed(live: &str) -> Observed {
     let document = doc(live);
@@ -25,7 +16,6 @@ fn observed(live: &str) -> Observed {
         credentials: CredentialMap::new(),
         unreadable: Vec::new(),
         ids,
-        all_ids: Default::default(),
     }
 }
 

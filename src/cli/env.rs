@@ -9,8 +9,7 @@ use serde_json::json;
 
 use super::import::Output;
 use super::{CliError, exit, report};
-use crate::apply::{self, Observed, Options, Prepared, StepAction};
-use crate::document::{self, validate::Context};
+use crate::apply::{self, Keys, Observed, Options, Prepared, Ready, StepAction};
 use crate::envdir::{self, Environment, Mode};
 use crate::gateway::{Auth, Client, ClientOptions};
 use crate::plan::{CredentialMap, Desired};
@@ -62,45 +61,26 @@ async fn load(a: &EnvArgs) -> Result<Loaded, CliError> {
     .map_err(CliError::invalid)?;
     crate::gateway::check_url(&c.gateway).map_err(CliError::invalid)?;
     let client = Client::new(ClientOptions::new(c.gateway.clone(), auth))?;
-    let doc_secret = env
-        .secret(&c.secret)
-        .map_err(invalid)?
-        .map(|s| Secret::new(&s));
-    let gw_secret = env
-        .secret(&c.gateway_secret)
-        .map_err(invalid)?
-        .map(|s| Secret::new(&s))
-        .or_else(|| doc_secret.clone());
-    let file = a.dir.display().to_string();
-    document::validate(
-        &env.document,
-        &file,
-        &Context {
-            secret: doc_secret.as_ref(),
-            live: None,
-        },
-    )
-    .map_err(CliError::invalid)?;
-    let observed = apply::observe(&client, &env.document, gw_secret.as_ref()).await?;
-    let live = observed.identities();
-    document::validate(
-        &env.document,
-        &file,
-        &Context {
-            secret: None,
-            live: Some(&live),
-        },
-    )
-    .map_err(CliError::invalid)?;
-    let credentials = apply::desired_credentials(&env.document, doc_secret.as_ref())
-        .map_err(CliError::invalid)?;
+    let keys = Keys::new(
+        env.secret(&c.secret)
+            .map_err(invalid)?
+            .map(|s| Secret::new(&s)),
+        env.secret(&c.gateway_secret)
+            .map_err(invalid)?
+            .map(|s| Secret::new(&s)),
+    );
     let opts = Options {
         strategy: c.conflict_strategy.unwrap_or_default(),
         parallelism: a.parallelism,
         discovery_timeout: Duration::from_secs(30),
         ..Options::default()
     };
-    let prepared = apply::prepare(&env.document, &credentials, &observed, &opts);
+    let file = a.dir.display().to_string();
+    let Ready {
+        observed,
+        credentials,
+        prepared,
+    } = apply::ready(&client, &env.document, &env.document, &file, &keys, &opts).await?;
     Ok(Loaded {
         env,
         client,
@@ -172,18 +152,7 @@ pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
             a.dir.display()
         )));
     }
-    let needs_owner = l
-        .prepared
-        .steps
-        .iter()
-        .any(|s| s.action == StepAction::Create);
-    let owner = apply::Owner {
-        team_id: if needs_owner {
-            apply::personal_team(&l.client).await?
-        } else {
-            None
-        },
-    };
+    let owner = apply::owner(&l.client, &l.prepared, &l.opts).await?;
     let result = apply::execute(
         &l.client,
         &Desired {

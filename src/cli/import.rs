@@ -8,10 +8,8 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{CliError, Connection, SecretArg, exit, report};
-use crate::apply::{self, Options, Strategy};
-use crate::document::{self, validate::Context};
-use crate::gateway::live::LiveState;
-use crate::kind::Kind;
+use crate::apply::{self, Keys, Options, Ready, Strategy};
+use crate::document;
 use crate::plan::Desired;
 use crate::secrets::Secret;
 use crate::select::{self, IncludeSpec, Selection};
@@ -59,34 +57,6 @@ pub struct ImportArgs {
     pub discovery_timeout: u64,
 }
 
-/// The secrets of a run: the document's, and the target gateway's.
-pub struct Keys {
-    pub document: Option<Secret>,
-    pub gateway: Option<Secret>,
-}
-
-impl Keys {
-    pub fn new(secret: &SecretArg, rekey: Option<&str>) -> Keys {
-        let document = secret
-            .secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(Secret::new);
-        let gateway = rekey
-            .filter(|s| !s.is_empty())
-            .map(Secret::new)
-            .or_else(|| document.clone());
-        Keys { document, gateway }
-    }
-
-    pub fn rotates(&self) -> bool {
-        match (&self.document, &self.gateway) {
-            (Some(d), Some(g)) => d.fingerprint() != g.fingerprint(),
-            _ => false,
-        }
-    }
-}
-
 pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
     let include = a
         .include
@@ -94,53 +64,19 @@ pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
         .map(IncludeSpec::parse)
         .transpose()
         .map_err(CliError::invalid)?;
-    let keys = Keys::new(&a.secret, a.rekey_secret.as_deref());
+    let keys = Keys::new(
+        a.secret.optional(),
+        a.rekey_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+    );
     let file = if a.file.as_os_str() == "-" {
         "<stdin>".to_string()
     } else {
         a.file.display().to_string()
     };
     let full = document::load_path(&a.file).map_err(CliError::invalid)?;
-    let has_credentials = full.entities.tools.iter().any(|t| t.auth_value.is_some())
-        || full
-            .entities
-            .gateways
-            .iter()
-            .any(|g| g.auth_value.is_some());
-    if has_credentials && keys.document.is_none() {
-        return Err(CliError::invalid(format!(
-            "{file} carries encrypted credentials: pass --secret (or set AUTH_ENCRYPTION_SECRET) with the key it was encrypted with"
-        )));
-    }
-    // Everything that needs no gateway is checked first; when that finds problems, the
-    // gateway is still asked (read only) so that reference problems are reported with them.
-    let client = a.conn.client()?;
-    if let Err(offline) = document::validate(
-        &full,
-        &file,
-        &Context {
-            secret: keys.document.as_ref(),
-            live: None,
-        },
-    ) {
-        let all = match LiveState::fetch(&client, &Kind::ALL).await {
-            Ok(state) => {
-                let live = apply::live_ids(&state).into_keys().collect();
-                document::validate(
-                    &full,
-                    &file,
-                    &Context {
-                        secret: keys.document.as_ref(),
-                        live: Some(&live),
-                    },
-                )
-                .err()
-                .unwrap_or(offline)
-            }
-            Err(_) => offline,
-        };
-        return Err(CliError::invalid(all));
-    }
     let selected = select::select(
         &full,
         &Selection {
@@ -156,35 +92,6 @@ pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
         )));
     }
     let desired = selected.document;
-
-    let observed = apply::observe(&client, &desired, keys.gateway.as_ref()).await?;
-    // References may name what the gateway already holds.
-    let live = observed.identities();
-    document::validate(
-        &desired,
-        &file,
-        &Context {
-            secret: None,
-            live: Some(&live),
-        },
-    )
-    .map_err(CliError::invalid)?;
-    let stored_read = observed.credentials.len();
-    if !observed.unreadable.is_empty() && stored_read == 0 {
-        let fp = keys
-            .gateway
-            .as_ref()
-            .map(Secret::fingerprint)
-            .unwrap_or_default();
-        return Err(CliError::invalid(format!(
-            "the gateway's stored credentials ({} of them, e.g. {} {}) do not decrypt with the given key (fingerprint {fp}): pass the target gateway's AUTH_ENCRYPTION_SECRET, as --rekey-secret when the document comes from another environment",
-            observed.unreadable.len(),
-            observed.unreadable[0].0,
-            observed.unreadable[0].1
-        )));
-    }
-    let credentials =
-        apply::desired_credentials(&desired, keys.document.as_ref()).map_err(CliError::invalid)?;
     let opts = Options {
         strategy: a.conflict_strategy,
         dry_run: a.dry_run,
@@ -192,7 +99,12 @@ pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
         discovery_timeout: Duration::from_secs(a.discovery_timeout),
         now_unix: time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64,
     };
-    let prepared = apply::prepare(&desired, &credentials, &observed, &opts);
+    let client = a.conn.client()?;
+    let Ready {
+        observed,
+        credentials,
+        prepared,
+    } = apply::ready(&client, &full, &desired, &file, &keys, &opts).await?;
     if !prepared.conflicts.is_empty() {
         let mut msg = format!(
             "{} conflict{} under --conflict-strategy fail; nothing was written:",
@@ -214,18 +126,7 @@ pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
         }
         return Err(CliError::new(exit::CONFLICT, msg));
     }
-    let needs_owner = !opts.dry_run
-        && prepared
-            .steps
-            .iter()
-            .any(|s| s.action == apply::StepAction::Create);
-    let owner = apply::Owner {
-        team_id: if needs_owner {
-            apply::personal_team(&client).await?
-        } else {
-            None
-        },
-    };
+    let owner = apply::owner(&client, &prepared, &opts).await?;
     let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
     let bar = |done: usize, total: usize| {
         if total >= 20 {

@@ -11,7 +11,6 @@ use super::{CliError, Connection, SecretArg, exit};
 use crate::bulk::{self, BulkReport, Created, Failed};
 use crate::document;
 use crate::gateway::Action;
-use crate::secrets::Secret;
 
 #[derive(Args, Debug)]
 pub struct ImportToolsArgs {
@@ -39,12 +38,7 @@ pub async fn run(a: ImportToolsArgs) -> Result<u8, CliError> {
             )));
         }
     };
-    let secret = a
-        .secret
-        .secret
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Secret::new);
+    let secret = a.secret.optional();
     let client = a.conn.client()?;
     let team = crate::apply::personal_team(&client).await?;
 

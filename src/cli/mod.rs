@@ -51,6 +51,15 @@ impl CliError {
     }
 }
 
+impl From<crate::apply::ReadyError> for CliError {
+    fn from(e: crate::apply::ReadyError) -> Self {
+        match e {
+            crate::apply::ReadyError::Gateway(g) => g.into(),
+            other => CliError::invalid(other),
+        }
+    }
+}
+
 impl From<GatewayError> for CliError {
     fn from(e: GatewayError) -> Self {
         let code = match &e {
@@ -182,9 +191,17 @@ pub struct SecretArg {
 }
 
 impl SecretArg {
+    /// The secret, if one was given (an empty value counts as none).
+    pub fn optional(&self) -> Option<Secret> {
+        self.secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+    }
+
     pub fn require(&self, why: &str) -> Result<Secret, CliError> {
-        match self.secret.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => Ok(Secret::new(s)),
+        match self.optional() {
+            Some(s) => Ok(s),
             None => Err(CliError::invalid(format!(
                 "no secret: pass --secret or set AUTH_ENCRYPTION_SECRET ({why})"
             ))),

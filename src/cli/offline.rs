@@ -19,12 +19,7 @@ pub struct ValidateArgs {
 
 pub fn validate(a: ValidateArgs) -> Result<u8, CliError> {
     let doc = document::load_path(&a.file).map_err(CliError::invalid)?;
-    let secret = a
-        .secret
-        .secret
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Secret::new);
+    let secret = a.secret.optional();
     let file = a.file.display().to_string();
     document::validate(
         &doc,

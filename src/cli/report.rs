@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::import::Keys;
+use crate::apply::Keys;
 use crate::apply::{Bucket, Outcome, Report};
 use crate::gateway::Client;
 use crate::kind::Kind;

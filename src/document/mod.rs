@@ -440,3 +440,14 @@ pub fn schema_to_arguments(schema: &Value) -> Vec<PromptArgument> {
         })
         .unwrap_or_default()
 }
+
+/// A document holding `entities` (a JSON object), for tests.
+#[cfg(test)]
+pub fn test_doc(entities: &str) -> Document {
+    from_str(
+        &format!(r#"{{"version":"1","entities":{entities}}}"#),
+        None,
+        "t",
+    )
+    .expect("test document")
+}

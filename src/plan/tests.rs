@@ -1,17 +1,8 @@
 //! Table-driven tests of the pure diff.
 
 use super::*;
-use crate::document::from_str;
+use crate::document::test_doc as doc;
 use crate::secrets::Credentials;
-
-fn doc(entities: &str) -> Document {
-    from_str(
-        &format!(r#"{{"version":"1","entities":{entities}}}"#),
-        None,
-        "t",
-    )
-    .unwrap()
-}
 
 fn plan(desired: &str, live: &str) -> Vec<String> {
     plan_with(desired, live, &CredentialMap::new(), &CredentialMap::new())
