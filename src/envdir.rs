@@ -26,6 +26,70 @@ pub enum Mode {
     Observe,
 }
 
+/// The prune policy: `prune: true`, or a table.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "PruneRepr")]
+pub struct Prune {
+    pub enabled: bool,
+    /// Marks what this environment owns (`mcp-gitops:<owner>` tag); default: the directory's
+    /// name.
+    pub owner: Option<String>,
+    /// A plan deleting more than this share of the owned entities (or all of them) is refused
+    /// unless `--allow-mass-delete`.
+    pub max_delete_percent: u8,
+}
+
+/// The default mass-delete threshold, in percent of the owned entities.
+pub const MAX_DELETE_PERCENT: u8 = 50;
+
+impl Default for Prune {
+    fn default() -> Self {
+        Prune {
+            enabled: false,
+            owner: None,
+            max_delete_percent: MAX_DELETE_PERCENT,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PruneRepr {
+    Flag(bool),
+    Table(PruneTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneTable {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    max_delete_percent: Option<u8>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<PruneRepr> for Prune {
+    fn from(r: PruneRepr) -> Self {
+        match r {
+            PruneRepr::Flag(enabled) => Prune {
+                enabled,
+                ..Prune::default()
+            },
+            PruneRepr::Table(t) => Prune {
+                enabled: t.enabled,
+                owner: t.owner,
+                max_delete_percent: t.max_delete_percent.unwrap_or(MAX_DELETE_PERCENT),
+            },
+        }
+    }
+}
+
 /// Where a secret comes from: an environment variable or a file, never inline.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,8 +122,9 @@ pub struct Config {
     pub gateway_secret: Option<SecretRef>,
     #[serde(default)]
     pub conflict_strategy: Option<Strategy>,
+    /// Delete what this environment owns and no longer declares (off by default).
     #[serde(default)]
-    pub prune: bool,
+    pub prune: Prune,
     #[serde(default)]
     pub mode: Mode,
     /// Environment directories whose entities this one inherits, relative to this one.
@@ -86,6 +151,8 @@ pub enum EnvError {
     NoConfig { dir: String },
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Invalid(#[from] crate::document::ValidationError),
     #[error("{file}: ${{{var}}} is not set in the environment")]
     Unset { file: String, var: String },
     #[error("{kind} '{key}' is defined twice: in {first} and in {second}")]
@@ -237,7 +304,11 @@ fn load_with(
         // a null removes a field.
         let raw = document::parse_value(&text, None, &name)?;
         if config.bases.is_empty() {
-            version = document::from_str(&text, None, &name)?.version;
+            // Checked on its own (shape and meaning, not references, which may point into other
+            // files or at the gateway), so that problems name this file and its pointers.
+            let doc = document::from_str(&text, None, &name)?;
+            document::validate(&doc, &name, &Default::default())?;
+            version = doc.version;
         } else if let Some(v) = raw.get("version").and_then(Value::as_str) {
             version = v.to_string();
         }

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod bulk;
 pub mod cli;
+pub mod clock;
 pub mod document;
 pub mod envdir;
 pub mod export;
@@ -13,5 +14,7 @@ pub mod fsutil;
 pub mod gateway;
 pub mod kind;
 pub mod plan;
+pub mod reconcile;
 pub mod secrets;
 pub mod select;
+pub mod watch;

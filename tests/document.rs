@@ -79,7 +79,7 @@ fn committed_schema_is_current() {
 fn example_environments_load_and_validate() {
     use mcp_gitops::envdir;
     let vars = |v: &str| Some(format!("value-of-{v}.example.com"));
-    for env in ["base", "dev", "prod"] {
+    for env in ["base", "dev", "staging", "prod"] {
         let dir = common::root().join("examples/envs").join(env);
         let e = envdir::load_with_vars(&dir, &vars).unwrap_or_else(|e| panic!("{env}: {e}"));
         mcp_gitops::document::validate(
@@ -98,4 +98,9 @@ fn example_environments_load_and_validate() {
             .iter()
             .any(|t| t.url.contains("value-of-WEATHER_HOST"))
     );
+    let staging =
+        envdir::load_with_vars(&common::root().join("examples/envs/staging"), &vars).unwrap();
+    assert!(staging.config.prune.enabled);
+    let server = &staging.document.entities.servers[0];
+    assert_eq!(server.tool_ids.len(), 3, "the patch replaces the list");
 }

@@ -90,4 +90,216 @@ async fn plan_apply_converge_and_an_export_plans_to_nothing() {
         "{}",
         stdout(&out)
     );
+
+    // Still nothing after a restart, apart from the roots the gateway forgets; apply heals them.
+    gw.restart();
+    let golden_run = |args: &[&str]| {
+        gw.cmd()
+            .args(args)
+            .arg(&golden)
+            .env("GW_URL", &gw.url)
+            .output()
+            .unwrap()
+    };
+    let out = golden_run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches("+ create root ").count(), 6, "{text}");
+    assert!(
+        text.ends_with("Plan: 6 to create, 0 to update, 46 unchanged.\n"),
+        "{text}"
+    );
+    let out = golden_run(&["apply"]);
+    assert_eq!(stdout(&out), "Applied: 6 roots (46 unchanged)\n");
+    let out = golden_run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+const PRUNE: &str = "prune: {enabled: true, owner: dev, max_delete_percent: 50}\n";
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_deletes_only_what_the_environment_owns_and_saved_plans_go_stale() {
+    let gw = Gateway::start();
+    let peer = gw.peer("tiny-peer");
+    let env = gw.dir.path().join("envs/dev");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(env.join("mcp-gitops.yaml"), format!("{CONFIG}{PRUNE}")).unwrap();
+    let write = |tools: &[&str], links: &[&str], prompt: bool| {
+        let tools: Vec<String> = tools
+            .iter()
+            .map(|t| {
+                format!(r#"{{"name":"{t}","url":"https://{t}.example.com","request_type":"GET"}}"#)
+            })
+            .collect();
+        let links: Vec<String> = links.iter().map(|t| format!("\"{t}\"")).collect();
+        let prompts = if prompt {
+            r#","prompts":[{"name":"old-summary","template":"Summarise {{ text }}"}]"#
+        } else {
+            ""
+        };
+        std::fs::write(
+            env.join("desired.json"),
+            format!(
+                r#"{{"version":"2025-03-26","entities":{{"tools":[{}],"gateways":[{{"name":"tiny-peer","url":"{peer}","transport":"STREAMABLEHTTP"}}],"servers":[{{"name":"ai-tools","tool_ids":[{}]}}]{prompts}}}}}"#,
+                tools.join(","),
+                links.join(",")
+            ),
+        )
+        .unwrap();
+    };
+    let run = |args: &[&str]| gw.cmd().args(args).env("GW_URL", &gw.url).output().unwrap();
+    let env_s = env.to_str().unwrap();
+    write(&["a", "b", "c", "d"], &["a", "b", "tiny-peer-echo"], true);
+    let out = run(&["apply", env_s]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Everything declared carries the ownership tag.
+    let tools = gw.get("/v1/tools?limit=0").await;
+    let a = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "a")
+        .unwrap();
+    assert!(a["tags"].to_string().contains("mcp-gitops:dev"), "{a}");
+    // Something made by hand is not owned.
+    gw.post(
+        "/v1/tools",
+        serde_json::json!({"tool": {"name": "hand-made", "url": "https://h.example.com", "request_type": "GET"}}),
+    )
+    .await;
+    let out = run(&["plan", "--detailed-exitcode", env_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).ends_with("Plan: 0 to create, 0 to update, 0 to delete, 7 unchanged.\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Drop tool b (and the server's link to it) and the prompt.
+    write(&["a", "c", "d"], &["a", "tiny-peer-echo"], false);
+    let plan_file = gw.dir.path().join("plan.json");
+    let plan_s = plan_file.to_str().unwrap();
+    let out = run(&["plan", "--detailed-exitcode", "--out", plan_s, env_s]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("~ update server ai-tools: tool_ids -[b]\n- delete prompt old-summary\n- delete tool b\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 0 to create, 1 to update, 2 to delete, 4 unchanged."),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hand-made") && !text.contains("delete tool tiny-peer"),
+        "{text}"
+    );
+
+    // The live gateway changes: the saved plan is stale and applies nothing.
+    let c = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "c")
+        .unwrap();
+    let c_id = c["id"].as_str().unwrap();
+    gw.client()
+        .put(
+            &format!("/v1/tools/{c_id}"),
+            &serde_json::json!({"description": "edited by hand"}),
+            &mcp_gitops::gateway::Action::new("edit"),
+        )
+        .await
+        .unwrap();
+    let out = run(&["apply", plan_s]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("stale plan: the live gateway changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    let prompts = gw.get("/v1/prompts?limit=0").await;
+    assert!(
+        prompts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "old-summary"),
+        "nothing was deleted"
+    );
+
+    // A fresh plan applies exactly: server first, then deletes in reverse dependency order.
+    let out = run(&["plan", "--out", plan_s, env_s]);
+    assert!(out.status.success());
+    // Editing the documents also makes it stale.
+    let desired = std::fs::read_to_string(env.join("desired.json")).unwrap();
+    std::fs::write(
+        env.join("desired.json"),
+        desired.replace("https://d.example.com", "https://d2.example.com"),
+    )
+    .unwrap();
+    let out = run(&["apply", plan_s]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("documents or settings changed"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(env.join("desired.json"), &desired).unwrap();
+    let out = run(&["apply", plan_s]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Applied: 1 server, deleted 1 tool, 1 prompt (4 unchanged)\n"
+    );
+    let names: Vec<String> = gw
+        .get("/v1/tools?limit=0")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!names.contains(&"b".to_string()), "{names:?}");
+    for kept in ["a", "c", "d", "hand-made", "tiny-peer-echo"] {
+        assert!(names.contains(&kept.to_string()), "{kept} kept: {names:?}");
+    }
+    assert!(
+        gw.get("/v1/prompts?limit=0")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"] != "old-summary")
+    );
+
+    // Deleting most of what it owns is refused, unless allowed.
+    write(&[], &["tiny-peer-echo"], false);
+    let out = run(&["plan", env_s]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("refusing to delete 3 of the 5 entities marked mcp-gitops:dev (60%"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["apply", "--allow-mass-delete", env_s]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("deleted 3 tools"), "{}", stdout(&out));
 }

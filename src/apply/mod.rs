@@ -6,6 +6,7 @@
 pub mod body;
 mod entity;
 mod observe;
+pub mod prune;
 mod ready;
 mod run;
 
@@ -23,6 +24,7 @@ use crate::plan::{self, CredentialMap, FieldChange, Op};
 pub use body::Owner;
 pub use entity::{EntityRef, Index};
 pub use observe::{Observed, live_ids, observe};
+pub use prune::{MassDelete, PrunePolicy};
 pub use ready::{Keys, Ready, ReadyError, owner, ready};
 pub use run::{Progress, execute, personal_team};
 
@@ -55,6 +57,22 @@ pub struct Options {
     pub discovery_timeout: Duration,
     /// Unix seconds, for `rename`.
     pub now_unix: u64,
+    /// Set to stop starting writes; those in flight finish.
+    pub cancel: Cancel,
+}
+
+/// A stop flag shared with a signal handler: once set, no further write starts.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Default for Options {
@@ -65,6 +83,7 @@ impl Default for Options {
             parallelism: 4,
             discovery_timeout: Duration::from_secs(30),
             now_unix: 0,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -76,6 +95,7 @@ pub enum Outcome {
     Created,
     Updated { fields: Vec<String> },
     Unchanged,
+    Deleted,
     Skipped { reason: String },
     Failed { error: String },
 }
@@ -111,6 +131,7 @@ pub enum Bucket {
     Created,
     Updated,
     Unchanged,
+    Deleted,
     Skipped,
     Failed,
 }
@@ -121,6 +142,7 @@ impl Outcome {
             Outcome::Created => Bucket::Created,
             Outcome::Updated { .. } => Bucket::Updated,
             Outcome::Unchanged => Bucket::Unchanged,
+            Outcome::Deleted => Bucket::Deleted,
             Outcome::Skipped { .. } => Bucket::Skipped,
             Outcome::Failed { .. } => Bucket::Failed,
         }
@@ -172,6 +194,8 @@ pub enum StepAction {
     Update(Vec<FieldChange>),
     Unchanged,
     Skip(String),
+    /// Prune: owned, no longer declared.
+    Delete,
 }
 
 /// An entity that exists and differs, under `--conflict-strategy fail`.

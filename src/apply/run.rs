@@ -84,7 +84,12 @@ pub async fn execute(
     let total = prepared
         .steps
         .iter()
-        .filter(|s| matches!(s.action, StepAction::Create | StepAction::Update(_)))
+        .filter(|s| {
+            matches!(
+                s.action,
+                StepAction::Create | StepAction::Update(_) | StepAction::Delete
+            )
+        })
         .count();
     let (desired, creds) = (desired.document, desired.credentials);
     let run = Run {
@@ -102,7 +107,11 @@ pub async fn execute(
     };
     let mut results = Vec::new();
     for kind in Kind::ALL {
-        let steps: Vec<&Step> = prepared.steps.iter().filter(|s| s.kind == kind).collect();
+        let steps: Vec<&Step> = prepared
+            .steps
+            .iter()
+            .filter(|s| s.kind == kind && s.action != StepAction::Delete)
+            .collect();
         if kind == Kind::Server && !opts.dry_run {
             run.await_discovery(&steps, desired).await;
         }
@@ -116,6 +125,41 @@ pub async fn execute(
             .await;
         level.sort_by_key(|(i, _)| *i);
         results.extend(level.into_iter().map(|(_, r)| r));
+    }
+    // Prune last, in reverse dependency order, and only after a clean run: servers no longer
+    // link what is about to go.
+    let failed = results
+        .iter()
+        .filter(|r| r.outcome.bucket() == super::Bucket::Failed)
+        .count();
+    for kind in super::prune::DELETE_ORDER {
+        let steps: Vec<&Step> = prepared
+            .steps
+            .iter()
+            .filter(|s| s.kind == kind && s.action == StepAction::Delete)
+            .collect();
+        let level: Vec<EntityResult> = stream::iter(steps)
+            .map(|step| {
+                let run = &run;
+                async move {
+                    if run.opts.cancel.is_cancelled() {
+                        let reason = "not started: shutting down".to_string();
+                        return run.result(step, Outcome::Skipped { reason }, &[]);
+                    }
+                    if failed > 0 {
+                        let reason = format!(
+                            "not deleted: {failed} entit{} failed above; prune waits for a clean run",
+                            if failed == 1 { "y" } else { "ies" }
+                        );
+                        return run.result(step, Outcome::Skipped { reason }, &[]);
+                    }
+                    run.delete(step, observed).await
+                }
+            })
+            .buffered(opts.parallelism.max(1))
+            .collect()
+            .await;
+        results.extend(level);
     }
     Report {
         dry_run: opts.dry_run,
@@ -170,8 +214,13 @@ impl Run<'_> {
                 }
                 return self.result(step, Outcome::Skipped { reason: r.clone() }, &[]);
             }
+            _ if self.opts.cancel.is_cancelled() => {
+                let reason = "not started: shutting down".to_string();
+                return self.result(step, Outcome::Skipped { reason }, &[]);
+            }
             StepAction::Create => &[],
             StepAction::Update(c) => c,
+            StepAction::Delete => return self.delete(step, observed).await,
         };
         let Some(entity) = self.index.get(step.kind, &step.key) else {
             return self.result(
@@ -207,6 +256,32 @@ impl Run<'_> {
             self.tick();
         }
         self.result(step, outcome, changes)
+    }
+
+    async fn delete(&self, step: &Step, observed: &Observed) -> EntityResult {
+        let Some(id) = observed.id(step.kind, &step.key) else {
+            return self.result(
+                step,
+                Outcome::Failed {
+                    error: "no longer on the gateway".into(),
+                },
+                &[],
+            );
+        };
+        if self.opts.dry_run {
+            return self.result(step, Outcome::Deleted, &[]);
+        }
+        let action = Action::entity("delete", step.kind, &step.key);
+        let outcome = match self
+            .client
+            .delete(&body::item_path(step.kind, id), &action)
+            .await
+        {
+            Ok(_) => Outcome::Deleted,
+            Err(e) => Outcome::Failed { error: message(&e) },
+        };
+        self.tick();
+        self.result(step, outcome, &[])
     }
 
     async fn create(
@@ -376,7 +451,7 @@ impl Run<'_> {
                     .filter(|k| !ids.contains_key(*k))
                     .any(|(_, n)| gateways.iter().any(|g| n.starts_with(g.as_str())))
             };
-            if !missing || Instant::now() >= deadline {
+            if !missing || Instant::now() >= deadline || self.opts.cancel.is_cancelled() {
                 return;
             }
             tokio::time::sleep(wait).await;

@@ -40,6 +40,7 @@ fn steps(desired: &str, live: &str, strategy: Strategy) -> (Vec<String>, Vec<Str
                 StepAction::Update(c) => format!("update {}", fields(c).join(",")),
                 StepAction::Unchanged => "unchanged".into(),
                 StepAction::Skip(r) => format!("skip: {r}"),
+                StepAction::Delete => "delete".into(),
             };
             format!("{} {} -> {}: {a}", s.kind, s.key, s.target)
         })

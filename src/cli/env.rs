@@ -1,23 +1,20 @@
-//! `mcp-gitops plan ENV_DIR` and `mcp-gitops apply ENV_DIR`: the desired state of an
-//! environment directory against its live gateway, through the same engine as `import`.
+//! `mcp-gitops plan ENV_DIR` and `mcp-gitops apply ENV_DIR|PLAN_FILE`: the desired state of an
+//! environment directory against its live gateway, through `reconcile` (the same engine as
+//! `import`, `watch` and the daemon).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
 
 use super::import::Output;
 use super::{CliError, exit, report};
-use crate::apply::{self, Keys, Observed, Options, Prepared, Ready, StepAction};
-use crate::envdir::{self, Environment, Mode};
-use crate::gateway::{Auth, Client, ClientOptions};
-use crate::plan::{CredentialMap, Desired};
-use crate::secrets::Secret;
+use crate::reconcile::{ReconcileError, SavedPlan, Settings, Target};
 
 #[derive(Args, Debug)]
 pub struct EnvArgs {
-    /// The environment directory (documents plus mcp-gitops.yaml).
+    /// The environment directory (documents plus mcp-gitops.yaml); for apply also a plan file
+    /// saved by `plan --out`.
     pub dir: PathBuf,
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Output,
@@ -27,6 +24,9 @@ pub struct EnvArgs {
     /// Concurrent writes within one dependency level (apply).
     #[arg(long, default_value_t = 4)]
     pub parallelism: usize,
+    /// Let prune delete more than the environment's `max_delete_percent` of what it owns.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
 }
 
 #[derive(Args, Debug)]
@@ -36,108 +36,98 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Save the plan, for `apply PLAN_FILE` (which refuses it once stale).
+    #[arg(long, value_name = "PLAN_FILE")]
+    pub out: Option<PathBuf>,
 }
 
-struct Loaded {
-    env: Environment,
-    client: Client,
-    observed: Observed,
-    credentials: CredentialMap,
-    prepared: Prepared,
-    opts: Options,
+impl From<ReconcileError> for CliError {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::Ready(r) => r.into(),
+            ReconcileError::Gateway(g) => g.into(),
+            ReconcileError::MassDelete(_) | ReconcileError::Stale { .. } => {
+                CliError::new(exit::CONFLICT, e)
+            }
+            other => CliError::invalid(other),
+        }
+    }
 }
 
-async fn load(a: &EnvArgs) -> Result<Loaded, CliError> {
-    let env = envdir::load(&a.dir).map_err(CliError::invalid)?;
-    let c = &env.config;
-    let invalid = |e: envdir::EnvError| CliError::invalid(e);
-    let auth = Auth::resolve(
-        env.secret(&c.token).map_err(invalid)?,
-        c.user.clone(),
-        env.secret(&c.jwt_secret).map_err(invalid)?,
-        "mcpgateway-api".into(),
-        "mcpgateway".into(),
-    )
-    .map_err(CliError::invalid)?;
-    crate::gateway::check_url(&c.gateway).map_err(CliError::invalid)?;
-    let client = Client::new(ClientOptions::new(c.gateway.clone(), auth))?;
-    let keys = Keys::new(
-        env.secret(&c.secret)
-            .map_err(invalid)?
-            .map(|s| Secret::new(&s)),
-        env.secret(&c.gateway_secret)
-            .map_err(invalid)?
-            .map(|s| Secret::new(&s)),
-    );
-    let opts = Options {
-        strategy: c.conflict_strategy.unwrap_or_default(),
+fn settings(a: &EnvArgs) -> Settings {
+    Settings {
         parallelism: a.parallelism,
-        discovery_timeout: Duration::from_secs(30),
-        ..Options::default()
-    };
-    let file = a.dir.display().to_string();
-    let Ready {
-        observed,
-        credentials,
-        prepared,
-    } = apply::ready(&client, &env.document, &env.document, &file, &keys, &opts).await?;
-    Ok(Loaded {
-        env,
-        client,
-        observed,
-        credentials,
-        prepared,
-        opts,
-    })
+        allow_mass_delete: a.allow_mass_delete,
+        dry_run: false,
+    }
 }
 
 pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
-    let l = match load(&a.env).await {
-        Ok(l) => l,
-        Err(e) if a.detailed_exitcode => return Err(CliError::new(exit::FAILED, e.message)),
-        Err(e) => return Err(e),
+    let fail = |e: CliError| {
+        if a.detailed_exitcode {
+            CliError::new(exit::FAILED, e.message)
+        } else {
+            e
+        }
     };
-    let mut lines = Vec::new();
-    let (mut create, mut update, mut same) = (0, 0, 0);
-    for s in &l.prepared.steps {
-        let line = match &s.action {
-            StepAction::Create => {
-                create += 1;
-                format!("+ create {} {}", s.kind, s.target)
-            }
-            StepAction::Update(changes) => {
-                update += 1;
-                let c: Vec<String> = changes.iter().map(ToString::to_string).collect();
-                format!("~ update {} {}: {}", s.kind, s.key, c.join("; "))
-            }
-            StepAction::Unchanged => {
-                same += 1;
-                if !a.env.verbose {
-                    continue;
-                }
-                format!("  unchanged {} {}", s.kind, s.key)
-            }
-            StepAction::Skip(why) => format!("- skip {} {}: {why}", s.kind, s.key),
-        };
-        lines.push(l.env.mask(&line));
+    let t = Target::open(&a.env.dir, &settings(&a.env)).map_err(|e| fail(e.into()))?;
+    let p = t.plan().await.map_err(|e| fail(e.into()))?;
+    let counts = p.counts();
+    let lines: Vec<String> = p
+        .lines(a.env.verbose)
+        .iter()
+        .map(|l| t.env.mask(l))
+        .collect();
+    let notes: Vec<String> = p
+        .ready
+        .prepared
+        .notes
+        .iter()
+        .map(|n| t.env.mask(n))
+        .collect();
+    if let Some(out) = &a.out {
+        let saved = SavedPlan::new(&t, &p, super::now_rfc3339());
+        let text = serde_json::to_string_pretty(&saved).expect("a plan serialises") + "\n";
+        crate::fsutil::write_atomic(out, text.as_bytes()).map_err(|e| {
+            fail(CliError::new(
+                exit::IO,
+                format!("cannot write {}: {e}", out.display()),
+            ))
+        })?;
     }
     match a.env.output {
         Output::Text => {
             for line in &lines {
                 println!("{line}");
             }
-            for n in &l.prepared.notes {
-                println!("note: {}", l.env.mask(n));
+            for n in &notes {
+                println!("note: {n}");
             }
-            println!("Plan: {create} to create, {update} to update, {same} unchanged.");
+            let delete = if counts.delete > 0 || t.prune.is_some() {
+                format!(", {} to delete", counts.delete)
+            } else {
+                String::new()
+            };
+            println!(
+                "Plan: {} to create, {} to update{delete}, {} unchanged.",
+                counts.create, counts.update, counts.unchanged
+            );
+            if let Some(out) = &a.out {
+                println!(
+                    "Saved the plan to {}; apply it with: mcp-gitops apply {}",
+                    out.display(),
+                    out.display()
+                );
+            }
         }
         Output::Json => println!(
             "{}",
-            json!({"create": create, "update": update, "unchanged": same,
-                   "changes": lines, "notes": l.prepared.notes.iter().map(|n| l.env.mask(n)).collect::<Vec<_>>()})
+            json!({"create": counts.create, "update": counts.update, "delete": counts.delete,
+                   "unchanged": counts.unchanged, "skip": counts.skip,
+                   "changes": lines, "notes": notes})
         ),
     }
-    Ok(if a.detailed_exitcode && create + update > 0 {
+    Ok(if a.detailed_exitcode && counts.changes() > 0 {
         exit::INVALID // 2: changes present
     } else {
         exit::OK
@@ -145,37 +135,31 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
 }
 
 pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
-    let l = load(&a).await?;
-    if l.env.config.mode == Mode::Observe {
-        return Err(CliError::invalid(format!(
-            "{}: mode is observe; apply refuses to write (use plan to see the drift)",
-            a.dir.display()
-        )));
-    }
-    let owner = apply::owner(&l.client, &l.prepared, &l.opts).await?;
-    let result = apply::execute(
-        &l.client,
-        &Desired {
-            document: &l.env.document,
-            credentials: &l.credentials,
-        },
-        &l.observed,
-        &l.prepared,
-        &l.opts,
-        owner,
-        None,
-    )
-    .await;
+    let (t, result) = match SavedPlan::read(&a.dir) {
+        Some(saved) => {
+            let saved = saved.map_err(CliError::invalid)?;
+            let t = Target::open(&saved.environment, &settings(&a))?;
+            let file = a.dir.display().to_string();
+            let (_, result) = t.apply_saved(&saved, &file, None).await?;
+            (t, result)
+        }
+        None => {
+            let t = Target::open(&a.dir, &settings(&a))?;
+            let p = t.plan().await?;
+            let result = t.apply(&p, None).await?;
+            (t, result)
+        }
+    };
     match a.output {
         Output::Text => print!(
             "{}",
-            l.env.mask(&report::text(&result, 0, a.verbose, "Applied"))
+            t.env.mask(&report::text(&result, 0, a.verbose, "Applied"))
         ),
         Output::Json => {
             let mut v = report::json(&result, 0);
-            let stats = l.client.stats();
+            let stats = t.client.stats();
             v["requests"] = json!({"reads": stats.reads(), "writes": stats.writes()});
-            println!("{}", l.env.mask(&v.to_string()));
+            println!("{}", t.env.mask(&v.to_string()));
         }
     }
     Ok(if result.failed() > 0 {

@@ -98,6 +98,7 @@ pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
         parallelism: a.parallelism,
         discovery_timeout: Duration::from_secs(a.discovery_timeout),
         now_unix: time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64,
+        ..Options::default()
     };
     let client = a.conn.client()?;
     let Ready {

@@ -6,6 +6,7 @@ mod import;
 mod import_tools;
 mod offline;
 mod report;
+mod watch;
 
 use std::time::Duration;
 
@@ -96,6 +97,8 @@ pub enum Command {
     Plan(Box<env::PlanArgs>),
     /// Make the gateway hold an environment directory's desired state.
     Apply(Box<env::EnvArgs>),
+    /// Keep the gateway holding an environment directory: apply on change, check for drift.
+    Watch(Box<watch::WatchArgs>),
     /// Check a document (JSON Schema shape and meaning) without contacting a gateway.
     Validate(offline::ValidateArgs),
     /// Re-encrypt a document's credentials for another key, offline.
@@ -249,6 +252,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Import(a) => import::run(*a).await,
         Command::Plan(a) => env::plan(*a).await,
         Command::Apply(a) => env::apply(*a).await,
+        Command::Watch(a) => watch::run(*a).await,
         Command::ImportTools(a) => import_tools::run(*a).await,
         Command::Validate(a) => offline::validate(a),
         Command::Rekey(a) => offline::rekey(a),
@@ -259,11 +263,4 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-/// RFC 3339 UTC timestamp with microseconds, like ContextForge's.
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    now.format(&fmt).unwrap_or_default()
-}
+pub use crate::clock::now_rfc3339;

@@ -30,6 +30,8 @@ fn line(r: &crate::apply::EntityResult, dry: bool) -> String {
         (Outcome::Updated { .. }, false) => ("~", "updated".to_string()),
         (Outcome::Updated { .. }, true) => ("~", "would update".to_string()),
         (Outcome::Unchanged, _) => ("=", "unchanged".to_string()),
+        (Outcome::Deleted, false) => ("-", "deleted".to_string()),
+        (Outcome::Deleted, true) => ("-", "would delete".to_string()),
         (Outcome::Skipped { .. }, _) => ("-", "skipped".to_string()),
         (Outcome::Failed { .. }, false) => ("!", "failed".to_string()),
         (Outcome::Failed { .. }, true) => ("!", "would fail".to_string()),
@@ -75,8 +77,14 @@ pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> Strin
                 v.join(", ")
             }
         };
+        let deleted = counts(r, Bucket::Deleted);
+        let delete = if deleted.is_empty() {
+            String::new()
+        } else {
+            format!("; delete {}", deleted.join(", "))
+        };
         out.push_str(&format!(
-            "Would create {}; update {}; leave {unchanged} unchanged; skip {skipped}; fail {failed}; conflicts: none\n",
+            "Would create {}; update {}{delete}; leave {unchanged} unchanged; skip {skipped}; fail {failed}; conflicts: none\n",
             none(created),
             none(updated),
         ));
@@ -88,6 +96,10 @@ pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> Strin
         if n > 0 {
             applied.push(k.count(n));
         }
+    }
+    let deleted = counts(r, Bucket::Deleted);
+    if !deleted.is_empty() {
+        applied.push(format!("deleted {}", deleted.join(", ")));
     }
     let mut beside = Vec::new();
     if unchanged > 0 {
@@ -133,6 +145,7 @@ pub fn json(r: &Report, not_selected: usize) -> Value {
             "created": per_kind(Bucket::Created),
             "updated": per_kind(Bucket::Updated),
             "unchanged": r.count(None, Bucket::Unchanged),
+            "deleted": per_kind(Bucket::Deleted),
             "skipped": r.count(None, Bucket::Skipped),
             "failed": r.failed(),
             "not_selected": not_selected,

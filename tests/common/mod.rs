@@ -69,6 +69,21 @@ impl Gateway {
         gw
     }
 
+    /// Stop the gateway and start it again on the same port and database (peers keep
+    /// running); returns once it is healthy.
+    pub fn restart(&self) {
+        let out = Command::new(cf())
+            .arg("restart")
+            .arg(self.dir.path())
+            .output()
+            .expect("run tests/gateway/cf.sh restart");
+        assert!(
+            out.status.success(),
+            "gateway did not restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn secret(&self) -> &str {
         &self.env["AUTH_ENCRYPTION_SECRET"]
     }

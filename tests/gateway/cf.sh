@@ -4,6 +4,7 @@
 #   cf.sh install              install the pinned gateway into ./.venv (reused when present)
 #   cf.sh start DIR            start a gateway with a fresh SQLite file in DIR; prints its URL
 #   cf.sh stop DIR             stop the gateway (and peers) started in DIR
+#   cf.sh restart DIR          restart the gateway in DIR on the same port and database
 #   cf.sh peer DIR NAME        start a tiny FastMCP peer server; prints its MCP URL
 #   cf.sh env DIR              print the gateway's environment (secrets for tests)
 #
@@ -85,16 +86,29 @@ OBSERVABILITY_ENABLED=false
 ENV
   for kv in ${CF_EXTRA_ENV:-}; do echo "$kv" >> "$dir/gateway.env"; done
   echo "http://127.0.0.1:$port" > "$dir/url"
+  launch "$dir" "$port"
+}
+
+launch() { # dir port: run the gateway configured in DIR/gateway.env, wait until healthy
+  local dir="$1" port="$2"
   (
     cd "$dir"
     set -a; . "$dir/gateway.env"; set +a
-    exec "$VENV/bin/mcpgateway" --host 127.0.0.1 --port "$port" > "$dir/gateway.log" 2>&1
+    exec "$VENV/bin/mcpgateway" --host 127.0.0.1 --port "$port" >> "$dir/gateway.log" 2>&1
   ) &
   echo $! > "$dir/gateway.pid"
   if ! wait_http "http://127.0.0.1:$port/health" "${CF_START_TIMEOUT:-120}" "$dir/gateway.pid" "$dir/gateway.log"; then
     stop "$dir"; die "gateway did not start (log: $dir/gateway.log)"
   fi
   echo "http://127.0.0.1:$port"
+}
+
+restart() {
+  local dir="$1"; [ -f "$dir/gateway.env" ] || die "usage: cf.sh restart DIR (no gateway in $dir)"
+  dir="$(cd "$dir" && pwd)"
+  kill_pidfile "$dir/gateway.pid"
+  local port; port="$(sed -n 's/^PORT=//p' "$dir/gateway.env")"
+  launch "$dir" "$port"
 }
 
 kill_pidfile() {
@@ -137,6 +151,7 @@ case "$cmd" in
   install) install ;;
   start) start "${1:-}" ;;
   stop) stop "${1:-}" ;;
+  restart) restart "${1:-}" ;;
   peer) peer "${1:-}" "${2:-}" "${3:-}" ;;
   env) cat "${1:?DIR}/gateway.env" ;;
   *) die "usage: cf.sh install|start DIR|stop DIR|peer DIR NAME [PORT]|env DIR" ;;

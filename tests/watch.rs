@@ -1,0 +1,246 @@
+//! `mcp-gitops watch` against a real gateway: file changes (including rename-saves) applied,
+//! invalid edits refused with the last good state kept, drift healed (also after a gateway
+//! restart that lost the roots), observe mode only reporting, SIGTERM a clean exit.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use serde_json::Value;
+
+const CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
+
+struct Watcher {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Watcher {
+    fn start(gw: &Gateway, dir: &Path) -> Watcher {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("mcp-gitops"))
+            .args(["watch", "--interval", "1"])
+            .arg(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GW_URL", &gw.url)
+            .env("JWT_SECRET_KEY", gw.jwt_secret())
+            .env("AUTH_ENCRYPTION_SECRET", gw.secret())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mcp-gitops watch");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Watcher { child, log }
+    }
+
+    fn text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Wait until the log has a line containing `needle` (after `from` lines).
+    fn wait_log(&self, from: usize, needle: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            {
+                let log = self.log.lock().unwrap();
+                if let Some(i) = log.iter().skip(from).position(|l| l.contains(needle)) {
+                    return from + i + 1;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn lines(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "watch did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // Let the reader thread drain.
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code(), self.text())
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Wait until `check` holds for the gateway's tool list.
+async fn wait_tools(gw: &Gateway, what: &str, check: impl Fn(&[Value]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tools = gw.get("/v1/tools?limit=0").await;
+        if check(tools.as_array().unwrap()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {tools}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn description(tools: &[Value], name: &str) -> Option<String> {
+    tools
+        .iter()
+        .find(|t| t["name"] == name)
+        .and_then(|t| t["description"].as_str())
+        .map(str::to_string)
+}
+
+fn tools_yaml(desc: &str) -> String {
+    format!(
+        "version: '2025-03-26'\nentities:\n  tools:\n    - name: weather-api\n      url: https://weather.example.com/v1\n      request_type: GET\n      description: {desc}\n  roots:\n    - uri: file:///srv/data\n      name: data\n"
+    )
+}
+
+/// Save the way editors that write a temporary file and rename it do.
+fn save_by_rename(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_applies_edits_keeps_the_last_good_state_heals_drift_and_stops_cleanly() {
+    let gw = Gateway::start();
+    let env = gw.dir.path().join("envs/dev");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(env.join("mcp-gitops.yaml"), CONFIG).unwrap();
+    std::fs::write(env.join("tools.yaml"), tools_yaml("first")).unwrap();
+
+    let mut w = Watcher::start(&gw, &env);
+    wait_tools(&gw, "the tool", |t| {
+        description(t, "weather-api").as_deref() == Some("first")
+    })
+    .await;
+
+    // An edit saved by rename is applied.
+    save_by_rename(&env, "tools.yaml", &tools_yaml("second"));
+    wait_tools(&gw, "the edit", |t| {
+        description(t, "weather-api").as_deref() == Some("second")
+    })
+    .await;
+
+    // An invalid edit: one clear error naming file and pointer; nothing applied; still running.
+    let mark = w.lines();
+    std::fs::write(
+        env.join("tools.yaml"),
+        tools_yaml("third").replace("request_type: GET", "request_type: FETCH"),
+    )
+    .unwrap();
+    let at = w.wait_log(mark, "invalid:");
+    let line = w.log.lock().unwrap()[at - 1].clone();
+    assert!(line.contains("tools.yaml"), "{line}");
+    assert!(line.contains("/entities/tools/0/request_type"), "{line}");
+    assert!(line.contains("last good state"), "{line}");
+    // Drift is still corrected with the last good state: a tool deleted by hand comes back.
+    let tools = gw.get("/v1/tools?limit=0").await;
+    let id = tools[0]["id"].as_str().unwrap().to_string();
+    gw.client()
+        .delete(
+            &format!("/v1/tools/{id}"),
+            &mcp_gitops::gateway::Action::new("delete by hand"),
+        )
+        .await
+        .unwrap();
+    wait_tools(&gw, "drift healed", |t| {
+        description(t, "weather-api").as_deref() == Some("second")
+    })
+    .await;
+    assert!(w.alive());
+
+    // Fixed: applied.
+    save_by_rename(&env, "tools.yaml", &tools_yaml("fourth"));
+    wait_tools(&gw, "the fix", |t| {
+        description(t, "weather-api").as_deref() == Some("fourth")
+    })
+    .await;
+
+    // The gateway goes away and comes back without its roots: retried, then healed.
+    let mark = w.lines();
+    gw.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let roots = gw.get("/v1/roots").await;
+        if roots.to_string().contains("file:///srv/data") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "root not restored: {}", w.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(w.alive());
+    // It was unreachable meanwhile (a restart takes seconds; checks run every second).
+    w.wait_log(mark, "retrying in");
+
+    let (code, log) = w.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.ends_with("stopped"), "{log}");
+    assert!(!log.contains(gw.secret()) && !log.contains(gw.jwt_secret()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn observe_mode_reports_drift_and_writes_nothing() {
+    let gw = Gateway::start();
+    let env = gw.dir.path().join("envs/prod");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(
+        env.join("mcp-gitops.yaml"),
+        format!("{CONFIG}mode: observe\n"),
+    )
+    .unwrap();
+    std::fs::write(env.join("tools.yaml"), tools_yaml("first")).unwrap();
+    let w = Watcher::start(&gw, &env);
+    let at = w.wait_log(0, "drift (2 changes, mode observe)");
+    w.wait_log(at - 1, "+ create tool weather-api");
+    let tools = gw.get("/v1/tools?limit=0").await;
+    assert_eq!(
+        tools.as_array().unwrap().len(),
+        0,
+        "observe mode wrote: {tools}"
+    );
+    let (code, log) = w.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
