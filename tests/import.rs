@@ -88,6 +88,9 @@ async fn restores_the_seed_scenario_exactly_once_and_round_trips() {
     let v = json_out(&again);
     assert_eq!(v["requests"]["writes"], 0, "{v}");
     assert_eq!(v["summary"]["unchanged"], 49, "{v}");
+    // One list per entity type and one credential read: resource content is vouched for by
+    // the content marker written with it, not read again.
+    assert_eq!(v["requests"]["reads"], 7, "{}", v["requests"]);
     let text = import(&[]);
     assert_eq!(
         stdout(&text).lines().last().unwrap(),
@@ -104,6 +107,29 @@ async fn restores_the_seed_scenario_exactly_once_and_round_trips() {
         assert!(t["teamId"].is_string(), "{t}");
         assert_eq!(t["visibility"], "public");
     }
+
+    // Content edited by hand is still seen (the edit moved the version past the marker's),
+    // and the update keeps the marker in step: the next run reads no content again.
+    let resources: Vec<Value> = live::list_all(&b.client(), Kind::Resource).await.unwrap();
+    let r = resources.iter().find(|r| r["gatewayId"].is_null()).unwrap();
+    b.client()
+        .put(
+            &format!("/v1/resources/{}", r["id"].as_str().unwrap()),
+            &json!({"content": "edited by hand"}),
+            &mcp_gitops::gateway::Action::new("edit by hand"),
+        )
+        .await
+        .unwrap();
+    let v = json_out(&import(&["--output", "json"]));
+    assert_eq!(v["summary"]["updated"]["resources"], 1, "{v}");
+    assert_eq!(
+        v["requests"]["reads"], 8,
+        "one content read: {}",
+        v["requests"]
+    );
+    let v = json_out(&import(&["--output", "json"]));
+    assert_eq!(v["summary"]["unchanged"], 49, "{v}");
+    assert_eq!(v["requests"]["reads"], 7, "{}", v["requests"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -89,6 +89,30 @@ pub fn auth_fields(auth_type: &str, creds: &Credentials) -> Result<Map<String, V
     Ok(m)
 }
 
+/// The key mcp-gitops keeps in a resource's `extension_metadata`.
+pub const MARKER_KEY: &str = "mcp-gitops";
+
+/// SHA-256 of a resource's content, hex.
+pub fn content_sha256(content: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(content.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A resource's `extension_metadata` with the content marker: "at entity version `version`,
+/// the content hashed to this". A later observation whose version still matches needs not
+/// read the content to know it; any other write moves the version on. Other keys are kept.
+pub fn content_marker(content: &str, version: i64, existing: Option<&Map<String, Value>>) -> Value {
+    let mut m = existing.cloned().unwrap_or_default();
+    m.insert(
+        MARKER_KEY.into(),
+        json!({"content_sha256": content_sha256(content), "version": version}),
+    );
+    Value::Object(m)
+}
+
 fn wrap(kind: Kind, inner: Map<String, Value>, owner: &Owner, vis: Option<Value>) -> Value {
     let mut outer = Map::new();
     outer.insert(kind.singular().to_string(), Value::Object(inner));
@@ -225,10 +249,12 @@ pub fn create(
                 r.description.clone().map(Value::from),
             );
             put(&mut m, "mime_type", r.mime_type.clone().map(Value::from));
+            let content = r.content.clone().unwrap_or_default();
             m.insert(
-                "content".into(),
-                Value::from(r.content.clone().unwrap_or_default()),
+                "extension_metadata".into(),
+                content_marker(&content, 1, None),
             );
+            m.insert("content".into(), Value::from(content));
             m.insert("tags".into(), tags(&r.tags));
             wrap(kind, m, owner, Some(visibility(r.visibility)))
         }

@@ -23,6 +23,33 @@ pub struct Observed {
     pub unreadable: Vec<(Kind, String)>,
     /// Live ids by (kind, identity), federated tools, prompts and resources included.
     pub ids: HashMap<(Kind, String), String>,
+    /// Version and extension metadata of local resources, by URI identity (for the content
+    /// marker).
+    pub resources: HashMap<String, ResourceMeta>,
+}
+
+/// What the content marker needs of a live resource.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResourceMeta {
+    pub version: Option<i64>,
+    pub extension_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ResourceMeta {
+    /// The live content is known to hash to `sha256` without reading it: the marker was
+    /// written at the version the resource still has.
+    pub fn vouches_for(&self, sha256: &str) -> bool {
+        let Some(m) = self
+            .extension_metadata
+            .as_ref()
+            .and_then(|e| e.get(super::body::MARKER_KEY))
+        else {
+            return false;
+        };
+        m.get("content_sha256").and_then(|v| v.as_str()) == Some(sha256)
+            && m.get("version").and_then(|v| v.as_i64()).is_some()
+            && m.get("version").and_then(|v| v.as_i64()) == self.version
+    }
 }
 
 impl Observed {
@@ -90,6 +117,20 @@ pub async fn observe(
     let state = LiveState::fetch(client, &Kind::ALL).await?;
     let (mut document, _) = export::from_live(&state);
     let ids = live_ids(&state);
+    let resources: HashMap<String, ResourceMeta> = state
+        .resources
+        .iter()
+        .filter(|r| r.gateway_id.is_none())
+        .map(|r| {
+            (
+                identity(Kind::Resource, &r.uri),
+                ResourceMeta {
+                    version: r.version,
+                    extension_metadata: r.extension_metadata.clone(),
+                },
+            )
+        })
+        .collect();
     let id = |kind: Kind, key: &str| ids.get(&(kind, identity(kind, key))).cloned();
 
     // Credentials, only for entities whose credentials the desired document manages.
@@ -146,20 +187,35 @@ pub async fn observe(
         }
     }
 
-    // Resource content, only where the desired document states content to compare.
+    // Resource content, only where the desired document states content to compare, and not
+    // where the content marker already vouches for it.
     let live_uris: HashSet<&str> = document
         .entities
         .resources
         .iter()
         .map(|r| r.key())
         .collect();
-    let wanted: Vec<(String, String)> = desired
-        .entities
-        .resources
-        .iter()
-        .filter(|r| r.content.is_some() && live_uris.contains(r.uri.as_str()))
-        .filter_map(|r| Some((id(Kind::Resource, &r.uri)?, r.uri.clone())))
-        .collect();
+    let mut known: HashMap<String, String> = HashMap::new();
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for r in &desired.entities.resources {
+        let (Some(content), true) = (&r.content, live_uris.contains(r.uri.as_str())) else {
+            continue;
+        };
+        let Some(rid) = id(Kind::Resource, &r.uri) else {
+            continue;
+        };
+        let meta = resources.get(&identity(Kind::Resource, &r.uri));
+        if meta.is_some_and(|m| m.vouches_for(&super::body::content_sha256(content))) {
+            known.insert(rid, content.clone());
+        } else {
+            wanted.push((rid, r.uri.clone()));
+        }
+    }
+    for r in &mut document.entities.resources {
+        if let Some(c) = id(Kind::Resource, &r.uri).and_then(|i| known.get(&i)) {
+            r.content = Some(c.clone());
+        }
+    }
     if !wanted.is_empty() {
         let refs: Vec<(&str, &str)> = wanted
             .iter()
@@ -167,8 +223,8 @@ pub async fn observe(
             .collect();
         let contents = live::resource_contents(client, &refs).await?;
         for r in &mut document.entities.resources {
-            if let Some(i) = id(Kind::Resource, &r.uri) {
-                r.content = contents.get(&i).cloned().flatten();
+            if let Some(c) = id(Kind::Resource, &r.uri).and_then(|i| contents.get(&i)) {
+                r.content = c.clone();
             }
         }
     }
@@ -177,5 +233,40 @@ pub async fn observe(
         credentials,
         unreadable,
         ids,
+        resources,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::body::{content_marker, content_sha256};
+
+    #[test]
+    fn the_marker_vouches_only_at_its_version_and_hash() {
+        let ext = |v: i64, c: &str| match content_marker(c, v, None) {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        };
+        let meta = |version: i64, ext| ResourceMeta {
+            version: Some(version),
+            extension_metadata: ext,
+        };
+        let h = content_sha256("hello");
+        assert!(meta(3, ext(3, "hello")).vouches_for(&h));
+        // Written since (by hand, or any update that did not keep the marker in step).
+        assert!(!meta(4, ext(3, "hello")).vouches_for(&h));
+        // Other content wanted.
+        assert!(!meta(3, ext(3, "hello")).vouches_for(&content_sha256("bye")));
+        assert!(!meta(1, None).vouches_for(&h));
+        // Other keys of extension_metadata are kept.
+        let mut other = serde_json::Map::new();
+        other.insert(
+            "io.modelcontextprotocol/ui".into(),
+            serde_json::json!({"csp": {}}),
+        );
+        let merged = content_marker("x", 2, Some(&other));
+        assert!(merged.get("io.modelcontextprotocol/ui").is_some());
+        assert_eq!(merged["mcp-gitops"]["version"], 2);
+    }
 }

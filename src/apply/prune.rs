@@ -173,6 +173,7 @@ mod tests {
             credentials: Default::default(),
             unreadable: Vec::new(),
             ids: Default::default(),
+            resources: Default::default(),
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn personal_team(client: &Client) -> Result<Option<String>, GatewayErr
 
 struct Run<'a> {
     client: &'a Client,
+    resources: &'a HashMap<String, super::observe::ResourceMeta>,
     index: Index<'a>,
     creds: &'a CredentialMap,
     opts: &'a Options,
@@ -94,6 +95,7 @@ pub async fn execute(
     let (desired, creds) = (desired.document, desired.credentials);
     let run = Run {
         client,
+        resources: &observed.resources,
         index: Index::new(desired),
         creds,
         opts,
@@ -342,10 +344,23 @@ impl Run<'_> {
         live_id: &str,
     ) -> Outcome {
         let fields: Vec<String> = changes.iter().map(|c| c.field().to_string()).collect();
-        let body = match body::update(entity, changes, creds, links) {
+        let mut body = match body::update(entity, changes, creds, links) {
             Ok(b) => b,
             Err(e) => return Outcome::Failed { error: e.0 },
         };
+        // Every write moves a resource's version on: keep its content marker in step.
+        if let (super::EntityRef::Resource(r), Some(Value::Object(m))) = (entity, body.as_mut())
+            && let Some(content) = &r.content
+            && let Some(meta) = self
+                .resources
+                .get(&crate::document::validate::identity(Kind::Resource, &r.uri))
+            && let Some(v) = meta.version
+        {
+            m.insert(
+                "extension_metadata".into(),
+                body::content_marker(content, v + 1, meta.extension_metadata.as_ref()),
+            );
+        }
         if self.opts.dry_run {
             return Outcome::Updated { fields };
         }

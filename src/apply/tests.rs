@@ -16,6 +16,7 @@ fn observed(live: &str) -> Observed {
         credentials: CredentialMap::new(),
         unreadable: Vec::new(),
         ids,
+        resources: Default::default(),
     }
 }
 

@@ -163,6 +163,11 @@ pub struct LiveResource {
     pub visibility: Option<Visibility>,
     #[serde(default)]
     pub team_id: Option<String>,
+    /// Entity version: 1 on create, +1 on every update.
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub extension_metadata: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -315,42 +320,48 @@ pub async fn stored_credentials(
     gateways: &[(&str, &str)],
 ) -> Result<HashMap<(Kind, String), String>, GatewayError> {
     let mut out = HashMap::new();
-    let batches = distinct_batches(tools)
-        .into_iter()
-        .map(|b| (Kind::Tool, b))
-        .chain(
-            distinct_batches(gateways)
-                .into_iter()
-                .map(|b| (Kind::Gateway, b)),
-        );
-    for (kind, batch) in batches {
-        let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
-        let body = json!({ kind.plural(): ids });
-        let action = Action::query(format!("read stored {} credentials", kind));
+    // Tools and gateways go in one request: batch i of each kind together.
+    let (tb, gb) = (distinct_batches(tools), distinct_batches(gateways));
+    for i in 0..tb.len().max(gb.len()) {
+        let empty = Vec::new();
+        let parts = [
+            (Kind::Tool, tb.get(i).unwrap_or(&empty)),
+            (Kind::Gateway, gb.get(i).unwrap_or(&empty)),
+        ];
+        let mut body = serde_json::Map::new();
+        for (kind, batch) in &parts {
+            if !batch.is_empty() {
+                let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
+                body.insert(kind.plural().to_string(), json!(ids));
+            }
+        }
+        let action = Action::query("read stored credentials");
         let doc = client
             .post(
                 "/v1/export/selective?include_dependencies=false",
-                &body,
+                &Value::Object(body),
                 &action,
             )
             .await?;
-        let by_name: HashMap<String, &str> = batch
-            .iter()
-            .map(|(id, name)| (slugify(name), *id))
-            .collect();
-        let items = doc
-            .pointer(&format!("/entities/{}", kind.plural()))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for item in items {
-            let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
-            let value = match item.get("auth_value") {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                _ => continue,
-            };
-            if let Some(id) = by_name.get(&slugify(name)) {
-                out.insert((kind, id.to_string()), value);
+        for (kind, batch) in parts {
+            let by_name: HashMap<String, &str> = batch
+                .iter()
+                .map(|(id, name)| (slugify(name), *id))
+                .collect();
+            let items = doc
+                .pointer(&format!("/entities/{}", kind.plural()))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for item in items {
+                let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+                let value = match item.get("auth_value") {
+                    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                    _ => continue,
+                };
+                if let Some(id) = by_name.get(&slugify(name)) {
+                    out.insert((kind, id.to_string()), value);
+                }
             }
         }
     }
