@@ -284,6 +284,12 @@ fn load_with(
     let text = substitute(&text, &name, lookup, &mut used)?;
     let config: Config = document::parse(&text, Some(document::Format::Yaml), &name)?;
 
+    if config.bases.is_empty() {
+        let env = load_plain(dir, config, lookup, used)?;
+        stack.pop();
+        return Ok(env);
+    }
+
     // Entities by (kind, identity), as JSON objects, with where they came from.
     let mut entities: BTreeMap<(Kind, String), (Value, String)> = BTreeMap::new();
     for base in &config.bases {
@@ -299,17 +305,10 @@ fn load_with(
     for path in document_files(dir)? {
         let (name, text) = document::read_text(&path)?;
         let text = substitute(&text, &name, lookup, &mut used)?;
-        // Without bases every file is a whole document, checked as such; with bases a file
-        // may hold partial entities (patches), checked once merged. Patches apply as written:
-        // a null removes a field.
+        // With bases a file may hold partial entities (patches), checked once merged. Patches
+        // apply as written: a null removes a field.
         let raw = document::parse_value(&text, None, &name)?;
-        if config.bases.is_empty() {
-            // Checked on its own (shape and meaning, not references, which may point into other
-            // files or at the gateway), so that problems name this file and its pointers.
-            let doc = document::from_str(&text, None, &name)?;
-            document::validate(&doc, &name, &Default::default())?;
-            version = doc.version;
-        } else if let Some(v) = raw.get("version").and_then(Value::as_str) {
+        if let Some(v) = raw.get("version").and_then(Value::as_str) {
             version = v.to_string();
         }
         for (key, v) in raw_entities(raw.get("entities").unwrap_or(&Value::Null)) {
@@ -351,6 +350,58 @@ fn load_with(
         Some(document::Format::Json),
         &format!("{} (merged with its bases)", dir.display()),
     )?;
+    document.entities.sort();
+    Ok(Environment {
+        dir: dir.to_path_buf(),
+        config,
+        document,
+        origin,
+        substituted: used,
+    })
+}
+
+/// Without bases every file is a whole document: parsed and checked on its own (shape and
+/// meaning, not references, which may point into other files or at the gateway), so that
+/// problems name the file and its pointers, then merged.
+fn load_plain(
+    dir: &Path,
+    config: Config,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    mut used: Vec<(String, String)>,
+) -> Result<Environment, EnvError> {
+    let mut document = Document {
+        version: document::DOCUMENT_VERSION.to_string(),
+        ..Document::default()
+    };
+    let mut origin: BTreeMap<(Kind, String), String> = BTreeMap::new();
+    for path in document_files(dir)? {
+        let (name, text) = document::read_text(&path)?;
+        let text = substitute(&text, &name, lookup, &mut used)?;
+        let doc = document::from_str(&text, None, &name)?;
+        document::validate(&doc, &name, &Default::default())?;
+        for kind in Kind::ALL {
+            for key in doc.entities.keys(kind) {
+                let k = (kind, identity(kind, key));
+                if let Some(first) = origin.get(&k) {
+                    return Err(EnvError::Duplicate {
+                        kind,
+                        key: key.to_string(),
+                        first: first.clone(),
+                        second: name,
+                    });
+                }
+                origin.insert(k, name.clone());
+            }
+        }
+        document.version = doc.version;
+        let (e, from) = (&mut document.entities, doc.entities);
+        e.tools.extend(from.tools);
+        e.gateways.extend(from.gateways);
+        e.servers.extend(from.servers);
+        e.prompts.extend(from.prompts);
+        e.resources.extend(from.resources);
+        e.roots.extend(from.roots);
+    }
     document.entities.sort();
     Ok(Environment {
         dir: dir.to_path_buf(),

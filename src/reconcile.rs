@@ -87,7 +87,7 @@ pub struct Target {
     pub keys: Keys,
     pub opts: Options,
     pub prune: Option<PrunePolicy>,
-    /// The desired document, marked when pruning.
+    /// The desired document (taken from `env.document`), marked when pruning.
     pub desired: Document,
 }
 
@@ -104,7 +104,7 @@ impl Target {
         Self::new(envdir::load(dir)?, s)
     }
 
-    pub fn new(env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
+    pub fn new(mut env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
         let c = &env.config;
         let bad = |m: String| config_error(&env.dir, m);
         let auth = Auth::resolve(
@@ -146,7 +146,8 @@ impl Target {
         } else {
             None
         };
-        let mut desired = env.document.clone();
+        // The environment's document moves into `desired` (no copy of a large document).
+        let mut desired = std::mem::take(&mut env.document);
         if let Some(p) = &prune {
             prune::mark(&mut desired, &p.marker);
         }
@@ -172,16 +173,42 @@ impl Target {
             &self.opts,
         )
         .await?;
+        self.prune_into(&mut ready)?;
+        Ok(Planned { ready })
+    }
+
+    /// Plan against a saved snapshot of the gateway (an export document): no request.
+    pub fn plan_offline(&self, snapshot: Document) -> Result<Planned, ReconcileError> {
+        let file = self.env.dir.display().to_string();
+        let mut ready = apply::ready_offline(
+            &self.desired,
+            &self.desired,
+            &file,
+            &self.keys,
+            &self.opts,
+            snapshot,
+        )?;
+        self.prune_into(&mut ready)?;
+        Ok(Planned { ready })
+    }
+
+    /// Add prune's deletes.
+    fn prune_into(&self, ready: &mut Ready) -> Result<(), ReconcileError> {
         if let Some(p) = &self.prune {
             let deletes = prune::deletes(&self.desired, &ready.observed, p)?;
             ready.prepared.steps.extend(deletes);
         }
+        Ok(())
+    }
+
+    /// Keyed digests (HMAC-SHA256) of the desired state and of the observed live state, as a
+    /// saved plan records them.
+    pub fn digests(&self, planned: &Planned) -> (String, String) {
         let key = self.digest_key();
-        Ok(Planned {
-            desired_digest: desired_digest(&key, &self.desired, &ready, &self.opts, &self.prune),
-            live_digest: live_digest(&key, &ready),
-            ready,
-        })
+        (
+            desired_digest(&key, &self.desired, &planned.ready, &self.opts, &self.prune),
+            live_digest(&key, &planned.ready),
+        )
     }
 
     /// Execute a plan made by [`Target::plan`].
@@ -232,12 +259,13 @@ impl Target {
             plan: plan_file.to_string(),
             why: why.to_string(),
         };
-        if now.desired_digest != saved.desired_digest {
+        let (desired_digest, live_digest) = self.digests(&now);
+        if desired_digest != saved.desired_digest {
             return Err(stale(
                 "the environment's documents or settings changed since it was made",
             ));
         }
-        if now.live_digest != saved.live_digest {
+        if live_digest != saved.live_digest {
             return Err(stale("the live gateway changed since it was made"));
         }
         let report = self.apply(&now, progress).await?;
@@ -248,9 +276,6 @@ impl Target {
 /// A plan: what the gateway holds and what to do.
 pub struct Planned {
     pub ready: Ready,
-    /// Keyed digests (HMAC-SHA256) of the desired state and of the observed live state.
-    pub desired_digest: String,
-    pub live_digest: String,
 }
 
 /// Counts of a plan.
@@ -389,6 +414,7 @@ pub const PLAN_FORMAT: &str = "mcp-gitops-plan/1";
 
 impl SavedPlan {
     pub fn new(t: &Target, p: &Planned, created_at: String) -> SavedPlan {
+        let (desired_digest, live_digest) = t.digests(p);
         SavedPlan {
             format: PLAN_FORMAT.into(),
             environment: t
@@ -398,8 +424,8 @@ impl SavedPlan {
                 .unwrap_or_else(|_| t.env.dir.clone()),
             gateway: t.env.config.gateway.clone(),
             created_at,
-            desired_digest: p.desired_digest.clone(),
-            live_digest: p.live_digest.clone(),
+            desired_digest,
+            live_digest,
             counts: p.counts(),
             changes: p.lines(false).iter().map(|l| t.env.mask(l)).collect(),
         }

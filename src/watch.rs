@@ -149,6 +149,8 @@ pub async fn watch(
     let mut reload = true;
     let mut backoff = Duration::ZERO;
     let mut drift_reported = false;
+    // Say "in sync" once after each (re)load, so that an edit that changes nothing is seen.
+    let mut announce = false;
     loop {
         if reload {
             reload = false;
@@ -157,6 +159,7 @@ pub async fn watch(
                     t.opts.cancel = cancel.clone();
                     pending = Some(t);
                     drift_reported = false;
+                    announce = true;
                 }
                 Err(e) => {
                     let keep = if good.is_some() {
@@ -199,11 +202,12 @@ pub async fn watch(
                 }
             };
             match outcome {
-                Cycle::InSync(_) => {
+                Cycle::InSync(c) => {
                     backoff = Duration::ZERO;
-                    if drift_reported {
-                        log(dir, "in sync");
+                    if drift_reported || announce {
+                        log(dir, &format!("in sync ({} unchanged)", c.unchanged));
                         drift_reported = false;
+                        announce = false;
                     }
                 }
                 Cycle::Applied(r) => {

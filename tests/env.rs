@@ -303,3 +303,52 @@ async fn prune_deletes_only_what_the_environment_owns_and_saved_plans_go_stale()
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("deleted 3 tools"), "{}", stdout(&out));
 }
+
+#[test]
+fn plans_offline_against_a_saved_snapshot_without_a_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("dev");
+    std::fs::create_dir_all(&env).unwrap();
+    // Nothing listens on port 9: any request would fail the run.
+    std::fs::write(
+        env.join("mcp-gitops.yaml"),
+        "gateway: http://127.0.0.1:9\ntoken: {env: TOKEN}\nprune: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.join("tools.json"),
+        r#"{"version":"1","entities":{"tools":[{"name":"a","url":"https://a2.example.com","request_type":"GET"},{"name":"b","url":"https://b.example.com","request_type":"GET"}]}}"#,
+    )
+    .unwrap();
+    let snapshot = dir.path().join("snapshot.json");
+    std::fs::write(
+        &snapshot,
+        r#"{"version":"1","entities":{"tools":[{"name":"a","url":"https://a.example.com","request_type":"GET","tags":["mcp-gitops:dev"]},{"name":"c","url":"https://c.example.com","request_type":"GET","tags":["mcp-gitops:dev"]},{"name":"d","url":"https://d.example.com","request_type":"GET","tags":["mcp-gitops:dev"]},{"name":"by-hand","url":"https://h.example.com","request_type":"GET"}]}}"#,
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("mcp-gitops")
+        .unwrap()
+        .env_clear()
+        .env("TOKEN", "not-used")
+        .args([
+            "plan",
+            "--detailed-exitcode",
+            "--allow-mass-delete",
+            "--snapshot",
+        ])
+        .arg(&snapshot)
+        .arg(&env)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out),
+        "~ update tool a: url: \"https://a.example.com\" -> \"https://a2.example.com\"\n+ create tool b\n- delete tool c\n- delete tool d\nPlan: 1 to create, 1 to update, 2 to delete, 0 unchanged.\n"
+    );
+}

@@ -25,7 +25,7 @@ pub use body::Owner;
 pub use entity::{EntityRef, Index};
 pub use observe::{Observed, live_ids, observe};
 pub use prune::{MassDelete, PrunePolicy};
-pub use ready::{Keys, Ready, ReadyError, owner, ready};
+pub use ready::{Keys, Ready, ReadyError, owner, ready, ready_offline};
 pub use run::{Progress, execute, personal_team};
 
 /// What to do with an entity that exists on the gateway and differs from the document.

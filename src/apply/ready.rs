@@ -136,6 +136,49 @@ pub async fn ready(
     })
 }
 
+/// The same against a saved snapshot of the gateway (an export document) instead of the live
+/// gateway: no request at all. The snapshot's credentials are decrypted with the gateway key.
+pub fn ready_offline(
+    whole: &Document,
+    desired: &Document,
+    file: &str,
+    keys: &Keys,
+    opts: &Options,
+    snapshot: Document,
+) -> Result<Ready, ReadyError> {
+    let mut ids = std::collections::HashMap::new();
+    for kind in Kind::ALL {
+        for key in snapshot.entities.keys(kind) {
+            let k = super::key_of(kind, key);
+            ids.insert(k, format!("snapshot:{key}"));
+        }
+    }
+    let live: std::collections::HashSet<(Kind, String)> = ids.keys().cloned().collect();
+    validate(
+        whole,
+        file,
+        &Context {
+            secret: keys.document.as_ref(),
+            live: Some(&live),
+        },
+    )?;
+    let credentials = super::desired_credentials(&snapshot, keys.gateway.as_ref())?;
+    let observed = Observed {
+        document: snapshot,
+        credentials,
+        unreadable: Vec::new(),
+        ids,
+        resources: Default::default(),
+    };
+    let credentials = super::desired_credentials(desired, keys.document.as_ref())?;
+    let prepared = prepare(desired, &credentials, &observed, opts);
+    Ok(Ready {
+        observed,
+        credentials,
+        prepared,
+    })
+}
+
 /// Who owns what a run creates: the token user's personal team, read only when something is
 /// to be created for real.
 pub async fn owner(

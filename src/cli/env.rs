@@ -37,8 +37,11 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Save the plan, for `apply PLAN_FILE` (which refuses it once stale).
-    #[arg(long, value_name = "PLAN_FILE")]
+    #[arg(long, value_name = "PLAN_FILE", conflicts_with = "snapshot")]
     pub out: Option<PathBuf>,
+    /// Plan offline against a saved export of the gateway instead of the live gateway.
+    #[arg(long, value_name = "EXPORT_FILE")]
+    pub snapshot: Option<PathBuf>,
 }
 
 impl From<ReconcileError> for CliError {
@@ -70,8 +73,19 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
             e
         }
     };
+    // A snapshot is read on another thread while the environment loads.
+    let snapshot = a.snapshot.clone().map(|file| {
+        std::thread::spawn(move || crate::document::load_path(&file).map_err(CliError::invalid))
+    });
     let t = Target::open(&a.env.dir, &settings(&a.env)).map_err(|e| fail(e.into()))?;
-    let p = t.plan().await.map_err(|e| fail(e.into()))?;
+    let p = match snapshot {
+        Some(h) => {
+            let snapshot = h.join().expect("snapshot reader").map_err(fail)?;
+            t.plan_offline(snapshot)
+        }
+        None => t.plan().await,
+    }
+    .map_err(|e| fail(e.into()))?;
     let counts = p.counts();
     let lines: Vec<String> = p
         .lines(a.env.verbose)
@@ -127,6 +141,8 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
                    "changes": lines, "notes": notes})
         ),
     }
+    // Large plans: the process ends now, freeing them one by one would only cost time.
+    std::mem::forget((t, p));
     Ok(if a.detailed_exitcode && counts.changes() > 0 {
         exit::INVALID // 2: changes present
     } else {

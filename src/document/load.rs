@@ -95,12 +95,43 @@ pub fn parse<T: DeserializeOwned>(
     format: Option<Format>,
     file: &str,
 ) -> Result<T, LoadError> {
-    let value = parse_value(text, format, file)?;
+    let format = format.unwrap_or_else(|| Format::sniff(text));
+    if format == Format::Json {
+        // One pass straight into `T` (no intermediate value): large documents load fast.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let syntax = |e: serde_json::Error| LoadError::Syntax {
+            file: file.to_string(),
+            format: "JSON",
+            reason: e.to_string(),
+        };
+        let v = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+            if e.inner().is_data() {
+                LoadError::Shape {
+                    file: file.to_string(),
+                    pointer: to_pointer(&e.path().to_string()),
+                    reason: without_position(&e.inner().to_string()),
+                }
+            } else {
+                syntax(e.into_inner())
+            }
+        })?;
+        de.end().map_err(syntax)?;
+        return Ok(v);
+    }
+    let value = parse_value(text, Some(format), file)?;
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| LoadError::Shape {
         file: file.to_string(),
         pointer: to_pointer(&e.path().to_string()),
         reason: e.inner().to_string(),
     })
+}
+
+/// serde_json's data errors end in " at line L column C"; the pointer says where.
+fn without_position(reason: &str) -> String {
+    match reason.rfind(" at line ") {
+        Some(i) if reason[i..].contains(" column ") => reason[..i].to_string(),
+        _ => reason.to_string(),
+    }
 }
 
 /// Parse text into a JSON value (YAML is read into the JSON data model).

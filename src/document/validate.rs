@@ -252,12 +252,13 @@ impl Checker {
 
     fn references(&mut self, doc: &Document, cx: &Context<'_>) {
         let e = &doc.entities;
+        let declared: HashSet<(Kind, String)> = [Kind::Tool, Kind::Resource, Kind::Prompt]
+            .into_iter()
+            .flat_map(|k| e.keys(k).into_iter().map(move |key| (k, identity(k, key))))
+            .collect();
         let known = |kind: Kind, key: &str| {
-            let id = identity(kind, key);
-            e.keys(kind).iter().any(|k| identity(kind, k) == id)
-                || cx
-                    .live
-                    .is_some_and(|live| live.contains(&(kind, id.clone())))
+            let id = (kind, identity(kind, key));
+            declared.contains(&id) || cx.live.is_some_and(|live| live.contains(&id))
         };
         // Without a view of the gateway, tool references may also name federated tools or ids
         // the document cannot show; those are only checked when the gateway is known.

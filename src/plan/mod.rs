@@ -150,11 +150,19 @@ impl Plan {
 pub fn diff(desired: &Desired<'_>, live: &Live<'_>) -> Plan {
     let mut changes = Vec::new();
     for kind in Kind::ALL {
-        let live_items: BTreeMap<String, Comparable> = comparable(live.document, kind)
-            .into_iter()
-            .map(|c| (c.identity.clone(), c))
-            .collect();
-        for want in comparable(desired.document, kind) {
+        // Both sides are brought to comparable form at once, the live one on another thread
+        // (one kind at a time, so that only one kind's comparable forms are held).
+        let (live_items, want_list) = std::thread::scope(|s| {
+            let live_side = s.spawn(|| {
+                comparable(live.document, kind)
+                    .into_iter()
+                    .map(|c| (c.identity.clone(), c))
+                    .collect::<BTreeMap<String, Comparable>>()
+            });
+            let want = comparable(desired.document, kind);
+            (live_side.join().expect("diff worker"), want)
+        });
+        for want in want_list {
             let key = (kind, want.key.clone());
             let op = match live_items.get(&want.identity) {
                 None => Op::Create,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks named in the issues; the figures are recorded in BENCHMARKS.md.
 #
-#   tests/bench/run.sh            (or `make bench`, which builds the release binary first)
+#   tests/bench/run.sh [export import reconcile watch offline]   (or `make bench`: all of them)
 #
 # Each benchmark is a section below (`bench_export`, ...); later benchmarks (import, plan) are
 # added as further sections and called from `main`. All of them share one throwaway
@@ -296,11 +296,167 @@ print(f"repeated import: {ms['again'][0]} ms (target < 1000 ms: {'met' if ms['ag
 PY
 }
 
+# --- benchmark: no-op reconcile, watch latency ---------------------------------------------------
+
+# A gateway holding the 1,000 entities as mcp-gitops restored them, and an environment directory
+# whose desired state is the export: the steady state of a GitOps loop.
+reconcile_setup() {
+  local doc="$OUT/mcp-gitops.json"
+  [ -f "$doc" ] || die "no export document; run bench_export first"
+  RURL="$(fresh reconcile)"
+  "$BIN" import "$doc" --gateway "$RURL" --user "$ADMIN" --rate-limit 0 --parallelism 8 \
+    >"$OUT/reconcile-restore.log" 2>&1 || die "restore for the reconcile benchmark failed"
+  ENVD="$OUT/env/bench"
+  mkdir -p "$ENVD"
+  cp "$doc" "$ENVD/desired.json"
+  cat >"$ENVD/mcp-gitops.yaml" <<YAML
+gateway: $RURL
+user: $ADMIN
+jwt_secret: {env: JWT_SECRET_KEY}
+secret: {env: AUTH_ENCRYPTION_SECRET}
+YAML
+  export RURL ENVD
+}
+
+bench_reconcile() {
+  heading "No-op reconcile: apply of the 1,000-entity environment to the gateway that holds it, $RUNS runs"
+  reconcile_setup
+  : >"$OUT/reconcile-times"
+  (set -a; . "$DIR/reconcile/gateway.env"; set +a
+   for ((i = 0; i <= RUNS; i++)); do
+     t0=$(date +%s%N)
+     "$BIN" apply "$ENVD" -o json >"$OUT/reconcile-$i.json" 2>"$OUT/reconcile-$i.err" || die "apply failed (see $OUT/reconcile-$i.err)"
+     t1=$(date +%s%N)
+     # Run 0 is a warm-up.
+     ((i == 0)) || echo "$(( (t1 - t0) / 1000000 )) $OUT/reconcile-$i.json" >>"$OUT/reconcile-times"
+   done)
+  "$PY" - "$OUT/reconcile-times" <<'PY'
+import json, statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+ms = [int(r[0]) for r in rows]
+docs = [json.load(open(r[1])) for r in rows]
+reads = {d["requests"]["reads"] for d in docs}
+writes = {d["requests"]["writes"] for d in docs}
+unchanged = {d["summary"]["unchanged"] for d in docs}
+med = statistics.median(ms)
+print(f"  runs (ms): {ms}")
+print(f"  unchanged entities: {sorted(unchanged)}; reads per run: {sorted(reads)}; writes per run: {sorted(writes)}")
+print(f"no-op reconcile, median {med:.0f} ms (target < 1000 ms: {'met' if med < 1000 else 'NOT met'}); "
+      f"requests: {max(reads)} reads = 6 lists + 1 credential read (target: met if 7), {max(writes)} writes")
+PY
+}
+
+bench_watch() {
+  local n="${BENCH_WATCH_EDITS:-15}"
+  heading "Watch: file saved -> change live on the gateway, $n single-entity edits, 1,000-entity environment"
+  [ -n "${ENVD:-}" ] || reconcile_setup
+  (set -a; . "$DIR/reconcile/gateway.env"; set +a
+   "$BIN" watch "$ENVD" --interval 3600 2>"$OUT/watch.log" &
+   wpid=$!
+   trap 'kill $wpid 2>/dev/null || true; "$CF" stop "$GW" >/dev/null 2>&1 || true' EXIT
+   tok="$("$PY" -m mcpgateway.utils.create_jwt_token -u "$ADMIN" --exp 60 --admin 2>/dev/null)"
+   "$PY" - "$ENVD/desired.json" "$OUT/watch.log" "$n" "$RURL" "$tok" <<'PY'
+import json, os, statistics, sys, time
+import httpx
+path, log, n, url, tok = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+c = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+def wait(pred, what, limit=60):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"timed out waiting for {what}; watch log:\n" + open(log).read())
+wait(lambda: "in sync" in open(log).read(), "the first cycle")
+doc = json.load(open(path))
+tool = doc["entities"]["tools"][0]
+tid = next(t["id"] for t in c.get("/v1/tools", params={"limit": 0}).json() if t["name"] == tool["name"])
+lat = []
+for k in range(1, n + 1):
+    want = f"watch edit {k}"
+    tool["description"] = want
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=2)
+    t0 = time.monotonic()
+    os.rename(tmp, path)
+    wait(lambda: c.get(f"/v1/tools/{tid}").json().get("description") == want, f"edit {k}")
+    lat.append((time.monotonic() - t0) * 1000)
+    time.sleep(0.3)
+lat.sort()
+p50 = statistics.median(lat)
+print(f"  latencies (ms): {[round(x) for x in lat]}")
+print(f"watch, save -> live: p50 {p50:.0f} ms, max {max(lat):.0f} ms (target p50 < 1000 ms: {'met' if p50 < 1000 else 'NOT met'})")
+PY
+   kill -TERM $wpid; wait $wpid || true
+   tail -n 1 "$OUT/watch.log")
+  "$CF" stop "$DIR/reconcile"
+}
+
+bench_offline_plan() {
+  heading "Offline plan: a 10,000-entity environment against a saved 10,000-entity snapshot, $RUNS runs"
+  local d="$OUT/offline"
+  mkdir -p "$d/env"
+  printf 'gateway: http://127.0.0.1:9\ntoken: {env: TOKEN}\n' >"$d/env/mcp-gitops.yaml"
+  "$PY" - "$d" <<'PY'
+import json, sys
+d = sys.argv[1]
+def doc(variant):
+    tools = [{"name": f"t-{i:05d}", "url": f"https://api.example.com/t/{i}", "request_type": "GET",
+              "description": f"tool {i}" + (" v2" if variant and i % 10 == 0 else ""), "tags": ["bench", f"team-{i % 7}"]}
+             for i in range(7000)]
+    prompts = [{"name": f"p-{i:05d}", "template": "Hello {{ name }} " + str(i), "description": f"prompt {i}",
+                "arguments": [{"name": "name", "required": True}], "tags": ["bench"]} for i in range(1500)]
+    resources = [{"name": f"r-{i:05d}", "uri": f"docs://bench/r-{i:05d}", "mime_type": "text/plain",
+                  "content": f"resource {i} " + "lorem ipsum " * 20, "tags": ["bench"]} for i in range(1000)]
+    servers = [{"name": f"s-{i:04d}", "description": f"server {i}",
+                "tool_ids": [f"t-{j:05d}" for j in range(i * 5, i * 5 + 5)]} for i in range(400)]
+    roots = [{"uri": f"file:///srv/r{i}", "name": f"r{i}"} for i in range(100)]
+    if variant:
+        tools.append({"name": "t-new", "url": "https://api.example.com/new", "request_type": "POST"})
+        roots = roots[:-1]
+    return {"version": "2025-03-26", "entities": {"tools": tools, "prompts": prompts, "resources": resources,
+                                                   "servers": servers, "roots": roots}}
+json.dump(doc(True), open(f"{d}/env/desired.json", "w"))
+json.dump(doc(False), open(f"{d}/snapshot.json", "w"))
+PY
+  : >"$d/times"
+  for ((i = 0; i <= RUNS; i++)); do
+    TOKEN=unused /usr/bin/time -f "%e %M" -o "$d/time-$i" \
+      "$BIN" plan --snapshot "$d/snapshot.json" "$d/env" >"$d/plan-$i.txt" 2>"$d/plan-$i.err" \
+      || die "offline plan failed (see $d/plan-$i.err)"
+    ((i == 0)) || cat "$d/time-$i" >>"$d/times"
+  done
+  tail -n 1 "$d/plan-1.txt"
+  "$PY" - "$d/times" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+ms = [float(r[0]) * 1000 for r in rows]
+rss = [int(r[1]) / 1024 for r in rows]
+med = statistics.median(ms)
+print(f"  runs (ms): {[round(x) for x in ms]}; peak RSS (MB): {[round(x, 1) for x in rss]}")
+print(f"offline plan of 10,000 entities: median {med:.0f} ms (target < 100 ms: {'met' if med < 100 else 'NOT met'}), "
+      f"peak RSS {max(rss):.1f} MB (target < 100 MB: {'met' if max(rss) < 100 else 'NOT met'})")
+PY
+}
+
+# Benchmarks to run: all by default, or those named (export import reconcile watch offline).
 main() {
+  local only=" ${*:-export import reconcile watch offline} "
+  if [[ "$only" == *" offline "* && "$only" != *" export "* && "$only" != *" import "* \
+        && "$only" != *" reconcile "* && "$only" != *" watch "* ]]; then
+    [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
+    mkdir -p "$OUT"
+    bench_offline_plan
+    return
+  fi
   setup
   populate
   bench_export
-  bench_import
+  [[ "$only" == *" import "* ]] && bench_import
+  [[ "$only" == *" reconcile "* ]] && bench_reconcile
+  [[ "$only" == *" watch "* ]] && bench_watch
+  [[ "$only" == *" offline "* ]] && bench_offline_plan
   heading "Done (working files in ${OUT#"$ROOT"/})"
 }
 
