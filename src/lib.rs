@@ -11,6 +11,7 @@ pub mod envdir;
 pub mod export;
 pub mod fsutil;
 pub mod gateway;
+pub mod git;
 pub mod kind;
 pub mod plan;
 pub mod secrets;
