@@ -4,7 +4,9 @@
 //! HTTP, `cli` parses flags). Every front door calls the same engine.
 
 pub mod apply;
+pub mod backup;
 pub mod bulk;
+pub mod changes;
 pub mod cli;
 pub mod document;
 pub mod envdir;
