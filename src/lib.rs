@@ -16,5 +16,6 @@ pub mod gateway;
 pub mod git;
 pub mod kind;
 pub mod plan;
+pub mod restore;
 pub mod secrets;
 pub mod select;

@@ -8,6 +8,7 @@ mod import;
 mod import_tools;
 mod offline;
 mod report;
+mod restore;
 
 use std::time::Duration;
 
@@ -107,6 +108,8 @@ pub enum Command {
     Schema,
     /// Export the gateway into a file in a Git branch; commit what changed and push.
     Backup(Box<backup::BackupArgs>),
+    /// Restore the document (or environment directory) at a Git revision into the gateway.
+    Restore(Box<restore::RestoreArgs>),
 }
 
 /// How to reach the gateway.
@@ -258,6 +261,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Validate(a) => offline::validate(a),
         Command::Rekey(a) => offline::rekey(a),
         Command::Backup(a) => backup::run(*a).await,
+        Command::Restore(a) => restore::run(*a).await,
         Command::Schema => {
             print!("{}", crate::document::schema_json());
             Ok(exit::OK)
