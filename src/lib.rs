@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod git;
 pub mod kind;
 pub mod plan;
+pub mod promote;
 pub mod restore;
 pub mod secrets;
 pub mod select;

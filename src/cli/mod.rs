@@ -7,6 +7,7 @@ mod git_args;
 mod import;
 mod import_tools;
 mod offline;
+mod promote;
 mod report;
 mod restore;
 
@@ -110,6 +111,8 @@ pub enum Command {
     Backup(Box<backup::BackupArgs>),
     /// Restore the document (or environment directory) at a Git revision into the gateway.
     Restore(Box<restore::RestoreArgs>),
+    /// Copy selected entities between environment directories in a Git working copy; commit.
+    Promote(Box<promote::PromoteArgs>),
 }
 
 /// How to reach the gateway.
@@ -262,6 +265,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Rekey(a) => offline::rekey(a),
         Command::Backup(a) => backup::run(*a).await,
         Command::Restore(a) => restore::run(*a).await,
+        Command::Promote(a) => promote::run(*a),
         Command::Schema => {
             print!("{}", crate::document::schema_json());
             Ok(exit::OK)
