@@ -79,7 +79,9 @@ impl From<GitError> for CliError {
             | GitError::NoPath { .. }
             | GitError::State { .. } => exit::INVALID,
             GitError::Unreachable { .. } => exit::UNREACHABLE,
-            GitError::Auth { .. } | GitError::HostKey { .. } => exit::AUTH,
+            GitError::Auth { .. } | GitError::HostKey { .. } | GitError::Certificate { .. } => {
+                exit::AUTH
+            }
             GitError::Rejected { .. } => exit::FAILED,
             GitError::Local { .. } => exit::IO,
         };

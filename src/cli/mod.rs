@@ -31,7 +31,7 @@ pub mod exit {
     /// The gateway (or a Git repository) could not be reached.
     pub const UNREACHABLE: u8 = 4;
     /// The gateway refused the credentials (401) or the token lacks permission (403); a Git
-    /// server refused the credentials or its SSH host key was refused.
+    /// server refused the credentials, or its SSH host key or TLS certificate was refused.
     pub const AUTH: u8 = 5;
     /// An output file could not be written.
     pub const IO: u8 = 6;

@@ -222,6 +222,12 @@ impl<'r> Session<'r> {
             };
         }
         let reason = e.message().to_string();
+        // An untrusted TLS certificate comes back as a generic SSL-class error.
+        if e.code() == git2::ErrorCode::Certificate
+            || (e.class() == git2::ErrorClass::Ssl && reason.contains("certificate"))
+        {
+            return GitError::Certificate { url, reason };
+        }
         if e.code() == git2::ErrorCode::Auth
             || (e.class() == git2::ErrorClass::Ssh && reason.contains("authentica"))
         {

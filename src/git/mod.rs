@@ -117,6 +117,10 @@ pub enum GitError {
         host: String,
         problem: String,
     },
+    #[error(
+        "Git repository {url}: the server's TLS certificate is not trusted ({reason}); add its CA to the system's trust store or point SSL_CERT_FILE at it"
+    )]
+    Certificate { url: String, reason: String },
     #[error("Git repository {url}: unknown revision '{rev}' (not a branch, tag or commit id)")]
     UnknownRev { url: String, rev: String },
     #[error("Git repository {url} at {rev}: no '{path}' there")]
