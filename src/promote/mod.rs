@@ -138,19 +138,29 @@ pub fn promote(opts: &PromoteOptions) -> Result<PromoteOutcome, PromoteError> {
         return Err(PromoteError::NothingSelected { from });
     }
 
-    let source_key = match &opts.source_secret {
-        Some(k) => Some(k.clone()),
-        None => source
-            .secret(&source.config.secret)?
-            .map(|s| Secret::new(&s)),
-    };
-    let target_key = match &opts.target_secret {
-        Some(k) => Some(k.clone()),
-        None => target
-            .secret(&target.config.secret)?
-            .map(|s| Secret::new(&s))
-            .or_else(|| source_key.clone()),
-    };
+    // Keys are read only when credentials are to be carried over or compared: an
+    // environment variable that is not set does not matter otherwise.
+    let mut current = target.document.entities.clone();
+    keep_only(&mut current, &selected.entities);
+    let (source_key, target_key) =
+        if has_credentials(&selected.entities) || has_credentials(&current) {
+            let source_key = match &opts.source_secret {
+                Some(k) => Some(k.clone()),
+                None => source
+                    .secret(&source.config.secret)?
+                    .map(|s| Secret::new(&s)),
+            };
+            let target_key = match &opts.target_secret {
+                Some(k) => Some(k.clone()),
+                None => target
+                    .secret(&target.config.secret)?
+                    .map(|s| Secret::new(&s))
+                    .or_else(|| source_key.clone()),
+            };
+            (source_key, target_key)
+        } else {
+            (None, None)
+        };
     let mut promoted = selected.entities.clone();
     rekey(
         &mut promoted,
@@ -160,8 +170,6 @@ pub fn promote(opts: &PromoteOptions) -> Result<PromoteOutcome, PromoteError> {
     )?;
 
     // Compare with what the target holds now, credentials by their decrypted value.
-    let mut current = target.document.entities.clone();
-    keep_only(&mut current, &promoted);
     let (cmp_new, cmp_old) = (
         fingerprinted(&promoted, target_key.as_ref(), &to, "--rekey-secret")?,
         fingerprinted(&current, target_key.as_ref(), &to, "--rekey-secret")?,
@@ -244,6 +252,11 @@ fn rekey(
         *value = Some(to.encrypt(&creds));
     }
     Ok(())
+}
+
+fn has_credentials(e: &Entities) -> bool {
+    e.tools.iter().any(|t| t.auth_value.is_some())
+        || e.gateways.iter().any(|g| g.auth_value.is_some())
 }
 
 /// Keep only the entities of `e` that `wanted` also has (by kind and identity).
