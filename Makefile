@@ -4,7 +4,7 @@ CARGO ?= cargo
 CF := tests/gateway/cf.sh
 RUN := .run
 
-.PHONY: all build venv test lint demo gateway gateway-stop bench clean
+.PHONY: all build venv sshd test lint demo gateway gateway-stop bench clean
 
 all: build
 
@@ -15,8 +15,12 @@ build:
 venv:
 	$(CF) install
 
+# Debian's openssh-server for the Git-over-SSH tests (installed when sshd is missing).
+sshd:
+	tests/git/sshd.sh install
+
 # Everything needed, then all tests (unit, real-gateway integration, lint).
-test: venv lint
+test: venv sshd lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \

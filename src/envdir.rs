@@ -414,7 +414,7 @@ fn load_plain(
 
 /// The document files of a directory: `*.json`, `*.yaml`, `*.yml` except the environment
 /// file, sorted by name.
-fn document_files(dir: &Path) -> Result<Vec<PathBuf>, EnvError> {
+pub fn document_files(dir: &Path) -> Result<Vec<PathBuf>, EnvError> {
     let io = |source| EnvError::Io {
         path: dir.display().to_string(),
         source,

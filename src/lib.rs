@@ -4,7 +4,9 @@
 //! HTTP, `cli` parses flags). Every front door calls the same engine.
 
 pub mod apply;
+pub mod backup;
 pub mod bulk;
+pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod document;
@@ -12,9 +14,12 @@ pub mod envdir;
 pub mod export;
 pub mod fsutil;
 pub mod gateway;
+pub mod git;
 pub mod kind;
 pub mod plan;
+pub mod promote;
 pub mod reconcile;
+pub mod restore;
 pub mod secrets;
 pub mod select;
 pub mod watch;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{CliError, Connection, SecretArg, exit, report};
 use crate::apply::{self, Keys, Options, Ready, Strategy};
-use crate::document;
+use crate::document::{self, Document};
 use crate::plan::Desired;
 use crate::secrets::Secret;
 use crate::select::{self, IncludeSpec, Selection};
@@ -26,6 +26,13 @@ pub struct ImportArgs {
     /// Document file (JSON or YAML, mcp-gitops's or ContextForge's own export), or - for
     /// standard input.
     pub file: PathBuf,
+    #[command(flatten)]
+    pub with: ImportFlags,
+}
+
+/// Everything `import` takes besides the document; `restore` takes the same.
+#[derive(Args, Debug)]
+pub struct ImportFlags {
     #[command(flatten)]
     pub conn: Connection,
     /// Decrypts the document's auth_values (and, without --rekey-secret, the gateway's).
@@ -44,7 +51,7 @@ pub struct ImportArgs {
     /// Only these entities (and what they depend on), e.g. "tools:weather_*;servers:ai-*".
     #[arg(long, value_name = "SPEC")]
     pub include: Option<String>,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Output,
     /// One line per entity.
     #[arg(long, short = 'v')]
@@ -58,12 +65,31 @@ pub struct ImportArgs {
 }
 
 pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
-    let include = a
-        .include
-        .as_deref()
-        .map(IncludeSpec::parse)
-        .transpose()
-        .map_err(CliError::invalid)?;
+    a.with.include()?;
+    let file = if a.file.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        a.file.display().to_string()
+    };
+    let full = document::load_path(&a.file).map_err(CliError::invalid)?;
+    apply_document(a.with, &full, &file).await
+}
+
+impl ImportFlags {
+    /// `--include`, parsed.
+    pub fn include(&self) -> Result<Option<IncludeSpec>, CliError> {
+        self.include
+            .as_deref()
+            .map(IncludeSpec::parse)
+            .transpose()
+            .map_err(CliError::invalid)
+    }
+}
+
+/// Restore `full` (named `file` in messages) into the gateway: the one path `import` and
+/// `restore` share.
+pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Result<u8, CliError> {
+    let include = a.include()?;
     let keys = Keys::new(
         a.secret.optional(),
         a.rekey_secret
@@ -71,14 +97,8 @@ pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
             .filter(|s| !s.is_empty())
             .map(Secret::new),
     );
-    let file = if a.file.as_os_str() == "-" {
-        "<stdin>".to_string()
-    } else {
-        a.file.display().to_string()
-    };
-    let full = document::load_path(&a.file).map_err(CliError::invalid)?;
     let selected = select::select(
-        &full,
+        full,
         &Selection {
             include,
             include_inactive: true,
@@ -105,7 +125,7 @@ pub async fn run(a: ImportArgs) -> Result<u8, CliError> {
         observed,
         credentials,
         prepared,
-    } = apply::ready(&client, &full, &desired, &file, &keys, &opts).await?;
+    } = apply::ready(&client, full, &desired, file, &keys, &opts).await?;
     if !prepared.conflicts.is_empty() {
         let mut msg = format!(
             "{} conflict{} under --conflict-strategy fail; nothing was written:",

@@ -1,11 +1,15 @@
 //! The command line: flags, one-line errors and documented exit codes.
 
+mod backup;
 mod env;
 mod export;
+mod git_args;
 mod import;
 mod import_tools;
 mod offline;
+mod promote;
 mod report;
+mod restore;
 mod watch;
 
 use std::time::Duration;
@@ -25,9 +29,10 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// Conflicts under `--conflict-strategy fail`.
     pub const CONFLICT: u8 = 3;
-    /// The gateway could not be reached.
+    /// The gateway (or a Git repository) could not be reached.
     pub const UNREACHABLE: u8 = 4;
-    /// The gateway refused the credentials (401) or the token lacks permission (403).
+    /// The gateway refused the credentials (401) or the token lacks permission (403); a Git
+    /// server refused the credentials, or its SSH host key or TLS certificate was refused.
     pub const AUTH: u8 = 5;
     /// An output file could not be written.
     pub const IO: u8 = 6;
@@ -105,6 +110,12 @@ pub enum Command {
     Rekey(offline::RekeyArgs),
     /// Print the export document's JSON Schema.
     Schema,
+    /// Export the gateway into a file in a Git branch; commit what changed and push.
+    Backup(Box<backup::BackupArgs>),
+    /// Restore the document (or environment directory) at a Git revision into the gateway.
+    Restore(Box<restore::RestoreArgs>),
+    /// Copy selected entities between environment directories in a Git working copy; commit.
+    Promote(Box<promote::PromoteArgs>),
 }
 
 /// How to reach the gateway.
@@ -256,6 +267,9 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::ImportTools(a) => import_tools::run(*a).await,
         Command::Validate(a) => offline::validate(a),
         Command::Rekey(a) => offline::rekey(a),
+        Command::Backup(a) => backup::run(*a).await,
+        Command::Restore(a) => restore::run(*a).await,
+        Command::Promote(a) => promote::run(*a),
         Command::Schema => {
             print!("{}", crate::document::schema_json());
             Ok(exit::OK)

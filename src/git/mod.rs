@@ -1,0 +1,190 @@
+//! Git, behind a small API that hides the library (git2 today; gix could replace it): a cached
+//! clone of a remote ([`Repo`]: fetch, resolve a revision, read files at a commit, publish a
+//! commit that changes one path and push it without force) and a user's working copy
+//! ([`WorkingCopy`]: commit files, on a new branch if asked). No git2 type is public.
+//!
+//! Credentials: HTTPS with a token read from an environment variable named by the caller
+//! (never inline in a URL), SSH with a private key file (or the agent) and host keys verified
+//! against `known_hosts`; an unknown or changed host key is refused unless the caller opted
+//! out. Error messages name the repository, the branch or revision and the path concerned, and
+//! never carry a token.
+
+mod auth;
+pub mod known_hosts;
+mod repo;
+mod url;
+mod worktree;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use repo::{Change, Published, Repo, Snapshot, Tree};
+pub use url::RemoteUrl;
+pub use worktree::WorkingCopy;
+
+/// The author and committer of every commit mcp-gitops makes.
+pub const AUTHOR_NAME: &str = "mcp-gitops";
+pub const AUTHOR_EMAIL: &str = "mcp-gitops@localhost";
+
+/// How to authenticate to a remote. Holds the names of environment variables and files, never
+/// a secret itself.
+#[derive(Clone, Debug, Default)]
+pub struct GitAuth {
+    /// HTTPS: the environment variable holding a token (sent as the password).
+    pub token_env: Option<String>,
+    /// HTTPS: the user name sent with the token (default `x-access-token`).
+    pub username: Option<String>,
+    /// SSH: a private key file (default: the SSH agent, then `~/.ssh/id_ed25519`, `id_ecdsa`,
+    /// `id_rsa`).
+    pub ssh_key: Option<PathBuf>,
+    /// SSH: the environment variable holding the key's passphrase.
+    pub ssh_passphrase_env: Option<String>,
+    /// SSH: the `known_hosts` file host keys are checked against (default
+    /// `~/.ssh/known_hosts`).
+    pub known_hosts: Option<PathBuf>,
+    /// SSH: accept any host key. Off by default; for throwaway setups only.
+    pub insecure_skip_host_key_check: bool,
+}
+
+/// A remote repository and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub url: RemoteUrl,
+    pub auth: GitAuth,
+}
+
+impl Remote {
+    /// Check a URL and the credential settings without contacting anything.
+    pub fn new(url: &str, auth: GitAuth) -> Result<Remote, GitError> {
+        let url = RemoteUrl::parse(url)?;
+        auth::check(&auth, &url)?;
+        Ok(Remote { url, auth })
+    }
+}
+
+/// Called before each push attempt with the attempt number (1-based): for logging, and for
+/// tests that push concurrently.
+pub type BeforePush = Arc<dyn Fn(u32) + Send + Sync>;
+
+/// How [`Repo::publish`] behaves.
+#[derive(Clone)]
+pub struct PublishOptions {
+    /// Attempts in all (a rejected push is retried on the new head).
+    pub max_attempts: u32,
+    pub before_push: Option<BeforePush>,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            max_attempts: 5,
+            before_push: None,
+        }
+    }
+}
+
+/// A commit id (full hex).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommitId(pub String);
+
+impl CommitId {
+    /// The first 12 hex digits.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl std::fmt::Display for CommitId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a Git operation failed. Every variant names what it concerns; none carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("{setting}: {reason}")]
+    BadSetting { setting: String, reason: String },
+    #[error("cannot reach Git repository {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Git repository {url} refused the credentials: {reason}")]
+    Auth { url: String, reason: String },
+    #[error("Git repository {url}: refusing the SSH host key of {host}: {problem}")]
+    HostKey {
+        url: String,
+        host: String,
+        problem: String,
+    },
+    #[error(
+        "Git repository {url}: the server's TLS certificate is not trusted ({reason}); add its CA to the system's trust store or point SSL_CERT_FILE at it"
+    )]
+    Certificate { url: String, reason: String },
+    #[error("Git repository {url}: unknown revision '{rev}' (not a branch, tag or commit id)")]
+    UnknownRev { url: String, rev: String },
+    #[error("Git repository {url} at {rev}: no '{path}' there")]
+    NoPath {
+        url: String,
+        rev: String,
+        path: String,
+    },
+    #[error("Git repository {url}: push of branch '{branch}' rejected: {reason}")]
+    Rejected {
+        url: String,
+        branch: String,
+        reason: String,
+    },
+    #[error("{dir}: {reason}")]
+    State { dir: String, reason: String },
+    #[error("{context}: {reason}")]
+    Local { context: String, reason: String },
+}
+
+impl GitError {
+    pub(crate) fn local(context: impl std::fmt::Display, e: impl std::fmt::Display) -> GitError {
+        GitError::Local {
+            context: context.to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A repository-relative path: `/`-separated, no `.`/`..` segments, not inside `.git`.
+pub fn clean_path(path: &str) -> Result<String, GitError> {
+    let bad = |reason: &str| GitError::BadSetting {
+        setting: format!("path '{path}'"),
+        reason: reason.to_string(),
+    };
+    let mut parts = Vec::new();
+    for seg in path.split(['/', '\\']) {
+        match seg {
+            "" | "." => continue,
+            ".." => return Err(bad("must stay inside the repository (no '..')")),
+            ".git" => return Err(bad("must not point into .git")),
+            s => parts.push(s),
+        }
+    }
+    if path.starts_with('/') {
+        return Err(bad("must be relative to the repository's root"));
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_and_confined() {
+        assert_eq!(
+            clean_path("./backups//prod.json").unwrap(),
+            "backups/prod.json"
+        );
+        assert_eq!(clean_path("envs/prod/").unwrap(), "envs/prod");
+        assert_eq!(clean_path(".").unwrap(), "");
+        for bad in ["../x", "a/../../b", "/etc/passwd", ".git/config"] {
+            assert!(clean_path(bad).is_err(), "{bad}");
+        }
+    }
+}
