@@ -151,18 +151,22 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
 }
 
 pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
+    let bar = report::progress;
+    let progress = tty.then_some(&bar as crate::apply::Progress<'_>);
     let (t, result) = match SavedPlan::read(&a.dir) {
         Some(saved) => {
             let saved = saved.map_err(CliError::invalid)?;
             let t = Target::open(&saved.environment, &settings(&a))?;
             let file = a.dir.display().to_string();
-            let (_, result) = t.apply_saved(&saved, &file, None).await?;
+            let (_, result) = t.apply_saved(&saved, &file, progress).await?;
             (t, result)
         }
         None => {
             let t = Target::open(&a.dir, &settings(&a))?;
             let p = t.plan().await?;
-            let result = t.apply(&p, None).await?;
+            let result = t.apply(&p, progress).await?;
             (t, result)
         }
     };

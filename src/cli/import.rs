@@ -149,14 +149,7 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
     }
     let owner = apply::owner(&client, &prepared, &opts).await?;
     let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
-    let bar = |done: usize, total: usize| {
-        if total >= 20 {
-            eprint!("\r  applying {done}/{total}");
-            if done == total {
-                eprintln!();
-            }
-        }
-    };
+    let bar = report::progress;
     let result = apply::execute(
         &client,
         &Desired {

@@ -9,6 +9,16 @@ use crate::gateway::Client;
 use crate::kind::Kind;
 use crate::plan::CredentialMap;
 
+/// The progress counter shown on a terminal while a run writes (20 writes or more).
+pub fn progress(done: usize, total: usize) {
+    if total >= 20 {
+        eprint!("\r  applying {done}/{total}");
+        if done == total {
+            eprintln!();
+        }
+    }
+}
+
 fn counts(r: &Report, bucket: Bucket) -> Vec<String> {
     Kind::DISPLAY
         .iter()
