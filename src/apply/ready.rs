@@ -127,13 +127,7 @@ pub async fn ready(
                 .unwrap_or_default(),
         });
     }
-    let credentials = super::desired_credentials(desired, keys.document.as_ref())?;
-    let prepared = prepare(desired, &credentials, &observed, opts);
-    Ok(Ready {
-        observed,
-        credentials,
-        prepared,
-    })
+    prepared(desired, keys, observed, opts)
 }
 
 /// The same against a saved snapshot of the gateway (an export document) instead of the live
@@ -170,6 +164,16 @@ pub fn ready_offline(
         ids,
         resources: Default::default(),
     };
+    prepared(desired, keys, observed, opts)
+}
+
+/// Decrypt the document's credentials and prepare the steps against what was observed.
+fn prepared(
+    desired: &Document,
+    keys: &Keys,
+    observed: Observed,
+    opts: &Options,
+) -> Result<Ready, ReadyError> {
     let credentials = super::desired_credentials(desired, keys.document.as_ref())?;
     let prepared = prepare(desired, &credentials, &observed, opts);
     Ok(Ready {

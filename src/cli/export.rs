@@ -52,36 +52,51 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     fn selection(&self) -> Result<Selection, CliError> {
-        let kinds = |s: &Option<String>| -> Result<Option<Vec<Kind>>, CliError> {
-            s.as_deref()
-                .map(Kind::parse_list)
-                .transpose()
-                .map_err(CliError::invalid)
-        };
-        Ok(Selection {
-            types: kinds(&self.types)?,
-            exclude_types: kinds(&self.exclude_types)?.unwrap_or_default(),
-            tags: self
-                .tags
-                .as_deref()
-                .map(|t| {
-                    t.split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            include: self
-                .include
-                .as_deref()
-                .map(IncludeSpec::parse)
-                .transpose()
-                .map_err(CliError::invalid)?,
-            include_inactive: self.include_inactive,
-            dependencies: !self.no_dependencies,
-        })
+        let mut sel = selection_flags(
+            self.types.as_deref(),
+            self.tags.as_deref(),
+            self.include.as_deref(),
+        )?;
+        sel.exclude_types = self
+            .exclude_types
+            .as_deref()
+            .map(Kind::parse_list)
+            .transpose()
+            .map_err(CliError::invalid)?
+            .unwrap_or_default();
+        sel.include_inactive = self.include_inactive;
+        sel.dependencies = !self.no_dependencies;
+        Ok(sel)
     }
+}
+
+/// `--types a,b`, `--tags x,y` and `--include kind:name,...` as a selection (every check made
+/// before anything else happens).
+pub(crate) fn selection_flags(
+    types: Option<&str>,
+    tags: Option<&str>,
+    include: Option<&str>,
+) -> Result<Selection, CliError> {
+    Ok(Selection {
+        types: types
+            .map(Kind::parse_list)
+            .transpose()
+            .map_err(CliError::invalid)?,
+        tags: tags
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        include: include
+            .map(IncludeSpec::parse)
+            .transpose()
+            .map_err(CliError::invalid)?,
+        ..Selection::default()
+    })
 }
 
 pub async fn run(a: ExportArgs) -> Result<u8, CliError> {

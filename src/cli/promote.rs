@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, exit};
-use crate::kind::Kind;
 use crate::promote::{self, PromoteError, PromoteOptions};
 use crate::secrets::Secret;
-use crate::select::{IncludeSpec, Selection};
+use crate::select::Selection;
 
 #[derive(Args, Debug)]
 pub struct PromoteArgs {
@@ -53,34 +52,14 @@ pub struct PromoteArgs {
 }
 
 fn selection(a: &PromoteArgs) -> Result<Selection, CliError> {
-    Ok(Selection {
-        types: a
-            .types
-            .as_deref()
-            .map(Kind::parse_list)
-            .transpose()
-            .map_err(CliError::invalid)?,
-        tags: a
-            .tags
-            .as_deref()
-            .map(|t| {
-                t.split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        include: a
-            .include
-            .as_deref()
-            .map(IncludeSpec::parse)
-            .transpose()
-            .map_err(CliError::invalid)?,
-        include_inactive: true,
-        dependencies: !a.no_dependencies,
-        ..Selection::default()
-    })
+    let mut sel = super::export::selection_flags(
+        a.types.as_deref(),
+        a.tags.as_deref(),
+        a.include.as_deref(),
+    )?;
+    sel.include_inactive = true;
+    sel.dependencies = !a.no_dependencies;
+    Ok(sel)
 }
 
 pub fn run(a: PromoteArgs) -> Result<u8, CliError> {
