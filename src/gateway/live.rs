@@ -14,8 +14,9 @@ use crate::document::validate::slugify;
 use crate::document::{PromptArgument, Tag, Visibility};
 use crate::kind::Kind;
 
-/// Largest page the gateway serves.
-const PAGE: usize = 500;
+/// `limit=0` asks for every entity in one page (pages of N are capped at 500); a `nextCursor`
+/// is still followed should the gateway ever cut the answer.
+const PAGE: usize = 0;
 /// Concurrent per-entity reads (resource content).
 const READ_CONCURRENCY: usize = 8;
 
