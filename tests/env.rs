@@ -352,3 +352,73 @@ fn plans_offline_against_a_saved_snapshot_without_a_gateway() {
         "~ update tool a: url: \"https://a.example.com\" -> \"https://a2.example.com\"\n+ create tool b\n- delete tool c\n- delete tool d\nPlan: 1 to create, 1 to update, 2 to delete, 0 unchanged.\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credential_drift_is_found_by_decrypted_value_and_never_shown() {
+    use mcp_gitops::secrets::{Credentials, Secret};
+    let gw = Gateway::start();
+    let env = gw.dir.path().join("envs/dev");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(env.join("mcp-gitops.yaml"), CONFIG).unwrap();
+    let key = Secret::new(gw.secret());
+    let write = |token: &str| {
+        let v = key.encrypt(&Credentials::from_pairs([(
+            "Authorization".to_string(),
+            format!("Bearer {token}"),
+        )]));
+        std::fs::write(
+            env.join("tools.json"),
+            format!(
+                r#"{{"version":"1","entities":{{"tools":[{{"name":"billing","url":"https://billing.example.com","request_type":"GET","auth_type":"bearer","auth_value":"{v}"}}]}}}}"#
+            ),
+        )
+        .unwrap();
+    };
+    let run = |args: &[&str]| {
+        gw.cmd()
+            .args(args)
+            .arg(&env)
+            .env("GW_URL", &gw.url)
+            .output()
+            .unwrap()
+    };
+    write("CANARY-token-1");
+    assert!(run(&["apply"]).status.success());
+    // Re-encrypting the same value (a new nonce) is no change.
+    write("CANARY-token-1");
+    let out = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Changed by hand on the gateway: found, and shown without the value.
+    let tools = gw.get("/v1/tools?limit=0").await;
+    let id = tools[0]["id"].as_str().unwrap();
+    gw.client()
+        .put(
+            &format!("/v1/tools/{id}"),
+            &serde_json::json!({"auth_type": "bearer", "auth_token": "CANARY-by-hand"}),
+            &mcp_gitops::gateway::Action::new("edit by hand"),
+        )
+        .await
+        .unwrap();
+    let out = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("~ update tool billing: auth_value: (sensitive value changed)\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["apply", "-o", "json"]);
+    assert!(out.status.success());
+    for o in [stdout(&out), stderr(&out)] {
+        assert!(!o.contains("CANARY"), "plaintext credential in output: {o}");
+    }
+    let export = gw
+        .cmd()
+        .args(["export", "--user", common::ADMIN, "--out", "-"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    let value = doc["entities"]["tools"][0]["auth_value"].as_str().unwrap();
+    let decoded = gw.decode_auth(&[value], None);
+    assert_eq!(decoded[0]["Authorization"], "Bearer CANARY-token-1");
+}
