@@ -184,6 +184,7 @@ pub async fn watch(
             }
         }
         let mut next = Instant::now() + opts.interval;
+        let mut stopping = false;
         let refused = |e: &ReconcileError| matches!(e.label(), "invalid" | "mass_delete");
         let fresh = pending.take();
         let is_fresh = fresh.is_some();
@@ -197,8 +198,8 @@ pub async fn watch(
                 _ = &mut stop => {
                     log(dir, "stopping: finishing requests in flight");
                     cancel.cancel();
-                    let _ = run.await;
-                    break;
+                    stopping = true;
+                    run.await
                 }
             };
             match outcome {
@@ -286,6 +287,9 @@ pub async fn watch(
                 Verdict::Retry => pending = Some(f),
                 Verdict::Reject => {}
             }
+        }
+        if stopping {
+            break;
         }
         // Wait for a change, the next check, or a stop.
         tokio::select! {

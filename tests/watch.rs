@@ -244,3 +244,47 @@ async fn observe_mode_reports_drift_and_writes_nothing() {
     let (code, log) = w.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_apply_lets_requests_in_flight_finish_and_starts_no_more() {
+    let gw = Gateway::start();
+    let env = gw.dir.path().join("envs/dev");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(env.join("mcp-gitops.yaml"), CONFIG).unwrap();
+    // 40 tools with distinct host names: each create waits for the gateway's URL check.
+    let tools: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                r#"{{"name":"t-{i:02}","url":"https://h{i}.example.com/x","request_type":"GET"}}"#
+            )
+        })
+        .collect();
+    std::fs::write(
+        env.join("tools.json"),
+        format!(
+            r#"{{"version":"1","entities":{{"tools":[{}]}}}}"#,
+            tools.join(",")
+        ),
+    )
+    .unwrap();
+    let w = Watcher::start(&gw, &env);
+    wait_tools(&gw, "the first tool", |t| !t.is_empty()).await;
+    let (code, log) = w.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("stopping: finishing requests in flight"),
+        "{log}"
+    );
+    assert!(
+        log.contains("not started: shutting down") || log.contains("skipped"),
+        "{log}"
+    );
+    // Whatever was started finished (no half-created tool); not everything was started.
+    let created = gw.get("/v1/tools?limit=0").await.as_array().unwrap().len();
+    assert!(created < 40, "all 40 were created after SIGTERM");
+    let applied = log.lines().filter(|l| l.ends_with(" created")).count();
+    assert_eq!(
+        created, applied,
+        "the log names every tool that was created:\n{log}"
+    );
+}
