@@ -422,3 +422,66 @@ async fn credential_drift_is_found_by_decrypted_value_and_never_shown() {
     let decoded = gw.decode_auth(&[value], None);
     assert_eq!(decoded[0]["Authorization"], "Bearer CANARY-token-1");
 }
+
+/// ContextForge 1.0.7 empties a peer gateway's stored credentials on any PUT that names no
+/// credential field; updates of other fields must keep them.
+#[tokio::test(flavor = "multi_thread")]
+async fn updating_a_peer_gateway_keeps_its_credentials() {
+    use mcp_gitops::secrets::{Credentials, Secret};
+    let gw = Gateway::start();
+    let peer = gw.peer("vault");
+    let env = gw.dir.path().join("envs/dev");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(env.join("mcp-gitops.yaml"), format!("{CONFIG}{PRUNE}")).unwrap();
+    let v = Secret::new(gw.secret()).encrypt(&Credentials::from_pairs([(
+        "Authorization".to_string(),
+        "Bearer CANARY-peer".to_string(),
+    )]));
+    let write = |desc: &str| {
+        std::fs::write(
+            env.join("gateways.json"),
+            format!(
+                r#"{{"version":"1","entities":{{"gateways":[{{"name":"vault","url":"{peer}","transport":"STREAMABLEHTTP","description":"{desc}","auth_type":"bearer","auth_value":"{v}"}}]}}}}"#
+            ),
+        )
+        .unwrap();
+    };
+    let run = |args: &[&str]| {
+        gw.cmd()
+            .args(args)
+            .arg(&env)
+            .env("GW_URL", &gw.url)
+            .output()
+            .unwrap()
+    };
+    write("first");
+    // Created, then (prune on) tagged as owned, then its description changed: two updates
+    // that carry no credential.
+    assert!(run(&["apply"]).status.success());
+    write("second");
+    let out = run(&["apply"]);
+    assert_eq!(stdout(&out), "Applied: 1 gateway\n", "{}", stderr(&out));
+    let out = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let export = gw
+        .cmd()
+        .args([
+            "export",
+            "--user",
+            common::ADMIN,
+            "--types",
+            "gateways",
+            "--out",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    let value = doc["entities"]["gateways"][0]["auth_value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the gateway lost its credentials: {doc}"));
+    assert_eq!(
+        gw.decode_auth(&[value], None)[0]["Authorization"],
+        "Bearer CANARY-peer"
+    );
+}

@@ -89,6 +89,9 @@ pub fn auth_fields(auth_type: &str, creds: &Credentials) -> Result<Map<String, V
     Ok(m)
 }
 
+/// The gateway's placeholder for a stored secret (`MASKED_AUTH_VALUE`, default `*****`).
+pub const MASKED: &str = "*****";
+
 /// The key mcp-gitops keeps in a resource's `extension_metadata`.
 pub const MARKER_KEY: &str = "mcp-gitops";
 
@@ -340,6 +343,11 @@ pub fn update(
                 && let (Some(at), Some(c)) = (&g.auth_type, creds)
             {
                 m.extend(auth_fields(at, c)?);
+            } else if !m.is_empty() {
+                // The gateway's PUT /gateways/{id} replaces the stored credentials with an
+                // empty set unless a credential field is given (1.0.7: a tags-only update wipes
+                // them). Its masked placeholder as the token tells it to keep what it has.
+                m.insert("auth_token".into(), Value::from(MASKED));
             }
         }
         EntityRef::Server(s) => {

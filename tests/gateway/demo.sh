@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: start a local ContextForge gateway, give it a realistic configuration through its
-# REST API, back it up with `mcp-gitops export`, show the result, stop the gateway.
+# REST API, back it up with `mcp-gitops export`, restore the backup into a second gateway, then
+# manage that gateway from an environment directory (apply, edit, plan, apply), stop both.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -74,4 +75,39 @@ echo
 echo "==> The same import again: nothing to do, zero write requests"
 "$BIN" import "$DIR/backup.json" --gateway "$URL2" --user "$PLATFORM_ADMIN_EMAIL"
 echo
-echo "Backup written to .run/demo/backup.json; both gateways are stopped now."
+echo "==> GitOps: the backup becomes the desired state of an environment directory (prune on)"
+ENVD="$DIR/envs/prod"
+mkdir -p "$ENVD"
+cp "$DIR/backup.json" "$ENVD/desired.json"
+cat >"$ENVD/mcp-gitops.yaml" <<YAML
+gateway: $URL2
+user: $PLATFORM_ADMIN_EMAIL
+jwt_secret: {env: JWT_SECRET_KEY}
+secret: {env: AUTH_ENCRYPTION_SECRET}
+prune: {enabled: true, owner: prod}
+YAML
+echo "==> mcp-gitops apply .run/demo/envs/prod   (first apply: tags what the environment owns)"
+"$BIN" apply "$ENVD"
+echo
+echo "==> Editing the desired state: a new description, a tool dropped from the server and deleted"
+"$ROOT/.venv/bin/python" - "$ENVD/desired.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+d = json.load(open(p))
+e = d["entities"]
+next(t for t in e["tools"] if t["name"] == "weather-forecast")["description"] = "Seven-day forecast"
+e["tools"] = [t for t in e["tools"] if t["name"] != "crm-search"]
+for s in e["servers"]:
+    s["tool_ids"] = [t for t in s["tool_ids"] if t != "crm-search"]
+json.dump(d, open(p, "w"), indent=2)
+PY
+echo "==> mcp-gitops plan .run/demo/envs/prod"
+"$BIN" plan "$ENVD"
+echo
+echo "==> mcp-gitops apply .run/demo/envs/prod"
+"$BIN" apply "$ENVD"
+echo
+echo "==> mcp-gitops plan .run/demo/envs/prod --detailed-exitcode   (converged: exit 0)"
+"$BIN" plan "$ENVD" --detailed-exitcode
+echo
+echo "Backup written to .run/demo/backup.json, environment in .run/demo/envs/prod; both gateways are stopped now."
