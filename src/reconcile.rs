@@ -4,6 +4,7 @@
 //! then `apply::owner` + `apply::execute`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -16,7 +17,7 @@ use crate::apply::{
 };
 use crate::document::Document;
 use crate::envdir::{self, EnvError, Environment, Mode};
-use crate::gateway::{Auth, Client, ClientOptions, GatewayError};
+use crate::gateway::{Auth, Client, ClientOptions, GatewayError, Limiter, Stats};
 use crate::plan::Desired;
 use crate::secrets::Secret;
 
@@ -68,6 +69,12 @@ pub struct Settings {
     pub parallelism: usize,
     pub allow_mass_delete: bool,
     pub dry_run: bool,
+    /// The prune owner when the environment file names none (default: the directory's name).
+    pub default_owner: Option<String>,
+    /// Count the requests of every client made with these settings here.
+    pub stats: Option<Arc<Stats>>,
+    /// One client-side rate limit for every client made with these settings.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl Default for Settings {
@@ -76,6 +83,9 @@ impl Default for Settings {
             parallelism: 4,
             allow_mass_delete: false,
             dry_run: false,
+            default_owner: None,
+            stats: None,
+            limiter: None,
         }
     }
 }
@@ -116,7 +126,10 @@ impl Target {
         )
         .map_err(|e| bad(e.to_string()))?;
         crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
-        let client = Client::new(ClientOptions::new(c.gateway.clone(), auth))?;
+        let mut client_opts = ClientOptions::new(c.gateway.clone(), auth);
+        client_opts.stats = s.stats.clone();
+        client_opts.limiter = s.limiter.clone();
+        let client = Client::new(client_opts)?;
         let keys = Keys::new(
             env.secret(&c.secret)?.map(|s| Secret::new(&s)),
             env.secret(&c.gateway_secret)?.map(|s| Secret::new(&s)),
@@ -129,7 +142,7 @@ impl Target {
             ..Options::default()
         };
         let prune = if c.prune.enabled {
-            let owner = match &c.prune.owner {
+            let owner = match c.prune.owner.as_ref().or(s.default_owner.as_ref()) {
                 Some(o) => o.clone(),
                 None => env
                     .dir

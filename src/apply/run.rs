@@ -117,9 +117,10 @@ pub async fn execute(
         if kind == Kind::Server && !opts.dry_run {
             run.await_discovery(&steps, desired).await;
         }
-        let mut level: Vec<(usize, EntityResult)> = stream::iter(steps.into_iter().enumerate())
-            .map(|(i, step)| {
-                let run = &run;
+        // By index, so that the futures are `Send` (see `live::resource_contents`).
+        let mut level: Vec<(usize, EntityResult)> = stream::iter(0..steps.len())
+            .map(|i| {
+                let (run, step) = (&run, steps[i]);
                 async move { (i, run.step(step, observed).await) }
             })
             .buffer_unordered(opts.parallelism.max(1))
@@ -140,9 +141,9 @@ pub async fn execute(
             .iter()
             .filter(|s| s.kind == kind && s.action == StepAction::Delete)
             .collect();
-        let level: Vec<EntityResult> = stream::iter(steps)
-            .map(|step| {
-                let run = &run;
+        let level: Vec<EntityResult> = stream::iter(0..steps.len())
+            .map(|i| {
+                let (run, step) = (&run, steps[i]);
                 async move {
                     if run.opts.cancel.is_cancelled() {
                         let reason = "not started: shutting down".to_string();

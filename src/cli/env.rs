@@ -61,7 +61,7 @@ fn settings(a: &EnvArgs) -> Settings {
     Settings {
         parallelism: a.parallelism,
         allow_mass_delete: a.allow_mass_delete,
-        dry_run: false,
+        ..Settings::default()
     }
 }
 

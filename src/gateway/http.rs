@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::auth::{Auth, AuthError};
 use crate::kind::Kind;
 
 /// What went wrong talking to the gateway. `action` says what was being done, e.g.
@@ -111,6 +112,12 @@ pub struct Limiter {
     sent: Mutex<VecDeque<Instant>>,
 }
 
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Limiter({}/min)", self.per_minute)
+    }
+}
+
 impl Limiter {
     /// `per_minute == 0` means unlimited.
     pub fn new(per_minute: usize) -> Self {
@@ -147,12 +154,15 @@ impl Limiter {
     }
 }
 
-/// Request counters, for tests and benchmarks (e.g. "zero writes on a second import").
+/// Request counters, for tests, benchmarks (e.g. "zero writes on a second import") and the
+/// daemon's metrics.
 #[derive(Default, Debug)]
 pub struct Stats {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub retries: AtomicU64,
+    /// Requests that ended in an error (after retries).
+    pub errors: AtomicU64,
 }
 
 impl Stats {
@@ -161,6 +171,42 @@ impl Stats {
     }
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// The bearer token to send. A minted token is minted again once half its lifetime has
+/// passed, so that a long-running watcher or daemon never sends an expired one.
+pub struct Bearer {
+    auth: Auth,
+    current: std::sync::Mutex<(String, std::time::Instant)>,
+}
+
+impl Bearer {
+    pub fn new(auth: Auth) -> Result<Bearer, AuthError> {
+        let token = auth.bearer()?;
+        Ok(Bearer {
+            auth,
+            current: std::sync::Mutex::new((token, std::time::Instant::now())),
+        })
+    }
+
+    /// Whether a token minted at `minted` with lifetime `ttl` is due for renewal at `now`.
+    pub fn due(minted: std::time::Instant, now: std::time::Instant, ttl: Duration) -> bool {
+        now.saturating_duration_since(minted) >= ttl / 2
+    }
+
+    pub fn token(&self) -> Result<String, AuthError> {
+        let mut cur = self.current.lock().expect("token lock");
+        if let Auth::Mint(m) = &self.auth {
+            let now = std::time::Instant::now();
+            if Self::due(cur.1, now, m.ttl) {
+                *cur = (self.auth.bearer()?, now);
+            }
+        }
+        Ok(cur.0.clone())
     }
 }
 
@@ -203,8 +249,8 @@ impl RetryPolicy {
 pub struct Transport {
     pub(super) http: reqwest::Client,
     pub(super) base: String,
-    pub(super) bearer: String,
-    pub(super) limiter: Limiter,
+    pub(super) bearer: Bearer,
+    pub(super) limiter: Arc<Limiter>,
     pub(super) retry: RetryPolicy,
     pub(super) stats: Arc<Stats>,
 }
@@ -212,6 +258,20 @@ pub struct Transport {
 impl Transport {
     /// Send a request and return the parsed JSON body (Null for an empty body).
     pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        action: &Action,
+    ) -> Result<Value, GatewayError> {
+        let res = self.send_with_retries(method, path, body, action).await;
+        if res.is_err() {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        res
+    }
+
+    async fn send_with_retries(
         &self,
         method: Method,
         path: &str,
@@ -231,7 +291,7 @@ impl Transport {
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&self.bearer);
+                .bearer_auth(self.bearer.token()?);
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -424,6 +484,42 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(1));
         l.acquire().await;
         assert!(start.elapsed() >= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn minted_tokens_are_renewed_at_half_their_lifetime() {
+        let t0 = std::time::Instant::now();
+        let ttl = Duration::from_secs(900);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(!Bearer::due(t0, at(0), ttl));
+        assert!(!Bearer::due(t0, at(449), ttl));
+        assert!(Bearer::due(t0, at(450), ttl));
+        assert!(Bearer::due(t0, at(5000), ttl));
+
+        let mint = |ttl| {
+            Bearer::new(Auth::Mint(super::super::MintOptions {
+                user: "admin@example.com".into(),
+                jwt_secret: "k".into(),
+                audience: "a".into(),
+                issuer: "i".into(),
+                ttl,
+            }))
+            .unwrap()
+        };
+        let long = mint(Duration::from_secs(900));
+        assert_eq!(
+            long.token().unwrap(),
+            long.token().unwrap(),
+            "kept while fresh"
+        );
+        let short = mint(Duration::ZERO);
+        assert_ne!(
+            short.token().unwrap(),
+            short.token().unwrap(),
+            "renewed when due"
+        );
+        let given = Bearer::new(Auth::Token("t".into())).unwrap();
+        assert_eq!(given.token().unwrap(), "t");
     }
 
     #[test]

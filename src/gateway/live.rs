@@ -405,10 +405,15 @@ pub async fn resource_contents(
     client: &Client,
     resources: &[(&str, &str)],
 ) -> Result<HashMap<String, Option<String>>, GatewayError> {
-    stream::iter(resources.iter().map(|(id, uri)| async move {
-        resource_content(client, id, uri)
-            .await
-            .map(|c| (id.to_string(), c))
+    // By index: a closure taking a reference and returning an async block is not provably
+    // `Send` (rustc #110338), and the daemon runs this on spawned tasks.
+    stream::iter((0..resources.len()).map(|i| {
+        let (id, uri) = resources[i];
+        async move {
+            resource_content(client, id, uri)
+                .await
+                .map(|c| (id.to_string(), c))
+        }
     }))
     .buffer_unordered(READ_CONCURRENCY)
     .try_collect()

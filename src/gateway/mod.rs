@@ -24,6 +24,10 @@ pub struct ClientOptions {
     pub rate_limit: usize,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Counters to share with other clients (default: the client's own).
+    pub stats: Option<Arc<Stats>>,
+    /// A limiter to share with other clients (default: the client's own, at `rate_limit`).
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl ClientOptions {
@@ -34,6 +38,8 @@ impl ClientOptions {
             rate_limit: 450,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
+            stats: None,
+            limiter: None,
         }
     }
 }
@@ -80,7 +86,7 @@ impl Client {
             url: opts.url.clone(),
             reason: e.to_string(),
         })?;
-        let bearer = opts.auth.bearer()?;
+        let bearer = http::Bearer::new(opts.auth.clone())?;
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -96,9 +102,11 @@ impl Client {
                 http,
                 base,
                 bearer,
-                limiter: Limiter::new(opts.rate_limit),
+                limiter: opts
+                    .limiter
+                    .unwrap_or_else(|| Arc::new(Limiter::new(opts.rate_limit))),
                 retry: opts.retry,
-                stats: Arc::new(Stats::default()),
+                stats: opts.stats.unwrap_or_default(),
             }),
         })
     }
