@@ -241,7 +241,17 @@ fn substitute(
     Ok(out)
 }
 
-fn env_lookup(var: &str) -> Option<String> {
+/// Substitute `${VAR}` in `text` (of `file`) from `lookup`, as environment files are.
+pub fn substitute_vars(
+    text: &str,
+    file: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, EnvError> {
+    substitute(text, file, lookup, &mut Vec::new())
+}
+
+/// Look a variable up in the process environment.
+pub fn env_lookup(var: &str) -> Option<String> {
     std::env::var(var).ok()
 }
 

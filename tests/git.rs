@@ -7,7 +7,6 @@ mod common;
 mod transports;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use common::{ADMIN, Gateway};
@@ -18,40 +17,7 @@ use mcp_gitops::secrets::{Credentials, Secret};
 use mcp_gitops::select::Selection;
 use serde_json::{Value, json};
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// The `git` CLI as somebody else, with no user or system configuration.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "someone")
-        .env("GIT_AUTHOR_EMAIL", "someone@example.com")
-        .env("GIT_COMMITTER_NAME", "someone")
-        .env("GIT_COMMITTER_EMAIL", "someone@example.com")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-/// An empty bare repository `name` under `dir`.
-fn bare(dir: &Path, name: &str) -> PathBuf {
-    git(dir, &["init", "-q", "--bare", "-b", "main", name]);
-    dir.join(name)
-}
+use common::git::{bare, git, stderr, stdout};
 
 fn subjects(repo: &Path, rev: &str) -> Vec<String> {
     git(repo, &["log", "--format=%s", rev])

@@ -10,6 +10,7 @@ mod offline;
 mod promote;
 mod report;
 mod restore;
+mod run;
 mod watch;
 
 use std::time::Duration;
@@ -104,6 +105,9 @@ pub enum Command {
     Apply(Box<env::EnvArgs>),
     /// Keep the gateway holding an environment directory: apply on change, check for drift.
     Watch(Box<watch::WatchArgs>),
+    /// The daemon: keep several environments (directories or Git branches) in their desired
+    /// state, back them up to Git on a schedule, serve webhooks, status and metrics.
+    Run(Box<run::RunArgs>),
     /// Check a document (JSON Schema shape and meaning) without contacting a gateway.
     Validate(offline::ValidateArgs),
     /// Re-encrypt a document's credentials for another key, offline.
@@ -264,6 +268,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Plan(a) => env::plan(*a).await,
         Command::Apply(a) => env::apply(*a).await,
         Command::Watch(a) => watch::run(*a).await,
+        Command::Run(a) => run::run(*a).await,
         Command::ImportTools(a) => import_tools::run(*a).await,
         Command::Validate(a) => offline::validate(a),
         Command::Rekey(a) => offline::rekey(a),

@@ -150,6 +150,30 @@ impl GitError {
     }
 }
 
+/// Whether `branch` is a valid branch name.
+pub fn valid_branch(branch: &str) -> bool {
+    git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+}
+
+/// Join a relative path (`../base`) onto a repository path (`envs/prod`) lexically: None when
+/// it leaves the repository.
+pub fn join_path(base: &str, rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = base.split('/').filter(|s| !s.is_empty()).collect();
+    for seg in rel.split(['/', '\\']) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    if rel.starts_with('/') {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
 /// A repository-relative path: `/`-separated, no `.`/`..` segments, not inside `.git`.
 pub fn clean_path(path: &str) -> Result<String, GitError> {
     let bad = |reason: &str| GitError::BadSetting {
@@ -186,5 +210,21 @@ mod tests {
         for bad in ["../x", "a/../../b", "/etc/passwd", ".git/config"] {
             assert!(clean_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn relative_paths_join_inside_the_repository() {
+        assert_eq!(
+            join_path("envs/prod", "../base").as_deref(),
+            Some("envs/base")
+        );
+        assert_eq!(
+            join_path("envs/prod", "./x/").as_deref(),
+            Some("envs/prod/x")
+        );
+        assert_eq!(join_path("envs", "..").as_deref(), Some(""));
+        assert_eq!(join_path("envs", "../.."), None);
+        assert_eq!(join_path("envs", "/etc"), None);
+        assert!(valid_branch("promote/ai-tools") && !valid_branch("a..b"));
     }
 }

@@ -120,6 +120,26 @@ impl Repo {
         Ok(out)
     }
 
+    /// Open the cached clone of `remote` as it is, without fetching (None of the remote's
+    /// newer commits; for reading what was fetched before).
+    pub fn open_cached(remote: &Remote, cache_dir: &Path) -> Result<Repo, GitError> {
+        let name = cache_name(remote.url.as_str());
+        let dir = cache_dir.join(&name);
+        let local = |what: &str, e: &dyn std::fmt::Display| {
+            GitError::local(format!("cache {}: {what}", dir.display()), e)
+        };
+        let lock =
+            File::create(cache_dir.join(format!("{name}.lock"))).map_err(|e| local("lock", &e))?;
+        lock.lock().map_err(|e| local("lock", &e))?;
+        let repo = Repository::open(&dir).map_err(|e| local("cannot open", &e))?;
+        Ok(Repo {
+            repo,
+            remote: remote.clone(),
+            dir,
+            _lock: lock,
+        })
+    }
+
     /// The cache directory (the working copy commits are prepared in).
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -188,6 +208,19 @@ impl Repo {
             .find_commit(oid)
             .and_then(|c| c.tree())
             .map_err(|e| GitError::local(format!("commit {commit}"), e))
+    }
+
+    /// The object id of what `path` names in `commit` (a tree or a blob), None when absent:
+    /// equal ids mean equal content.
+    pub fn entry_id(&self, commit: &CommitId, path: &str) -> Result<Option<String>, GitError> {
+        let tree = self.tree_at(commit)?;
+        if path.is_empty() {
+            return Ok(Some(tree.id().to_string()));
+        }
+        Ok(tree
+            .get_path(Path::new(path))
+            .ok()
+            .map(|e| e.id().to_string()))
     }
 
     /// The files at `path` in `commit`: one entry keyed `""` when `path` is a file, else every

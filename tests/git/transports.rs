@@ -5,61 +5,7 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 
 use super::*;
-
-/// sshd on loopback, run in the foreground and stopped on drop.
-struct Sshd {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: std::process::Child,
-}
-
-impl Sshd {
-    fn start() -> Sshd {
-        let dir = tempfile::tempdir().unwrap();
-        let script = common::root().join("tests/git/sshd.sh");
-        let out = Command::new(&script)
-            .arg("prepare")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sshd is needed for this test (make test installs it: tests/git/sshd.sh install): {}",
-            stderr(&out)
-        );
-        let port: u16 = stdout(&out).trim().parse().unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-f"])
-            .arg(dir.path().join("sshd_config"))
-            .arg("-E")
-            .arg(dir.path().join("sshd.log"))
-            .spawn()
-            .unwrap();
-        // Stopped by Drop, also when it never listens.
-        let sshd = Sshd { dir, port, child };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return sshd;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!(
-            "sshd did not listen: {}",
-            std::fs::read_to_string(sshd.dir.path().join("sshd.log")).unwrap_or_default()
-        );
-    }
-
-    fn host_key(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("host_key.pub")).unwrap()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::git::Sshd;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_remotes_verify_the_host_key() {

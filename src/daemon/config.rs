@@ -1,0 +1,540 @@
+//! `daemon.yaml`: the environments one `mcp-gitops run` process manages, where each one's
+//! desired state comes from (a local directory or a path in a Git branch), how often it is
+//! checked, an optional backup schedule, and the HTTP listener. Read and checked as a whole
+//! before anything starts: every problem is listed with the file and a JSON pointer.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::schedule::{Schedule, parse_duration};
+use crate::document::{self, Format};
+use crate::envdir::{Mode, SecretRef};
+use crate::git::{self, GitAuth, Remote};
+use crate::server::hooks::HookSecret;
+
+/// Where the listener binds unless `listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
+/// Drift check and fetch period unless an environment says otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Webhook requests allowed per minute unless `webhook.rate_limit` says otherwise.
+pub const DEFAULT_WEBHOOK_RATE: u32 = 60;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    listen: Option<String>,
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    webhook: Option<RawWebhook>,
+    environments: Vec<RawEnv>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    secret: SecretRef,
+    #[serde(default)]
+    rate_limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    name: String,
+    source: RawSource,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default)]
+    interval: Option<RawDuration>,
+    #[serde(default)]
+    parallelism: Option<usize>,
+    #[serde(default)]
+    allow_mass_delete: bool,
+    #[serde(default)]
+    backup: Option<RawBackup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(default)]
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    git: Option<RawGit>,
+}
+
+/// A repository, a branch and how to authenticate; `source.git` also has a `path`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGit {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    auth: RawGitAuth,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGitAuth {
+    #[serde(default)]
+    token_env: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    ssh_key: Option<PathBuf>,
+    #[serde(default)]
+    ssh_passphrase_env: Option<String>,
+    #[serde(default)]
+    known_hosts: Option<PathBuf>,
+    #[serde(default)]
+    insecure_skip_host_key_check: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    schedule: String,
+    path: String,
+    #[serde(default)]
+    git: Option<RawGit>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    push_attempts: Option<u32>,
+}
+
+/// `90`, `"90s"`, `"5m"`, `"1h30m"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+/// The checked configuration.
+#[derive(Debug)]
+pub struct DaemonConfig {
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub listen: SocketAddr,
+    /// State, the Git cache and checkouts live here.
+    pub state_dir: PathBuf,
+    pub webhook: Option<Webhook>,
+    pub environments: Vec<EnvSpec>,
+}
+
+/// `POST /hooks/git`: the shared secret of the `X-Hub-Signature-256` HMAC and a rate limit.
+#[derive(Debug)]
+pub struct Webhook {
+    pub secret: HookSecret,
+    pub per_minute: u32,
+}
+
+/// One managed environment.
+#[derive(Debug, Clone)]
+pub struct EnvSpec {
+    pub name: String,
+    pub source: SourceSpec,
+    /// Overrides the environment file's `mode`.
+    pub mode: Option<Mode>,
+    pub interval: Duration,
+    pub parallelism: usize,
+    pub allow_mass_delete: bool,
+    pub backup: Option<BackupSpec>,
+}
+
+/// Where an environment's desired state comes from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// An environment directory on disk, watched for changes.
+    Dir(PathBuf),
+    /// An environment directory at `path` in `branch` of a repository.
+    Git(Box<GitSpec>),
+}
+
+#[derive(Debug, Clone)]
+pub struct GitSpec {
+    pub remote: Remote,
+    pub branch: String,
+    /// Repository-relative, cleaned ("" is the root).
+    pub path: String,
+}
+
+/// Scheduled backups of the environment's live gateway into a Git branch.
+#[derive(Debug, Clone)]
+pub struct BackupSpec {
+    pub schedule: Schedule,
+    pub remote: Remote,
+    pub branch: String,
+    /// Repository-relative file path.
+    pub path: String,
+    pub message_prefix: String,
+    pub push_attempts: u32,
+}
+
+/// Why the configuration cannot be used: every problem, each with file and pointer.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Load(#[from] document::LoadError),
+    #[error("{file}: {} problem{}\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" },
+        problems.iter().map(|p| format!("  {file}: {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { file: String, problems: Vec<String> },
+}
+
+/// Collects problems as `pointer: reason`.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, pointer: impl std::fmt::Display, reason: impl std::fmt::Display) {
+        self.0.push(format!("{pointer}: {reason}"));
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    let var = |v: &str| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_STATE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("mcp-gitops")
+}
+
+/// Environment names become metric labels and directory names.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    let ok_first = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if name.is_empty() || name.len() > 63 || !ok_first || !ok_rest {
+        return Err(
+            "must be 1-63 characters: lower-case letters, digits, '-', '_', '.', starting with a letter or digit",
+        );
+    }
+    Ok(())
+}
+
+fn git_auth(a: &RawGitAuth, base: &Path) -> GitAuth {
+    GitAuth {
+        token_env: a.token_env.clone(),
+        username: a.username.clone(),
+        ssh_key: a.ssh_key.as_ref().map(|p| base.join(p)),
+        ssh_passphrase_env: a.ssh_passphrase_env.clone(),
+        known_hosts: a.known_hosts.as_ref().map(|p| base.join(p)),
+        insecure_skip_host_key_check: a.insecure_skip_host_key_check,
+    }
+}
+
+/// A local repository path is taken relative to the configuration file.
+fn resolve_url(url: &str, base: &Path) -> String {
+    let local = !url.contains("://") && !url.contains(':') && !url.starts_with('/');
+    if local {
+        base.join(url).display().to_string()
+    } else {
+        url.to_string()
+    }
+}
+
+fn read_secret(
+    r: &SecretRef,
+    base: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    match (&r.env, &r.file) {
+        (Some(var), None) => lookup(var)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("the environment variable {var} is not set")),
+        (None, Some(file)) => std::fs::read_to_string(base.join(file))
+            .map(|s| s.trim_end().to_string())
+            .map_err(|e| format!("cannot read {}: {e}", base.join(file).display()))
+            .and_then(|s| {
+                if s.is_empty() {
+                    Err(format!("{} is empty", base.join(file).display()))
+                } else {
+                    Ok(s)
+                }
+            }),
+        _ => Err("give exactly one of env: VAR or file: PATH".into()),
+    }
+}
+
+/// Whether repository path `inner` is `outer` or below it.
+pub fn within(inner: &str, outer: &str) -> bool {
+    outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
+}
+
+/// Read and check `daemon.yaml`. `${VAR}` is substituted from `lookup`.
+pub fn load(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<DaemonConfig, ConfigError> {
+    let (name, text) = document::read_text(path)?;
+    let text =
+        crate::envdir::substitute_vars(&text, &name, lookup).map_err(|e| ConfigError::Invalid {
+            file: name.clone(),
+            problems: vec![e.to_string().replacen(&format!("{name}: "), "", 1)],
+        })?;
+    let raw: Raw = document::parse(&text, Some(Format::Yaml), &name)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut p = Problems(Vec::new());
+
+    let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen.parse::<SocketAddr>().unwrap_or_else(|e| {
+        p.add(
+            "/listen",
+            format!("'{listen}' is not an address:port ({e})"),
+        );
+        DEFAULT_LISTEN.parse().expect("default address")
+    });
+    let state_dir = raw
+        .state_dir
+        .map(|d| base.join(d))
+        .unwrap_or_else(default_state_dir);
+    let webhook = raw.webhook.and_then(|w| {
+        let per_minute = w.rate_limit.unwrap_or(DEFAULT_WEBHOOK_RATE);
+        if per_minute == 0 {
+            p.add(
+                "/webhook/rate_limit",
+                "must be at least 1 (requests per minute)",
+            );
+        }
+        match read_secret(&w.secret, &base, lookup) {
+            Ok(s) => Some(Webhook {
+                secret: HookSecret::new(&s),
+                per_minute,
+            }),
+            Err(e) => {
+                p.add("/webhook/secret", e);
+                None
+            }
+        }
+    });
+    if raw.environments.is_empty() {
+        p.add("/environments", "lists no environment");
+    }
+    let mut environments = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, e) in raw.environments.into_iter().enumerate() {
+        let at = format!("/environments/{i}");
+        if let Err(why) = check_name(&e.name) {
+            p.add(format!("{at}/name"), format!("'{}' {why}", e.name));
+        }
+        if names.contains(&e.name) {
+            p.add(format!("{at}/name"), format!("'{}' is used twice", e.name));
+        }
+        names.push(e.name.clone());
+        if let Some(spec) = env_spec(e, &at, &base, &mut p) {
+            environments.push(spec);
+        }
+    }
+    if !p.0.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: name,
+            problems: p.0,
+        });
+    }
+    Ok(DaemonConfig {
+        file: path.to_path_buf(),
+        listen,
+        state_dir,
+        webhook,
+        environments,
+    })
+}
+
+fn remote(url: &str, auth: &RawGitAuth, base: &Path, at: &str, p: &mut Problems) -> Option<Remote> {
+    Remote::new(&resolve_url(url, base), git_auth(auth, base))
+        .map_err(|e| p.add(at, e))
+        .ok()
+}
+
+fn branch(b: Option<String>, at: &str, p: &mut Problems) -> String {
+    let b = b.unwrap_or_else(|| "main".into());
+    if !git::valid_branch(&b) {
+        p.add(at, format!("'{b}' is not a valid branch name"));
+    }
+    b
+}
+
+fn env_spec(e: RawEnv, at: &str, base: &Path, p: &mut Problems) -> Option<EnvSpec> {
+    let source = match (e.source.dir, e.source.git) {
+        (Some(dir), None) => {
+            let dir = base.join(dir);
+            if !dir.is_dir() {
+                p.add(
+                    format!("{at}/source/dir"),
+                    format!("{} is not a directory", dir.display()),
+                );
+            }
+            Some(SourceSpec::Dir(dir))
+        }
+        (None, Some(g)) => {
+            let gat = format!("{at}/source/git");
+            let url = g.url.unwrap_or_else(|| {
+                p.add(format!("{gat}/url"), "is required");
+                String::new()
+            });
+            let branch = branch(g.branch, &format!("{gat}/branch"), p);
+            let path = git::clean_path(g.path.as_deref().unwrap_or(""))
+                .map_err(|err| p.add(format!("{gat}/path"), err))
+                .unwrap_or_default();
+            let remote = if url.is_empty() {
+                None
+            } else {
+                remote(&url, &g.auth, base, &format!("{gat}/url"), p)
+            };
+            remote.map(|remote| {
+                SourceSpec::Git(Box::new(GitSpec {
+                    remote,
+                    branch,
+                    path,
+                }))
+            })
+        }
+        _ => {
+            p.add(
+                format!("{at}/source"),
+                "give exactly one of dir: PATH or git: {url, branch, path}",
+            );
+            None
+        }
+    };
+    let interval = match e.interval {
+        None => DEFAULT_INTERVAL,
+        Some(RawDuration::Seconds(s)) => Duration::from_secs(s),
+        Some(RawDuration::Text(t)) => parse_duration(&t).unwrap_or_else(|why| {
+            p.add(format!("{at}/interval"), why);
+            DEFAULT_INTERVAL
+        }),
+    };
+    if interval < Duration::from_secs(1) {
+        p.add(format!("{at}/interval"), "must be at least 1s");
+    }
+    let parallelism = e.parallelism.unwrap_or(4);
+    if parallelism == 0 {
+        p.add(format!("{at}/parallelism"), "must be at least 1");
+    }
+    let backup = e.backup.and_then(|b| {
+        backup_spec(
+            b,
+            &format!("{at}/backup"),
+            source.as_ref(),
+            &e.name,
+            base,
+            p,
+        )
+    });
+    Some(EnvSpec {
+        name: e.name,
+        source: source?,
+        mode: e.mode,
+        interval,
+        parallelism,
+        allow_mass_delete: e.allow_mass_delete,
+        backup,
+    })
+}
+
+fn backup_spec(
+    b: RawBackup,
+    at: &str,
+    source: Option<&SourceSpec>,
+    env: &str,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<BackupSpec> {
+    let schedule = Schedule::parse(&b.schedule)
+        .map_err(|why| p.add(format!("{at}/schedule"), why))
+        .ok();
+    let path = match git::clean_path(&b.path) {
+        Ok(s) if s.is_empty() => {
+            p.add(format!("{at}/path"), "must name a file in the repository");
+            None
+        }
+        Ok(s) => Some(s),
+        Err(e) => {
+            p.add(format!("{at}/path"), e);
+            None
+        }
+    };
+    let src = match source {
+        Some(SourceSpec::Git(g)) => Some(g),
+        _ => None,
+    };
+    let g = b.git.unwrap_or(RawGit {
+        url: None,
+        branch: None,
+        path: None,
+        auth: RawGitAuth::default(),
+    });
+    if g.path.is_some() {
+        p.add(
+            format!("{at}/git/path"),
+            "not used here: the file is backup.path",
+        );
+    }
+    let remote = match (&g.url, src) {
+        (Some(url), _) => remote(url, &g.auth, base, &format!("{at}/git/url"), p),
+        (None, Some(s)) => Some(s.remote.clone()),
+        (None, None) => {
+            p.add(
+                format!("{at}/git/url"),
+                "is required when the source is a directory",
+            );
+            None
+        }
+    };
+    let branch = match (g.branch, src) {
+        (None, Some(s)) => s.branch.clone(),
+        (b, _) => branch(b, &format!("{at}/git/branch"), p),
+    };
+    // The daemon's own backups must never become the environment's desired state.
+    if let (Some(s), Some(r), Some(path)) = (src, &remote, &path)
+        && r.url == s.remote.url
+        && branch == s.branch
+        && within(path, &s.path)
+    {
+        p.add(
+            format!("{at}/path"),
+            format!(
+                "'{path}' is inside {} on the same branch: backups would become desired state",
+                if s.path.is_empty() {
+                    "the environment's source (the whole repository)".to_string()
+                } else {
+                    format!("the environment's own source path '{}'", s.path)
+                }
+            ),
+        );
+    }
+    Some(BackupSpec {
+        schedule: schedule?,
+        remote: remote?,
+        branch,
+        path: path?,
+        message_prefix: b.message.unwrap_or_else(|| format!("backup {env}")),
+        push_attempts: b.push_attempts.unwrap_or(5).max(1),
+    })
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

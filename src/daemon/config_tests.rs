@@ -1,0 +1,160 @@
+use std::path::Path;
+
+use super::*;
+
+fn vars(v: &str) -> Option<String> {
+    match v {
+        "HOOK_SECRET" => Some("s3cret-hook".into()),
+        "REPO" => Some("/srv/git/config.git".into()),
+        _ => None,
+    }
+}
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("daemon.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_full_configuration_reads_with_its_defaults() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("envs/dev")).unwrap();
+    let p = write(
+        t.path(),
+        r#"
+listen: 0.0.0.0:9191
+state_dir: state
+webhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}
+environments:
+  - name: prod
+    source: {git: {url: "${REPO}", branch: main, path: envs/prod}}
+    interval: 90s
+    mode: observe
+    backup: {schedule: "0 * * * *", path: backups/prod.json}
+  - name: dev
+    source: {dir: envs/dev}
+    backup:
+      schedule: "@daily"
+      path: dev.yaml
+      git: {url: backups.git, branch: dev-backups}
+"#,
+    );
+    let c = load(&p, &vars).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:9191");
+    assert_eq!(c.state_dir, t.path().join("state"));
+    let w = c.webhook.as_ref().unwrap();
+    assert_eq!(w.per_minute, 5);
+    assert_eq!(
+        w.secret.sign(b"x"),
+        HookSecret::new("s3cret-hook").sign(b"x")
+    );
+    let [prod, dev] = &c.environments[..] else {
+        panic!("two environments")
+    };
+    assert_eq!(prod.interval, Duration::from_secs(90));
+    assert_eq!(prod.mode, Some(Mode::Observe));
+    let SourceSpec::Git(g) = &prod.source else {
+        panic!("git source")
+    };
+    assert_eq!(g.remote.url.to_string(), "/srv/git/config.git");
+    assert_eq!((g.branch.as_str(), g.path.as_str()), ("main", "envs/prod"));
+    let b = prod.backup.as_ref().unwrap();
+    assert_eq!(
+        b.remote.url, g.remote.url,
+        "backups default to the source repository"
+    );
+    assert_eq!(b.branch, "main");
+    assert_eq!(b.message_prefix, "backup prod");
+    assert_eq!(b.push_attempts, 5);
+    assert_eq!(dev.interval, DEFAULT_INTERVAL);
+    assert!(matches!(&dev.source, SourceSpec::Dir(d) if d == &t.path().join("envs/dev")));
+    let b = dev.backup.as_ref().unwrap();
+    assert_eq!(
+        b.remote.url.to_string(),
+        t.path().join("backups.git").display().to_string(),
+        "a local repository path is relative to the file"
+    );
+    assert_eq!(b.branch, "dev-backups");
+    assert_eq!(
+        format!("{w:?}"),
+        "Webhook { secret: HookSecret(*****), per_minute: 5 }"
+    );
+}
+
+#[test]
+fn every_problem_is_listed_with_its_pointer() {
+    let t = tempfile::tempdir().unwrap();
+    let p = write(
+        t.path(),
+        r#"
+listen: localhost
+webhook: {secret: {env: NOT_SET_ANYWHERE}}
+environments:
+  - name: Prod
+    source: {git: {url: /srv/config.git, path: envs/prod}}
+    interval: soon
+    backup: {schedule: "every hour", path: envs/prod/backup.json}
+  - name: dev
+    source: {dir: no/such/dir, git: {url: /srv/config.git}}
+  - name: dev
+    source: {dir: .}
+    parallelism: 0
+    backup: {schedule: "@hourly", path: ../outside.json}
+  - name: staging
+    source: {dir: .}
+    backup: {schedule: "@hourly", path: b.json}
+"#,
+    );
+    let err = load(&p, &vars).unwrap_err().to_string();
+    let file = p.display().to_string();
+    for want in [
+        "/listen: 'localhost' is not an address:port",
+        "/webhook/secret: the environment variable NOT_SET_ANYWHERE is not set",
+        "/environments/0/name: 'Prod' must be 1-63 characters",
+        "/environments/0/interval: 'soon' is not a duration",
+        "/environments/0/backup/schedule: 'every hour' is not a cron schedule",
+        "/environments/0/backup/path: 'envs/prod/backup.json' is inside the environment's own source path 'envs/prod' on the same branch",
+        "/environments/1/source: give exactly one of dir: PATH or git: {url, branch, path}",
+        "/environments/2/name: 'dev' is used twice",
+        "/environments/2/parallelism: must be at least 1",
+        "/environments/2/backup/path: path '../outside.json': must stay inside the repository",
+        "/environments/3/backup/git/url: is required when the source is a directory",
+    ] {
+        assert!(
+            err.contains(&format!("{file}: {want}")),
+            "missing {want:?} in\n{err}"
+        );
+    }
+    assert!(err.starts_with(&format!("{file}: 12 problems")), "{err}");
+}
+
+#[test]
+fn shape_errors_name_the_field() {
+    let t = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "environments:\n  - name: a\n    sourse: {dir: .}\n",
+            "/environments/0/sourse: unknown field `sourse`",
+        ),
+        ("listen: x\n", "missing field `environments`"),
+        (
+            "environments:\n  - name: a\n    source: {dir: .}\n    mode: sometimes\n",
+            "/environments/0/mode: unknown variant `sometimes`",
+        ),
+        (
+            "environments:\n  - name: a\n    source: {git: {url: /r.git, auth: {token: abc}}}\n",
+            "/environments/0/source/git/auth/token: unknown field `token`",
+        ),
+        ("environments: []\n", "/environments: lists no environment"),
+        (
+            "environments:\n  - name: a\n    source: {dir: '${NOPE}'}\n",
+            "${NOPE} is not set",
+        ),
+    ];
+    for (text, want) in cases {
+        let p = write(t.path(), text);
+        let err = load(&p, &vars).unwrap_err().to_string();
+        assert!(err.contains(want), "{text:?}: want {want:?} in {err}");
+    }
+}

@@ -1,0 +1,293 @@
+//! Prometheus metrics of the daemon (`GET /metrics`, OpenMetrics text): reconcile duration and
+//! outcome, drift, gateway requests and errors, the last-applied time, source errors, backups
+//! and webhook requests — each labelled by environment.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::status::EnvShared;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Env {
+    environment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvOutcome {
+    environment: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvReason {
+    environment: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvRequest {
+    environment: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookResult {
+    result: String,
+}
+
+fn duration_histogram() -> Histogram {
+    // 10 ms .. ~80 s
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// The daemon's metrics.
+pub struct Metrics {
+    registry: Registry,
+    reconcile_duration: Family<Env, Histogram>,
+    reconciles: Family<EnvOutcome, Counter>,
+    drift: Family<Env, Gauge>,
+    last_applied: Family<Env, Gauge>,
+    source_errors: Family<EnvReason, Counter>,
+    gateway_requests: Family<EnvRequest, Counter>,
+    gateway_errors: Family<Env, Counter>,
+    backups: Family<EnvOutcome, Counter>,
+    last_backup: Family<Env, Gauge>,
+    webhooks: Family<HookResult, Counter>,
+    sync: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn env(name: &str) -> Env {
+    Env {
+        environment: name.to_string(),
+    }
+}
+
+fn outcome(name: &str, outcome: &str) -> EnvOutcome {
+    EnvOutcome {
+        environment: name.to_string(),
+        outcome: outcome.to_string(),
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mcp_gitops");
+        let mut m = Metrics {
+            reconcile_duration: Family::new_with_constructor(duration_histogram),
+            reconciles: Family::default(),
+            drift: Family::default(),
+            last_applied: Family::default(),
+            source_errors: Family::default(),
+            gateway_requests: Family::default(),
+            gateway_errors: Family::default(),
+            backups: Family::default(),
+            last_backup: Family::default(),
+            webhooks: Family::default(),
+            sync: Mutex::new(()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile cycle (plan, and apply in auto mode) took",
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile",
+            "Reconcile cycles by outcome: in_sync, applied, drift (observe mode), failed_<reason>",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "drift_entities",
+            "Entities that differ from the desired state after the last cycle",
+            m.drift.clone(),
+        );
+        registry.register(
+            "last_applied_timestamp_seconds",
+            "When the gateway was last seen holding the desired state (Unix time)",
+            m.last_applied.clone(),
+        );
+        registry.register(
+            "source_errors",
+            "Revisions or edits that could not be used, by reason: invalid, git",
+            m.source_errors.clone(),
+        );
+        registry.register(
+            "gateway_requests",
+            "Requests sent to the gateway, by kind: read, write",
+            m.gateway_requests.clone(),
+        );
+        registry.register(
+            "gateway_errors",
+            "Gateway requests that failed after retries",
+            m.gateway_errors.clone(),
+        );
+        registry.register(
+            "backups",
+            "Scheduled backups by outcome: committed, unchanged, failed",
+            m.backups.clone(),
+        );
+        registry.register(
+            "last_backup_timestamp_seconds",
+            "When the last backup succeeded (Unix time)",
+            m.last_backup.clone(),
+        );
+        registry.register(
+            "webhook_requests",
+            "Webhook requests by result: accepted, unauthorized, rate_limited, bad_request",
+            m.webhooks.clone(),
+        );
+        m.registry = registry;
+        m
+    }
+
+    /// One reconcile cycle.
+    pub fn cycle(
+        &self,
+        name: &str,
+        result: &str,
+        reason: Option<&str>,
+        took: Duration,
+        drift: usize,
+        applied: bool,
+    ) {
+        let label = match reason {
+            Some(r) => format!("{result}_{r}"),
+            None => result.to_string(),
+        };
+        self.reconciles.get_or_create(&outcome(name, &label)).inc();
+        self.reconcile_duration
+            .get_or_create(&env(name))
+            .observe(took.as_secs_f64());
+        if result != "failed" {
+            self.drift.get_or_create(&env(name)).set(drift as i64);
+        }
+        if applied {
+            self.last_applied
+                .get_or_create(&env(name))
+                .set(super::schedule::unix_now());
+        }
+    }
+
+    pub fn source_error(&self, name: &str, reason: &str) {
+        self.source_errors
+            .get_or_create(&EnvReason {
+                environment: name.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn backup(&self, name: &str, result: &str) {
+        self.backups.get_or_create(&outcome(name, result)).inc();
+        if result != "failed" {
+            self.last_backup
+                .get_or_create(&env(name))
+                .set(super::schedule::unix_now());
+        }
+    }
+
+    pub fn webhook(&self, result: &str) {
+        self.webhooks
+            .get_or_create(&HookResult {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, with the environments' request counters brought up to date.
+    pub fn encode(&self, envs: &[Arc<EnvShared>]) -> String {
+        let _one_at_a_time = self.sync.lock().expect("metrics lock");
+        for e in envs {
+            let up_to = |c: &Counter, now: u64| {
+                let seen = c.get();
+                if now > seen {
+                    c.inc_by(now - seen);
+                }
+            };
+            let req = |kind: &str| EnvRequest {
+                environment: e.name.clone(),
+                kind: kind.into(),
+            };
+            up_to(
+                &self.gateway_requests.get_or_create(&req("read")),
+                e.stats.reads(),
+            );
+            up_to(
+                &self.gateway_requests.get_or_create(&req("write")),
+                e.stats.writes(),
+            );
+            up_to(
+                &self.gateway_errors.get_or_create(&env(&e.name)),
+                e.stats.errors(),
+            );
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("metrics encode");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::status::EnvStatus;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn exposition_carries_every_family_with_environment_labels() {
+        let m = Metrics::new();
+        let prod = EnvShared::new(EnvStatus {
+            name: "prod".into(),
+            ..EnvStatus::default()
+        });
+        m.cycle("prod", "applied", None, Duration::from_millis(120), 0, true);
+        m.cycle(
+            "prod",
+            "failed",
+            Some("gateway"),
+            Duration::from_millis(5),
+            0,
+            false,
+        );
+        m.source_error("prod", "invalid");
+        m.backup("prod", "committed");
+        m.webhook("unauthorized");
+        prod.stats.reads.fetch_add(7, Ordering::Relaxed);
+        prod.stats.writes.fetch_add(2, Ordering::Relaxed);
+        let text = m.encode(std::slice::from_ref(&prod));
+        for line in [
+            r#"mcp_gitops_reconcile_total{environment="prod",outcome="applied"} 1"#,
+            r#"mcp_gitops_reconcile_total{environment="prod",outcome="failed_gateway"} 1"#,
+            r#"mcp_gitops_reconcile_duration_seconds_count{environment="prod"} 2"#,
+            r#"mcp_gitops_drift_entities{environment="prod"} 0"#,
+            r#"mcp_gitops_source_errors_total{environment="prod",reason="invalid"} 1"#,
+            r#"mcp_gitops_gateway_requests_total{environment="prod",kind="read"} 7"#,
+            r#"mcp_gitops_gateway_requests_total{environment="prod",kind="write"} 2"#,
+            r#"mcp_gitops_gateway_errors_total{environment="prod"} 0"#,
+            r#"mcp_gitops_backups_total{environment="prod",outcome="committed"} 1"#,
+            r#"mcp_gitops_webhook_requests_total{result="unauthorized"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(text.contains("mcp_gitops_last_applied_timestamp_seconds{environment=\"prod\"}"));
+        assert!(text.ends_with("# EOF\n"));
+        // Scraping again does not count twice.
+        prod.stats.reads.fetch_add(1, Ordering::Relaxed);
+        let text = m.encode(std::slice::from_ref(&prod));
+        assert!(text.contains(r#"kind="read"} 8"#), "{text}");
+    }
+}

@@ -1,0 +1,249 @@
+//! `mcp-gitops run`: one process keeping several environments in their desired state. Each
+//! environment has a worker ([`worker`]: the loop `watch` also runs) reading a directory or a
+//! Git branch, and optionally a backup schedule ([`backups`]). An HTTP listener
+//! ([`crate::server`]) takes push webhooks and serves health, status and metrics. A stop lets
+//! every worker and backup finish what is in flight, saves the state, then closes the listener.
+
+pub mod backups;
+pub mod config;
+pub mod metrics;
+pub mod schedule;
+pub mod source;
+pub mod status;
+pub mod worker;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, mpsc, watch};
+
+use crate::git::CommitId;
+use crate::reconcile::Settings;
+use crate::server::{self, AppState, EnvHandle, HookState};
+use config::{DaemonConfig, EnvSpec, SourceSpec};
+use metrics::Metrics;
+use source::{GitSource, Source};
+use status::{BackupStatus, EnvShared, EnvStatus, SourceInfo, StateStore};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{path}: {reason}")]
+    State { path: String, reason: String },
+    #[error("{path} is in use by another mcp-gitops run (one daemon per state directory)")]
+    Locked { path: String },
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+}
+
+fn log(msg: &str) {
+    eprintln!("{} daemon: {msg}", crate::clock::now_rfc3339());
+}
+
+/// Bind the configured address.
+pub async fn bind(cfg: &DaemonConfig) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| DaemonError::Listen {
+            addr: cfg.listen.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn state_error(path: &Path, e: impl std::fmt::Display) -> DaemonError {
+    DaemonError::State {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn source_of(env: &EnvSpec, cfg: &DaemonConfig) -> Source {
+    match &env.source {
+        SourceSpec::Dir(d) => Source::Dir(d.clone()),
+        SourceSpec::Git(g) => Source::Git(Box::new(GitSource {
+            spec: (**g).clone(),
+            cache_dir: cfg.state_dir.join("git"),
+            checkouts: cfg.state_dir.join("checkouts"),
+        })),
+    }
+}
+
+fn initial_status(env: &EnvSpec, src: &Source) -> EnvStatus {
+    let (kind, url, branch, path) = src.describe();
+    EnvStatus {
+        name: env.name.clone(),
+        source: SourceInfo {
+            kind,
+            url,
+            branch,
+            path,
+        },
+        backup: env.backup.as_ref().map(|b| BackupStatus {
+            schedule: b.schedule.as_str().to_string(),
+            target: format!("{}@{}:{}", b.remote.url, b.branch, b.path),
+            ..BackupStatus::default()
+        }),
+        ..EnvStatus::default()
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Run the daemon on `listener` until `stop` resolves.
+pub async fn serve(
+    cfg: DaemonConfig,
+    listener: TcpListener,
+    stop: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let dir = &cfg.state_dir;
+    for d in [dir.clone(), dir.join("git"), dir.join("checkouts")] {
+        std::fs::create_dir_all(&d).map_err(|e| state_error(&d, e))?;
+    }
+    let lock_path = dir.join("daemon.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| state_error(&lock_path, e))?;
+    if lock.try_lock().is_err() {
+        return Err(DaemonError::Locked {
+            path: dir.display().to_string(),
+        });
+    }
+    // Checkouts left by a process that was killed mid-load.
+    if let Ok(rd) = std::fs::read_dir(dir.join("checkouts")) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let store = Arc::new(StateStore::new(&dir.join("state.json")));
+    let saved = store.saved().unwrap_or_else(|e| {
+        log(&format!("{e}; starting without the previous state"));
+        Vec::new()
+    });
+    let metrics = Arc::new(Metrics::new());
+    let push_lock = Arc::new(Mutex::new(()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut handles = Vec::new();
+    let mut tasks = Vec::new();
+    for env in &cfg.environments {
+        let src = source_of(env, &cfg);
+        let mut status = initial_status(env, &src);
+        if let Some(prev) = saved.iter().find(|s| s.name == env.name) {
+            status.resume(prev);
+        }
+        let resume = match &src {
+            Source::Git(_) => status.revision.clone().map(CommitId),
+            Source::Dir(_) => None,
+        };
+        let shared = EnvShared::new(status);
+        store.track(shared.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let default_owner = match &env.source {
+            SourceSpec::Git(g) => Some(
+                g.path
+                    .rsplit('/')
+                    .next()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(&env.name)
+                    .to_string(),
+            ),
+            SourceSpec::Dir(_) => None,
+        };
+        let w = worker::Worker {
+            label: format!("env {}", env.name),
+            source: src.clone(),
+            interval: env.interval,
+            debounce: Duration::from_millis(150),
+            max_backoff: Duration::from_secs(30),
+            settings: Settings {
+                parallelism: env.parallelism,
+                allow_mass_delete: env.allow_mass_delete,
+                dry_run: false,
+                default_owner,
+                stats: Some(shared.stats.clone()),
+                // The default client limit (the gateway allows 500/min), across reloads.
+                limiter: Some(Arc::new(crate::gateway::Limiter::new(450))),
+            },
+            mode: env.mode,
+            shared: shared.clone(),
+            metrics: Some(metrics.clone()),
+            store: Some(store.clone()),
+            resume,
+        };
+        let label = w.label.clone();
+        let stop = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = w.run(rx, stop).await {
+                eprintln!("{} {label}: cannot watch: {e}", crate::clock::now_rfc3339());
+            }
+        }));
+        if let Some(spec) = &env.backup {
+            let b = backups::Backups {
+                label: format!("env {}", env.name),
+                spec: spec.clone(),
+                source: match &env.source {
+                    SourceSpec::Git(g) => Some((**g).clone()),
+                    SourceSpec::Dir(_) => None,
+                },
+                cache_dir: dir.join("git"),
+                shared: shared.clone(),
+                push_lock: push_lock.clone(),
+                metrics: Some(metrics.clone()),
+                store: Some(store.clone()),
+            };
+            tasks.push(tokio::spawn(b.run(stopped(stop_rx.clone()))));
+        }
+        handles.push(EnvHandle {
+            shared,
+            trigger: tx,
+            git: match &env.source {
+                SourceSpec::Git(g) => Some((g.remote.url.to_string(), g.branch.clone())),
+                SourceSpec::Dir(_) => None,
+            },
+        });
+    }
+    let app = Arc::new(AppState {
+        envs: handles,
+        metrics,
+        hook: cfg.webhook.as_ref().map(|w| HookState {
+            secret: w.secret.clone(),
+            window: std::sync::Mutex::new(server::hooks::Window::new(w.per_minute)),
+        }),
+        draining: Default::default(),
+    });
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let names: Vec<&str> = cfg.environments.iter().map(|e| e.name.as_str()).collect();
+    log(&format!(
+        "listening on {addr}; {} environment{}: {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ));
+    let (srv_tx, srv_rx) = watch::channel(false);
+    let server = tokio::spawn(
+        axum::serve(listener, server::router(app.clone()))
+            .with_graceful_shutdown(stopped(srv_rx))
+            .into_future(),
+    );
+    stop.await;
+    log("stopping: finishing work in flight");
+    app.draining.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Err(e) = store.save() {
+        log(&format!("cannot save the state: {e}"));
+    }
+    let _ = srv_tx.send(true);
+    let _ = server.await;
+    drop(lock);
+    log("stopped");
+    Ok(())
+}

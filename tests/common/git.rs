@@ -1,0 +1,95 @@
+//! Git for tests: the `git` CLI as somebody else, bare repositories, and a real sshd on
+//! loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// The `git` CLI as somebody else, with no user or system configuration.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "someone")
+        .env("GIT_AUTHOR_EMAIL", "someone@example.com")
+        .env("GIT_COMMITTER_NAME", "someone")
+        .env("GIT_COMMITTER_EMAIL", "someone@example.com")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// An empty bare repository `name` under `dir`.
+pub fn bare(dir: &Path, name: &str) -> PathBuf {
+    git(dir, &["init", "-q", "--bare", "-b", "main", name]);
+    dir.join(name)
+}
+
+/// sshd on loopback, run in the foreground and stopped on drop.
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Sshd {
+    pub fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let script = super::root().join("tests/git/sshd.sh");
+        let out = Command::new(&script)
+            .arg("prepare")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sshd is needed for this test (make test installs it: tests/git/sshd.sh install): {}",
+            stderr(&out)
+        );
+        let port: u16 = stdout(&out).trim().parse().unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .arg("-E")
+            .arg(dir.path().join("sshd.log"))
+            .spawn()
+            .unwrap();
+        // Stopped by Drop, also when it never listens.
+        let sshd = Sshd { dir, port, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return sshd;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "sshd did not listen: {}",
+            std::fs::read_to_string(sshd.dir.path().join("sshd.log")).unwrap_or_default()
+        );
+    }
+
+    pub fn host_key(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host_key.pub")).unwrap()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,827 @@
+//! `mcp-gitops run` against real gateways and real Git repositories (bare ones in temp
+//! directories, pushed to with the `git` CLI): environments from Git branches and directories,
+//! signed webhooks, bad commits that keep the last good state, scheduled backups that commit
+//! only changes and never trigger a reconcile, outages, SIGTERM and a restart that resumes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use common::git::{bare, git};
+use mcp_gitops::gateway::Action;
+use mcp_gitops::server::hooks::HookSecret;
+use serde_json::{Value, json};
+
+const HOOK: &str = "hook-secret-for-tests";
+const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
+
+/// A running `mcp-gitops run`, killed on drop.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    addr: String,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    fn start(gw: &Gateway, config: &Path) -> Daemon {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("mcp-gitops"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", gw.dir.path())
+            .env("GW_URL", &gw.url)
+            .env("JWT_SECRET_KEY", gw.jwt_secret())
+            .env("AUTH_ENCRYPTION_SECRET", gw.secret())
+            .env("HOOK_SECRET", HOOK)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mcp-gitops run");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut d = Daemon {
+            child,
+            log,
+            addr: String::new(),
+            http: reqwest::Client::new(),
+        };
+        let at = d.wait_log(0, "daemon: listening on ");
+        let line = d.log.lock().unwrap()[at - 1].clone();
+        d.addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .unwrap()
+            .to_string();
+        d
+    }
+
+    fn text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn lines(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Wait until the log has a line containing `needle` (after `from` lines).
+    fn wait_log(&mut self, from: usize, needle: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            {
+                let log = self.log.lock().unwrap();
+                if let Some(i) = log.iter().skip(from).position(|l| l.contains(needle)) {
+                    return from + i + 1;
+                }
+            }
+            if let Some(s) = self.child.try_wait().unwrap() {
+                panic!(
+                    "the daemon exited ({s}) before logging {needle:?}:\n{}",
+                    self.text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn status(&self, env: &str) -> Value {
+        let (code, text) = self.get("/status").await;
+        assert_eq!(code, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == env)
+            .cloned()
+            .unwrap_or_else(|| panic!("no environment {env} in {v}"))
+    }
+
+    /// Wait until `env`'s status satisfies `check`.
+    async fn wait_status(&self, env: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let s = self.status(env).await;
+            if check(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {env}: {what}: {s:#}\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while self.get("/readyz").await.0 != 200 {
+            assert!(Instant::now() < deadline, "never ready:\n{}", self.text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// POST /hooks/git; `sign` says how: a good signature, a wrong one, or none.
+    async fn hook(&self, body: &Value, sign: Sign) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let mut req = self
+            .http
+            .post(self.url("/hooks/git"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push");
+        match sign {
+            Sign::Good => {
+                req = req.header("x-hub-signature-256", HookSecret::new(HOOK).sign(&bytes));
+            }
+            Sign::Wrong => {
+                req = req.header(
+                    "x-hub-signature-256",
+                    HookSecret::new("not-the-secret").sign(&bytes),
+                );
+            }
+            Sign::None => {}
+        }
+        req.body(bytes).send().await.unwrap()
+    }
+
+    /// SIGTERM, then the exit code and the log.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "run did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code(), self.text())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Sign {
+    Good,
+    Wrong,
+    None,
+}
+
+/// A working clone of `remote` in `dir`.
+fn clone(root: &Path, remote: &Path) -> PathBuf {
+    let work = root.join("work");
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            remote.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    work
+}
+
+/// Write files (path, content) in the working clone, commit, push; the new head.
+fn push(work: &Path, files: &[(&str, String)], message: &str) -> String {
+    for (path, text) in files {
+        let p = work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", message]);
+    if !git(work, &["ls-remote", "--heads", "origin", "main"]).is_empty() {
+        git(work, &["pull", "-q", "--rebase", "origin", "main"]);
+    }
+    git(work, &["push", "-q", "origin", "HEAD:main"]);
+    git(work, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
+    format!(
+        "version: '2025-03-26'\nentities:\n  tools:\n    - name: {name}\n      url: https://{name}.example.com/v1\n      request_type: {request_type}\n      description: {description}\n"
+    )
+}
+
+/// A GitHub push event for `remote`'s main branch.
+fn push_event(remote: &Path) -> Value {
+    json!({"ref": "refs/heads/main", "repository": {
+        "full_name": "acme/config", "clone_url": remote.display().to_string()}})
+}
+
+async fn tools(gw: &Gateway) -> Vec<Value> {
+    gw.get("/v1/tools?limit=0")
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn description(tools: &[Value], name: &str) -> Option<String> {
+    tools
+        .iter()
+        .find(|t| t["name"] == name)
+        .and_then(|t| t["description"].as_str())
+        .map(str::to_string)
+}
+
+/// Wait until the gateway's tool `name` has `want` as its description.
+async fn wait_description(gw: &Gateway, name: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let t = tools(gw).await;
+        if description(&t, name).as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tool {name} never got description {want:?}: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn delete_tool(gw: &Gateway, name: &str) {
+    let t = tools(gw).await;
+    let id = t.iter().find(|t| t["name"] == name).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    gw.client()
+        .delete(&format!("/v1/tools/{id}"), &Action::new("delete by hand"))
+        .await
+        .unwrap();
+}
+
+fn write_config(root: &Path, text: &str) -> PathBuf {
+    let p = root.join("daemon.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_the_last_good_state()
+ {
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let remote = bare(root, "config.git");
+    let work = clone(root, &remote);
+    let c1 = push(
+        &work,
+        &[
+            ("envs/staging/mcp-gitops.yaml", ENV_CONFIG.into()),
+            (
+                "envs/staging/tools.yaml",
+                tool_doc("staging-api", "v1", "GET"),
+            ),
+            ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
+            ("envs/prod/tools.yaml", tool_doc("prod-api", "v1", "GET")),
+        ],
+        "environments",
+    );
+    let dev = root.join("envs/dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(dev.join("mcp-gitops.yaml"), ENV_CONFIG).unwrap();
+    std::fs::write(dev.join("tools.yaml"), tool_doc("dev-api", "v1", "GET")).unwrap();
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 40}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s}\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n",
+    );
+    let d = Daemon::start(&gw, &config);
+    d.wait_ready().await;
+    let t = tools(&gw).await;
+    for name in ["staging-api", "prod-api", "dev-api"] {
+        assert_eq!(
+            description(&t, name).as_deref(),
+            Some("v1"),
+            "{name}: {t:?}"
+        );
+    }
+    let s = d.status("staging").await;
+    assert_eq!(s["revision"], c1.as_str(), "{s:#}");
+    assert_eq!(s["health"], "synced", "{s:#}");
+    assert_eq!(s["source"]["kind"], "git");
+    assert_eq!(s["last_result"]["outcome"], "applied", "{s:#}");
+    assert_eq!(d.status("dev").await["health"], "synced");
+
+    // A commit reaches staging on a signed webhook, and not on an unsigned or wrongly signed one.
+    let c2 = push(
+        &work,
+        &[(
+            "envs/staging/tools.yaml",
+            tool_doc("staging-api", "v2", "GET"),
+        )],
+        "staging v2",
+    );
+    for sign in [Sign::None, Sign::Wrong] {
+        let r = d.hook(&push_event(&remote), sign).await;
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    assert_eq!(
+        d.status("staging").await["head"],
+        c1.as_str(),
+        "no fetch before a good signature"
+    );
+    assert_eq!(
+        description(&tools(&gw).await, "staging-api").as_deref(),
+        Some("v1")
+    );
+    let r = d.hook(&push_event(&remote), Sign::Good).await;
+    assert_eq!(r.status().as_u16(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["triggered"], json!(["staging", "prod"]), "{body}");
+    wait_description(&gw, "staging-api", "v2").await;
+    d.wait_status("staging", "revision c2", |s| s["revision"] == c2.as_str())
+        .await;
+    // prod reads nothing c2 changed: it sees the head and keeps its revision.
+    let p = d
+        .wait_status("prod", "head c2", |s| s["head"] == c2.as_str())
+        .await;
+    assert_eq!(p["revision"], c1.as_str(), "{p:#}");
+
+    // A bad commit: prod is marked failed with the precise error and keeps its last good state;
+    // staging, changed by the same commit, applies it.
+    let c3 = push(
+        &work,
+        &[
+            ("envs/prod/tools.yaml", tool_doc("prod-api", "v3", "FETCH")),
+            (
+                "envs/staging/tools.yaml",
+                tool_doc("staging-api", "v3", "GET"),
+            ),
+        ],
+        "a bad prod, a good staging",
+    );
+    assert_eq!(
+        d.hook(&push_event(&remote), Sign::Good)
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    wait_description(&gw, "staging-api", "v3").await;
+    let p = d
+        .wait_status("prod", "the bad commit", |s| {
+            s["source_error"]["revision"] == c3.as_str()
+        })
+        .await;
+    assert_eq!(p["health"], "failed", "{p:#}");
+    assert_eq!(p["revision"], c1.as_str(), "{p:#}");
+    let err = p["source_error"]["error"].as_str().unwrap();
+    assert_eq!(p["source_error"]["reason"], "invalid");
+    assert!(
+        err.contains(&format!("@{}:envs/prod/tools.yaml", &c3[..12]))
+            && err.contains("/entities/tools/0/request_type"),
+        "{err}"
+    );
+    assert_eq!(
+        description(&tools(&gw).await, "prod-api").as_deref(),
+        Some("v1")
+    );
+    // The last good state stays in force: a tool deleted by hand comes back.
+    delete_tool(&gw, "prod-api").await;
+    wait_description(&gw, "prod-api", "v1").await;
+    // Fixed: applied, and healthy again.
+    let c4 = push(
+        &work,
+        &[("envs/prod/tools.yaml", tool_doc("prod-api", "v4", "GET"))],
+        "prod fixed",
+    );
+    wait_description(&gw, "prod-api", "v4").await;
+    let p = d
+        .wait_status("prod", "c4 in force", |s| {
+            s["revision"] == c4.as_str() && s["health"] == "synced"
+        })
+        .await;
+    assert!(p.get("source_error").is_none(), "{p:#}");
+
+    // Metrics, per environment.
+    let (code, metrics) = d.get("/metrics").await;
+    assert_eq!(code, 200);
+    for needle in [
+        r#"mcp_gitops_reconcile_total{environment="staging",outcome="applied"}"#,
+        r#"mcp_gitops_reconcile_total{environment="prod",outcome="in_sync"}"#,
+        r#"mcp_gitops_source_errors_total{environment="prod",reason="invalid"} 1"#,
+        r#"mcp_gitops_webhook_requests_total{result="unauthorized"} 2"#,
+        r#"mcp_gitops_webhook_requests_total{result="accepted"} 2"#,
+        r#"mcp_gitops_drift_entities{environment="dev"} 0"#,
+        r#"mcp_gitops_gateway_requests_total{environment="prod",kind="write"}"#,
+        r#"mcp_gitops_last_applied_timestamp_seconds{environment="staging"}"#,
+        r#"mcp_gitops_reconcile_duration_seconds_count{environment="prod"}"#,
+    ] {
+        assert!(metrics.contains(needle), "no {needle} in\n{metrics}");
+    }
+    let writes = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(r#"mcp_gitops_gateway_requests_total{environment="prod",kind="write"}"#)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap();
+    assert!(
+        writes >= 3,
+        "prod wrote at least create, re-create, update: {writes}"
+    );
+
+    // Webhook floods are cut off.
+    let mut limited = None;
+    for _ in 0..40 {
+        let r = d.hook(&push_event(&remote), Sign::None).await;
+        if r.status().as_u16() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let r = limited.expect("never rate limited");
+    assert!(r.headers().contains_key("retry-after"));
+
+    let status_text = d.get("/status").await.1;
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("daemon: stopping: finishing work in flight"),
+        "{log}"
+    );
+    assert!(log.ends_with("daemon: stopped"), "{log}");
+    for text in [&log, &status_text, &metrics] {
+        assert!(!text.contains(gw.secret()) && !text.contains(gw.jwt_secret()));
+        assert!(!text.contains(HOOK));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigger_a_reconcile() {
+    // Backups every 2 s from two environments: the gateway's own limiter is off for this.
+    let gw = Gateway::start_with(&[("RATE_LIMITING_ENABLED", "false")]);
+    let root = gw.dir.path();
+    let remote = bare(root, "config.git");
+    let work = clone(root, &remote);
+    let credential = mcp_gitops::secrets::Secret::new(gw.secret()).encrypt(
+        &mcp_gitops::secrets::Credentials::from_pairs([(
+            "Authorization".to_string(),
+            "Bearer CANARY-token-of-prod".to_string(),
+        )]),
+    );
+    let prod_doc = format!(
+        "{}      auth_type: bearer\n      auth_value: {credential}\n",
+        tool_doc("prod-api", "v1", "GET")
+    );
+    let c1 = push(
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
+            ("envs/prod/tools.yaml", prod_doc),
+            ("envs/staging/mcp-gitops.yaml", ENV_CONFIG.into()),
+            (
+                "envs/staging/tools.yaml",
+                tool_doc("staging-api", "v1", "GET"),
+            ),
+        ],
+        "environments",
+    );
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/prod.json}\n  - name: staging\n    source: {git: {url: config.git, path: envs/staging}}\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/staging.json}\n",
+    );
+    let d = Daemon::start(&gw, &config);
+    d.wait_ready().await;
+    // The first backups of both (pushed one at a time to one branch, neither lost), then
+    // backups that find nothing new and commit nothing. (Both environments use one gateway
+    // here, and a backup is of the whole live gateway.)
+    for env in ["prod", "staging"] {
+        d.wait_status(env, "a first backup", |s| {
+            s["backup"]["last"]["outcome"] == "committed"
+        })
+        .await;
+    }
+    for env in ["prod", "staging"] {
+        let first = d.status(env).await["backup"]["last"]["at"].clone();
+        d.wait_status(env, "a backup with nothing new", |s| {
+            s["backup"]["last"]["outcome"] == "unchanged" && s["backup"]["last"]["at"] != first
+        })
+        .await;
+    }
+    let log = git(&remote, &["log", "--format=%s", "main"]);
+    let subjects: Vec<&str> = log.lines().collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    for env in ["prod", "staging"] {
+        let want = format!("backup {env}: +2 tools (prod-api, staging-api)");
+        assert!(subjects.contains(&want.as_str()), "{subjects:?}");
+    }
+    assert_eq!(subjects[2], "environments");
+    let file = git(&remote, &["show", "main:backups/prod.json"]);
+    assert!(!file.contains("CANARY"), "a plaintext credential in Git");
+    let doc: Value = serde_json::from_str(&file).unwrap();
+    let value = doc["entities"]["tools"][0]["auth_value"].as_str().unwrap();
+    assert_eq!(
+        gw.decode_auth(&[value], None)[0]["Authorization"],
+        "Bearer CANARY-token-of-prod"
+    );
+    assert!(git(&remote, &["show", "main:backups/staging.json"]).contains("staging-api"));
+
+    // A change by hand is backed up; the push event of that backup commit fetches, but runs no
+    // reconcile: the change stays on the gateway (auto mode would have reverted it).
+    let id = tools(&gw)
+        .await
+        .iter()
+        .find(|t| t["name"] == "prod-api")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    gw.client()
+        .put(
+            &format!("/v1/tools/{id}"),
+            &json!({"description": "changed by hand"}),
+            &Action::new("edit by hand"),
+        )
+        .await
+        .unwrap();
+    let mut cycles = Value::Null;
+    for env in ["prod", "staging"] {
+        let s = d
+            .wait_status(env, "the change backed up", |s| {
+                s["backup"]["last"]["summary"] == format!("backup {env}: ~1 tool (prod-api)")
+            })
+            .await;
+        let commit = s["backup"]["last"]["commit"].as_str().unwrap();
+        let body = git(&remote, &["log", "-1", "--format=%b", commit]);
+        assert!(body.contains("~ tool prod-api: description"), "{body}");
+        if env == "prod" {
+            cycles = s["cycles"].clone();
+        }
+    }
+    let head = git(&remote, &["rev-parse", "main"]).trim().to_string();
+    assert_eq!(
+        d.hook(&push_event(&remote), Sign::Good)
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    let s = d
+        .wait_status("prod", "the backup commits fetched", |s| {
+            s["head"] == head.as_str()
+        })
+        .await;
+    assert_eq!(s["revision"], c1.as_str(), "{s:#}");
+    assert_eq!(
+        s["cycles"], cycles,
+        "the backup commit ran a reconcile: {s:#}"
+    );
+    assert_eq!(
+        description(&tools(&gw).await, "prod-api").as_deref(),
+        Some("changed by hand")
+    );
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("CANARY") && !log.contains(gw.secret()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_applied() {
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let remote = bare(root, "config.git");
+    let work = clone(root, &remote);
+    let c1 = push(
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
+            ("envs/prod/tools.yaml", tool_doc("prod-api", "v1", "GET")),
+        ],
+        "prod",
+    );
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s}\n",
+    );
+    let mut d = Daemon::start(&gw, &config);
+    d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
+        .await;
+
+    // The repository goes away: retried with backoff, the last good state stays in force.
+    let away = root.join("config.git.away");
+    std::fs::rename(&remote, &away).unwrap();
+    let mark = d.lines();
+    d.wait_log(mark, "cannot reach Git repository");
+    let at = d.wait_log(mark, "retrying in");
+    let line = d.log.lock().unwrap()[at - 1].clone();
+    assert!(
+        line.contains("env prod: cannot reach Git repository"),
+        "{line}"
+    );
+    d.wait_status("prod", "the outage", |s| {
+        s["source_error"]["reason"] == "git"
+    })
+    .await;
+    delete_tool(&gw, "prod-api").await;
+    wait_description(&gw, "prod-api", "v1").await;
+    std::fs::rename(&away, &remote).unwrap();
+    d.wait_status("prod", "the repository back", |s| {
+        s.get("source_error").is_none()
+    })
+    .await;
+
+    // A bad head, then SIGTERM: a clean exit with the state saved.
+    let c2 = push(
+        &work,
+        &[("envs/prod/tools.yaml", tool_doc("prod-api", "v2", "FETCH"))],
+        "bad",
+    );
+    d.wait_status("prod", "the bad head", |s| {
+        s["source_error"]["revision"] == c2.as_str()
+    })
+    .await;
+    let before = d.status("prod").await;
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        state["environments"][0]["revision"],
+        c1.as_str(),
+        "{state:#}"
+    );
+
+    // Restarted, with the head still bad and a tool deleted meanwhile: it resumes with c1.
+    delete_tool(&gw, "prod-api").await;
+    let mut d = Daemon::start(&gw, &config);
+    d.wait_log(0, &format!("resuming with {}", &c1[..12]));
+    wait_description(&gw, "prod-api", "v1").await;
+    let s = d
+        .wait_status("prod", "resumed", |s| {
+            s["cycles"].as_u64() > before["cycles"].as_u64()
+        })
+        .await;
+    assert_eq!(s["revision"], c1.as_str(), "{s:#}");
+    assert_eq!(s["source_error"]["revision"], c2.as_str(), "{s:#}");
+    assert_eq!(s["health"], "failed");
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_source_over_ssh_needs_a_known_host_key() {
+    let sshd = common::git::Sshd::start();
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let remote = bare(root, "config.git");
+    let work = clone(root, &remote);
+    let c1 = push(
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
+            ("envs/prod/tools.yaml", tool_doc("over-ssh", "v1", "GET")),
+        ],
+        "prod",
+    );
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        user.trim(),
+        sshd.port,
+        remote.display()
+    );
+    let hosts = root.join("known_hosts");
+    let config = |name: &str| {
+        write_config(
+            root,
+            &format!(
+                "listen: 127.0.0.1:0\nstate_dir: {name}\nenvironments:\n  - name: prod\n    interval: 1h\n    source:\n      git:\n        url: '{url}'\n        path: envs/prod\n        auth: {{ssh_key: '{}', known_hosts: '{}'}}\n",
+                sshd.dir.path().join("client_key").display(),
+                hosts.display()
+            ),
+        )
+    };
+    // An unknown host key: refused, nothing applied.
+    std::fs::write(&hosts, "").unwrap();
+    let d = Daemon::start(&gw, &config("state-a"));
+    let s = d
+        .wait_status("prod", "refused", |s| s["source_error"]["reason"] == "git")
+        .await;
+    let err = s["source_error"]["error"].as_str().unwrap();
+    assert!(err.contains("refusing the SSH host key"), "{err}");
+    assert!(tools(&gw).await.is_empty());
+    d.terminate();
+    // Known: fetched over SSH and applied.
+    std::fs::write(
+        &hosts,
+        format!("[127.0.0.1]:{} {}", sshd.port, sshd.host_key()),
+    )
+    .unwrap();
+    let d = Daemon::start(&gw, &config("state-b"));
+    d.wait_status("prod", "applied over SSH", |s| s["revision"] == c1.as_str())
+        .await;
+    assert_eq!(
+        description(&tools(&gw).await, "over-ssh").as_deref(),
+        Some("v1")
+    );
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn a_bad_configuration_is_refused_before_anything_starts() {
+    let t = tempfile::tempdir().unwrap();
+    let config = write_config(
+        t.path(),
+        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: prod, source: {dir: nowhere}, interval: often}\n  - {name: prod, source: {git: {url: /srv/x.git}}, backup: {schedule: '61 * * * *', path: b.json}}\n",
+    );
+    let bin = || {
+        let mut c = assert_cmd::Command::cargo_bin("mcp-gitops").unwrap();
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        c
+    };
+    let out = bin()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = config.display().to_string();
+    assert!(
+        err.starts_with(&format!("error: {file}: 5 problems")),
+        "{err}"
+    );
+    for want in [
+        "/environments/0/source/dir: ",
+        "/environments/0/interval: 'often' is not a duration",
+        "/environments/1/name: 'prod' is used twice",
+        "/environments/1/backup/schedule: '61 * * * *' is not a cron schedule",
+        "/environments/1/backup/path: 'b.json' is inside the environment's source (the whole repository) on the same branch",
+    ] {
+        assert!(err.contains(&format!("{file}: {want}")), "{want}: {err}");
+    }
+    assert!(!t.path().join("state").exists(), "nothing may start");
+
+    std::fs::create_dir_all(t.path().join("envs/dev")).unwrap();
+    let config = write_config(
+        t.path(),
+        "environments:\n  - {name: dev, source: {dir: envs/dev}, interval: 5m, mode: observe}\n",
+    );
+    let out = bin()
+        .args(["run", "--check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(": OK"), "{text}");
+    assert!(text.contains("dev: directory "), "{text}");
+    assert!(text.contains("every 300s, mode observe"), "{text}");
+    assert!(text.contains("listen 127.0.0.1:9090"), "{text}");
+}
