@@ -11,6 +11,8 @@ use crate::document::{self, Document, Format};
 use crate::export::{ExportError, ExportOptions, export};
 use crate::gateway::Client;
 use crate::git::{self, CommitId, GitError, PublishOptions, Published, Remote, Repo};
+use crate::secrets::Secret;
+use crate::select::Selection;
 
 /// Where a backup goes.
 #[derive(Clone)]
@@ -63,6 +65,26 @@ pub enum BackupError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Git(#[from] GitError),
+}
+
+/// What a backup exports: everything, deactivated entities included, decrypted with the
+/// gateway's key and encrypted with `document_secret` (default: the gateway's).
+pub fn export_options(
+    gateway_secret: Secret,
+    document_secret: Option<Secret>,
+    exported_by: String,
+) -> ExportOptions {
+    ExportOptions {
+        selection: Selection {
+            include_inactive: true,
+            dependencies: true,
+            ..Selection::default()
+        },
+        gateway_secret,
+        document_secret,
+        exported_by: Some(exported_by),
+        now: crate::clock::now_rfc3339(),
+    }
 }
 
 /// Export the gateway and commit the document to the target, once.

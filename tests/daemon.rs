@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Gateway;
 use common::git::{bare, git};
+use common::proc::Logged;
+use common::{Gateway, description};
 use mcp_gitops::gateway::Action;
 use mcp_gitops::server::hooks::HookSecret;
 use serde_json::{Value, json};
@@ -20,87 +18,40 @@ use serde_json::{Value, json};
 const HOOK: &str = "hook-secret-for-tests";
 const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
 
-/// A running `mcp-gitops run`, killed on drop.
+/// A running `mcp-gitops run`.
 struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    proc: Logged,
     addr: String,
     http: reqwest::Client,
 }
 
 impl Daemon {
     fn start(gw: &Gateway, config: &Path) -> Daemon {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("mcp-gitops"))
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+        let mut cmd = Logged::command(&["run", "--config"]);
+        cmd.arg(config)
             .env("HOME", gw.dir.path())
             .env("GW_URL", &gw.url)
             .env("JWT_SECRET_KEY", gw.jwt_secret())
             .env("AUTH_ENCRYPTION_SECRET", gw.secret())
-            .env("HOOK_SECRET", HOOK)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mcp-gitops run");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut d = Daemon {
-            child,
-            log,
-            addr: String::new(),
-            http: reqwest::Client::new(),
-        };
-        let at = d.wait_log(0, "daemon: listening on ");
-        let line = d.log.lock().unwrap()[at - 1].clone();
-        d.addr = line
+            .env("HOOK_SECRET", HOOK);
+        let mut proc = Logged::spawn(cmd);
+        let at = proc.wait_log(0, "daemon: listening on ");
+        let line = proc.line(at);
+        let addr = line
             .split("listening on ")
             .nth(1)
             .and_then(|r| r.split(';').next())
             .unwrap()
             .to_string();
-        d
+        Daemon {
+            proc,
+            addr,
+            http: reqwest::Client::new(),
+        }
     }
 
     fn text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn lines(&self) -> usize {
-        self.log.lock().unwrap().len()
-    }
-
-    /// Wait until the log has a line containing `needle` (after `from` lines).
-    fn wait_log(&mut self, from: usize, needle: &str) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            {
-                let log = self.log.lock().unwrap();
-                if let Some(i) = log.iter().skip(from).position(|l| l.contains(needle)) {
-                    return from + i + 1;
-                }
-            }
-            if let Some(s) = self.child.try_wait().unwrap() {
-                panic!(
-                    "the daemon exited ({s}) before logging {needle:?}:\n{}",
-                    self.text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?}:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.proc.text()
     }
 
     fn url(&self, path: &str) -> String {
@@ -173,32 +124,8 @@ impl Daemon {
         req.body(bytes).send().await.unwrap()
     }
 
-    /// SIGTERM, then the exit code and the log.
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "run did not exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        std::thread::sleep(Duration::from_millis(100));
-        (status.code(), self.text())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
+    fn terminate(self) -> (Option<i32>, String) {
+        self.proc.terminate()
     }
 }
 
@@ -209,19 +136,18 @@ enum Sign {
     None,
 }
 
-/// A working clone of `remote` in `dir`.
-fn clone(root: &Path, remote: &Path) -> PathBuf {
+/// A bare repository `config.git` under `root` and a working clone of it (`work`).
+fn repository(root: &Path) -> (PathBuf, PathBuf) {
+    let remote = bare(root, "config.git");
     let work = root.join("work");
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            remote.to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    work
+    let args = [
+        "clone",
+        "-q",
+        remote.to_str().unwrap(),
+        work.to_str().unwrap(),
+    ];
+    git(root, &args);
+    (remote, work)
 }
 
 /// Write files (path, content) in the working clone, commit, push; the new head.
@@ -238,6 +164,15 @@ fn push(work: &Path, files: &[(&str, String)], message: &str) -> String {
     }
     git(work, &["push", "-q", "origin", "HEAD:main"]);
     git(work, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// Push an environment envs/prod holding one tool; the new head.
+fn push_prod(work: &Path, tool: &str) -> String {
+    let files = [
+        ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.to_string()),
+        ("envs/prod/tools.yaml", tool_doc(tool, "v1", "GET")),
+    ];
+    push(work, &files, "prod")
 }
 
 fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
@@ -258,14 +193,6 @@ async fn tools(gw: &Gateway) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-fn description(tools: &[Value], name: &str) -> Option<String> {
-    tools
-        .iter()
-        .find(|t| t["name"] == name)
-        .and_then(|t| t["description"].as_str())
-        .map(str::to_string)
 }
 
 /// Wait until the gateway's tool `name` has `want` as its description.
@@ -307,8 +234,7 @@ async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_
  {
     let gw = Gateway::start();
     let root = gw.dir.path();
-    let remote = bare(root, "config.git");
-    let work = clone(root, &remote);
+    let (remote, work) = repository(root);
     let c1 = push(
         &work,
         &[
@@ -499,8 +425,7 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
     // Backups every 2 s from two environments: the gateway's own limiter is off for this.
     let gw = Gateway::start_with(&[("RATE_LIMITING_ENABLED", "false")]);
     let root = gw.dir.path();
-    let remote = bare(root, "config.git");
-    let work = clone(root, &remote);
+    let (remote, work) = repository(root);
     let credential = mcp_gitops::secrets::Secret::new(gw.secret()).encrypt(
         &mcp_gitops::secrets::Credentials::from_pairs([(
             "Authorization".to_string(),
@@ -627,16 +552,8 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
 async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_applied() {
     let gw = Gateway::start();
     let root = gw.dir.path();
-    let remote = bare(root, "config.git");
-    let work = clone(root, &remote);
-    let c1 = push(
-        &work,
-        &[
-            ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
-            ("envs/prod/tools.yaml", tool_doc("prod-api", "v1", "GET")),
-        ],
-        "prod",
-    );
+    let (remote, work) = repository(root);
+    let c1 = push_prod(&work, "prod-api");
     let config = write_config(
         root,
         "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s}\n",
@@ -648,10 +565,10 @@ async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_app
     // The repository goes away: retried with backoff, the last good state stays in force.
     let away = root.join("config.git.away");
     std::fs::rename(&remote, &away).unwrap();
-    let mark = d.lines();
-    d.wait_log(mark, "cannot reach Git repository");
-    let at = d.wait_log(mark, "retrying in");
-    let line = d.log.lock().unwrap()[at - 1].clone();
+    let mark = d.proc.lines();
+    d.proc.wait_log(mark, "cannot reach Git repository");
+    let at = d.proc.wait_log(mark, "retrying in");
+    let line = d.proc.line(at);
     assert!(
         line.contains("env prod: cannot reach Git repository"),
         "{line}"
@@ -693,7 +610,7 @@ async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_app
     // Restarted, with the head still bad and a tool deleted meanwhile: it resumes with c1.
     delete_tool(&gw, "prod-api").await;
     let mut d = Daemon::start(&gw, &config);
-    d.wait_log(0, &format!("resuming with {}", &c1[..12]));
+    d.proc.wait_log(0, &format!("resuming with {}", &c1[..12]));
     wait_description(&gw, "prod-api", "v1").await;
     let s = d
         .wait_status("prod", "resumed", |s| {
@@ -712,23 +629,9 @@ async fn a_git_source_over_ssh_needs_a_known_host_key() {
     let sshd = common::git::Sshd::start();
     let gw = Gateway::start();
     let root = gw.dir.path();
-    let remote = bare(root, "config.git");
-    let work = clone(root, &remote);
-    let c1 = push(
-        &work,
-        &[
-            ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
-            ("envs/prod/tools.yaml", tool_doc("over-ssh", "v1", "GET")),
-        ],
-        "prod",
-    );
-    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        user.trim(),
-        sshd.port,
-        remote.display()
-    );
+    let (remote, work) = repository(root);
+    let c1 = push_prod(&work, "over-ssh");
+    let url = sshd.url(&remote);
     let hosts = root.join("known_hosts");
     let config = |name: &str| {
         write_config(

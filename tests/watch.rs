@@ -4,106 +4,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Gateway;
+use common::proc::Logged;
+use common::{Gateway, description};
 use serde_json::Value;
 
 const CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
 
-struct Watcher {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Watcher {
-    fn start(gw: &Gateway, dir: &Path) -> Watcher {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("mcp-gitops"))
-            .args(["watch", "--interval", "1"])
-            .arg(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("GW_URL", &gw.url)
-            .env("JWT_SECRET_KEY", gw.jwt_secret())
-            .env("AUTH_ENCRYPTION_SECRET", gw.secret())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mcp-gitops watch");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Watcher { child, log }
-    }
-
-    fn text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Wait until the log has a line containing `needle` (after `from` lines).
-    fn wait_log(&self, from: usize, needle: &str) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            {
-                let log = self.log.lock().unwrap();
-                if let Some(i) = log.iter().skip(from).position(|l| l.contains(needle)) {
-                    return from + i + 1;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?}:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn lines(&self) -> usize {
-        self.log.lock().unwrap().len()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "watch did not exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // Let the reader thread drain.
-        std::thread::sleep(Duration::from_millis(100));
-        (status.code(), self.text())
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
+/// `mcp-gitops watch --interval 1 DIR` with the gateway's settings.
+fn start_watch(gw: &Gateway, dir: &Path) -> Logged {
+    let mut cmd = Logged::command(&["watch", "--interval", "1"]);
+    cmd.arg(dir)
+        .env("GW_URL", &gw.url)
+        .env("JWT_SECRET_KEY", gw.jwt_secret())
+        .env("AUTH_ENCRYPTION_SECRET", gw.secret());
+    Logged::spawn(cmd)
 }
 
 /// Wait until `check` holds for the gateway's tool list.
@@ -120,14 +37,6 @@ async fn wait_tools(gw: &Gateway, what: &str, check: impl Fn(&[Value]) -> bool) 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn description(tools: &[Value], name: &str) -> Option<String> {
-    tools
-        .iter()
-        .find(|t| t["name"] == name)
-        .and_then(|t| t["description"].as_str())
-        .map(str::to_string)
 }
 
 fn tools_yaml(desc: &str) -> String {
@@ -151,7 +60,7 @@ async fn watch_applies_edits_keeps_the_last_good_state_heals_drift_and_stops_cle
     std::fs::write(env.join("mcp-gitops.yaml"), CONFIG).unwrap();
     std::fs::write(env.join("tools.yaml"), tools_yaml("first")).unwrap();
 
-    let mut w = Watcher::start(&gw, &env);
+    let mut w = start_watch(&gw, &env);
     wait_tools(&gw, "the tool", |t| {
         description(t, "weather-api").as_deref() == Some("first")
     })
@@ -172,7 +81,7 @@ async fn watch_applies_edits_keeps_the_last_good_state_heals_drift_and_stops_cle
     )
     .unwrap();
     let at = w.wait_log(mark, "invalid:");
-    let line = w.log.lock().unwrap()[at - 1].clone();
+    let line = w.line(at);
     assert!(line.contains("tools.yaml"), "{line}");
     assert!(line.contains("/entities/tools/0/request_type"), "{line}");
     assert!(line.contains("last good state"), "{line}");
@@ -232,7 +141,7 @@ async fn observe_mode_reports_drift_and_writes_nothing() {
     )
     .unwrap();
     std::fs::write(env.join("tools.yaml"), tools_yaml("first")).unwrap();
-    let w = Watcher::start(&gw, &env);
+    let mut w = start_watch(&gw, &env);
     let at = w.wait_log(0, "drift (2 changes, mode observe)");
     w.wait_log(at - 1, "+ create tool weather-api");
     let tools = gw.get("/v1/tools?limit=0").await;
@@ -267,7 +176,7 @@ async fn sigterm_mid_apply_lets_requests_in_flight_finish_and_starts_no_more() {
         ),
     )
     .unwrap();
-    let w = Watcher::start(&gw, &env);
+    let w = start_watch(&gw, &env);
     wait_tools(&gw, "the first tool", |t| !t.is_empty()).await;
     let (code, log) = w.terminate();
     assert_eq!(code, Some(0), "{log}");

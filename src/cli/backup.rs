@@ -7,10 +7,9 @@ use super::git_args::RepoArgs;
 use super::{CliError, Connection, SecretArg, exit};
 use crate::backup::{self, BackupError, BackupTarget};
 use crate::document::Format;
-use crate::export::{ExportError, ExportOptions};
+use crate::export::ExportError;
 use crate::git::PublishOptions;
 use crate::secrets::Secret;
-use crate::select::Selection;
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
@@ -29,7 +28,7 @@ pub struct BackupArgs {
     /// The file in the repository, e.g. backups/prod.json (.yaml/.yml for YAML).
     #[arg(long, value_name = "PATH")]
     pub path: String,
-    /// Back up once and exit (required: scheduled backups come with the daemon).
+    /// Back up once and exit (required; scheduled backups: `mcp-gitops run`).
     #[arg(long)]
     pub once: bool,
     /// The commit message's prefix, before ": <what changed>".
@@ -49,7 +48,7 @@ pub struct BackupArgs {
 pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
     if !a.once {
         return Err(CliError::invalid(
-            "backup runs one backup per call: pass --once (scheduled backups come with the daemon)",
+            "backup runs one backup per call: pass --once (for scheduled backups, run the daemon: mcp-gitops run)",
         ));
     }
     let gateway_secret = a
@@ -58,21 +57,14 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
     let remote = a.repo.remote()?;
     let path = crate::git::clean_path(&a.path)?;
     let client = a.conn.client()?;
-    let opts = ExportOptions {
-        selection: Selection {
-            include_inactive: true,
-            dependencies: true,
-            ..Selection::default()
-        },
+    let opts = backup::export_options(
         gateway_secret,
-        document_secret: a
-            .rekey_secret
+        a.rekey_secret
             .as_deref()
             .filter(|s| !s.is_empty())
             .map(Secret::new),
-        exported_by: Some(a.conn.who(&client)),
-        now: super::now_rfc3339(),
-    };
+        a.conn.who(&client),
+    );
     let target = BackupTarget {
         remote,
         branch: a.branch.clone(),

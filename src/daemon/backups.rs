@@ -15,9 +15,7 @@ use super::metrics::Metrics;
 use super::schedule::{rfc3339, unix_now};
 use super::status::{BackupResult, EnvShared, StateStore};
 use crate::backup::{self, BackupError, BackupTarget};
-use crate::export::ExportOptions;
 use crate::git::PublishOptions;
-use crate::select::Selection;
 
 /// One environment's backup schedule.
 pub struct Backups {
@@ -69,7 +67,12 @@ impl Backups {
                 ("failed", Some(e)) => self.log(&format!("backup failed: {e}")),
                 ("committed", _) => self.log(&format!(
                     "backup committed {}: {}",
-                    result.commit.as_deref().unwrap_or_default(),
+                    result
+                        .commit
+                        .as_deref()
+                        .unwrap_or_default()
+                        .get(..12)
+                        .unwrap_or_default(),
                     result.summary.as_deref().unwrap_or_default()
                 )),
                 _ => {}
@@ -115,17 +118,8 @@ impl Backups {
                 "the environment names no key: set secret (or gateway_secret) in its mcp-gitops.yaml to decrypt the gateway's credentials".into(),
             );
         };
-        let opts = ExportOptions {
-            selection: Selection {
-                include_inactive: true,
-                dependencies: true,
-                ..Selection::default()
-            },
-            gateway_secret,
-            document_secret: live.keys.document.clone(),
-            exported_by: Some(live.who.clone()),
-            now: crate::clock::now_rfc3339(),
-        };
+        let opts =
+            backup::export_options(gateway_secret, live.keys.document.clone(), live.who.clone());
         let target = BackupTarget {
             remote: spec.remote.clone(),
             branch: spec.branch.clone(),

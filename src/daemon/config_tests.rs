@@ -158,3 +158,27 @@ fn shape_errors_name_the_field() {
         assert!(err.contains(want), "{text:?}: want {want:?} in {err}");
     }
 }
+
+#[test]
+fn the_example_configuration_reads() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/daemon.yaml");
+    let lookup = |v: &str| (v == "MCP_GITOPS_WEBHOOK_SECRET").then(|| "x".to_string());
+    // `token_env` must name a variable that is set (checked through the process environment).
+    let err = load(&example, &lookup).unwrap_err().to_string();
+    assert!(err.contains("BACKUP_GIT_TOKEN"), "{err}");
+    assert!(err.contains("1 problem"), "{err}");
+    let text = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("token_env: BACKUP_GIT_TOKEN", "token_env: PATH");
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("envs/dev")).unwrap();
+    let c = load(&write(t.path(), &text), &lookup).unwrap();
+    let names: Vec<&str> = c.environments.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["dev", "staging", "prod"]);
+    let staging = c.environments[1].backup.as_ref().unwrap();
+    assert_eq!(
+        (staging.branch.as_str(), staging.path.as_str()),
+        ("backups", "backups/staging.json")
+    );
+    assert_eq!(c.environments[2].mode, Some(Mode::Observe));
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks named in the issues; the figures are recorded in BENCHMARKS.md.
 #
-#   tests/bench/run.sh [export import reconcile watch offline]   (or `make bench`: all of them)
+#   tests/bench/run.sh [export import reconcile watch offline daemon]   (or `make bench`: all)
 #
 # Each benchmark is a section below (`bench_export`, ...); later benchmarks (import, plan) are
 # added as further sections and called from `main`. All of them share one throwaway
@@ -441,8 +441,157 @@ PY
 }
 
 # Benchmarks to run: all by default, or those named (export import reconcile watch offline).
+# --- daemon: commit pushed -> webhook -> live; an idle daemon -------------------------------------
+
+# A fresh gateway restored from the 1,000-entity export, and a bare repository whose
+# envs/bench holds that export as its desired state.
+daemon_setup() {
+  local doc="$OUT/mcp-gitops.json"
+  [ -f "$doc" ] || die "no export document; run bench_export first"
+  DD="$OUT/daemon"
+  rm -rf "$DD"; mkdir -p "$DD"
+  DURL="$(fresh daemon)"
+  "$BIN" import "$doc" --gateway "$DURL" --user "$ADMIN" --rate-limit 0 --parallelism 8 \
+    >"$OUT/daemon-restore.log" 2>&1 || die "restore for the daemon benchmark failed"
+  git init -q --bare -b main "$DD/config.git"
+  git clone -q "$DD/config.git" "$DD/work" 2>/dev/null
+  mkdir -p "$DD/work/envs/bench"
+  cp "$doc" "$DD/work/envs/bench/desired.json"
+  printf 'gateway: %s\nuser: %s\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n' \
+    "$DURL" "$ADMIN" >"$DD/work/envs/bench/mcp-gitops.yaml"
+  (cd "$DD/work" && git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm env \
+    && git push -q origin HEAD:main)
+  export DURL DD
+}
+
+bench_daemon() {
+  local n="${BENCH_DAEMON_COMMITS:-15}"
+  heading "Daemon: commit pushed -> webhook -> change live, $n single-entity commits, 1,000-entity environment from Git"
+  daemon_setup
+  cat >"$DD/daemon.yaml" <<YAML
+listen: 127.0.0.1:0
+state_dir: state
+webhook: {secret: {env: HOOK_SECRET}}
+environments:
+  - {name: bench, source: {git: {url: config.git, path: envs/bench}}, interval: 1h}
+YAML
+  (set -a; . "$DIR/daemon/gateway.env"; set +a
+   export HOOK_SECRET=bench-webhook-secret
+   "$BIN" run --config "$DD/daemon.yaml" 2>"$OUT/daemon.log" &
+   dpid=$!
+   trap 'kill $dpid 2>/dev/null || true; "$CF" stop "$GW" >/dev/null 2>&1 || true; "$CF" stop "$DIR/daemon" >/dev/null 2>&1 || true' EXIT
+   tok="$("$PY" -m mcpgateway.utils.create_jwt_token -u "$ADMIN" --exp 60 --admin 2>/dev/null)"
+   PYTHONPATH="$ROOT/tests/gateway" "$PY" - "$DD" "$OUT/daemon.log" "$n" "$DURL" "$tok" <<'PY'
+import json, os, statistics, subprocess, sys, time
+import httpx
+import daemon_client as dc
+dd, log, n, url, tok = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+gw = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+wait = lambda pred, what: dc.wait(pred, what, log)
+d = dc.connect(log)
+work = os.path.join(dd, "work")
+path = os.path.join(work, "envs/bench/desired.json")
+doc = json.load(open(path))
+tool = doc["entities"]["tools"][0]
+tid = next(t["id"] for t in gw.get("/v1/tools", params={"limit": 0}).json() if t["name"] == tool["name"])
+git = lambda *a: subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *a],
+                                cwd=work, check=True, capture_output=True)
+repo = os.path.join(dd, "config.git")
+total, after_hook, pushes = [], [], []
+for k in range(1, n + 1):
+    want = f"daemon commit {k}"
+    tool["description"] = want
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    git("commit", "-qam", want)
+    t0 = time.monotonic()
+    git("push", "-q", "origin", "HEAD:main")
+    t1 = time.monotonic()
+    r = dc.hook(d, repo, "bench-webhook-secret")
+    assert r.status_code == 202, r.text
+    wait(lambda: gw.get(f"/v1/tools/{tid}").json().get("description") == want, f"commit {k}")
+    t2 = time.monotonic()
+    pushes.append((t1 - t0) * 1000); after_hook.append((t2 - t1) * 1000); total.append((t2 - t0) * 1000)
+    time.sleep(0.3)
+st = dc.status(d, "bench")
+head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True).stdout.strip()
+assert st["revision"] == head, (st["revision"], head)
+p50 = statistics.median(after_hook)
+print(f"  push (ms):                      {[round(x) for x in sorted(pushes)]}")
+print(f"  pushed -> webhook -> live (ms): {[round(x) for x in sorted(after_hook)]}")
+print(f"  push + webhook + live (ms):     {[round(x) for x in sorted(total)]}")
+print(f"daemon, commit pushed -> webhook -> change live: p50 {p50:.0f} ms, max {max(after_hook):.0f} ms "
+      f"(with the push itself: p50 {statistics.median(total):.0f} ms); "
+      f"target p50 < 2000 ms: {'met' if p50 < 2000 else 'NOT met'}; status revision = pushed head")
+PY
+   kill -TERM $dpid; wait $dpid || true
+   tail -n 1 "$OUT/daemon.log")
+}
+
+bench_daemon_idle() {
+  local window="${BENCH_IDLE_SECONDS:-30}"
+  heading "Daemon: idle with 3 environments (2 from Git, 1 directory), ${window}s window"
+  [ -n "${DD:-}" ] || daemon_setup
+  local I="$DD/idle"
+  rm -rf "$I"; mkdir -p "$I/envs"
+  for e in staging prod; do
+    mkdir -p "$DD/work/envs/$e"
+    cp "$DD/work/envs/bench/mcp-gitops.yaml" "$DD/work/envs/$e/"
+    printf 'version: "1"\nentities:\n  tools:\n    - {name: idle-%s-a, url: "https://a.example.com/%s", request_type: GET}\n    - {name: idle-%s-b, url: "https://b.example.com/%s", request_type: POST}\n  prompts:\n    - {name: idle-%s-p, template: "Hello {{ who }}"}\n' \
+      "$e" "$e" "$e" "$e" "$e" >"$DD/work/envs/$e/doc.yaml"
+  done
+  (cd "$DD/work" && git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm idle-envs \
+    && git push -q origin HEAD:main)
+  mkdir -p "$I/envs/dev"
+  cp "$DD/work/envs/bench/mcp-gitops.yaml" "$I/envs/dev/"
+  printf 'version: "1"\nentities:\n  tools:\n    - {name: idle-dev-a, url: "https://d.example.com/x", request_type: GET}\n' >"$I/envs/dev/doc.yaml"
+  cat >"$I/daemon.yaml" <<YAML
+listen: 127.0.0.1:0
+state_dir: state
+webhook: {secret: {env: HOOK_SECRET}}
+environments:
+  - {name: staging, source: {git: {url: ../config.git, path: envs/staging}}, interval: 60s}
+  - {name: prod, source: {git: {url: ../config.git, path: envs/prod}}, interval: 60s}
+  - {name: dev, source: {dir: envs/dev}, interval: 60s}
+YAML
+  (set -a; . "$DIR/daemon/gateway.env"; set +a
+   export HOOK_SECRET=bench-webhook-secret
+   "$BIN" run --config "$I/daemon.yaml" 2>"$OUT/daemon-idle.log" &
+   dpid=$!
+   trap 'kill $dpid 2>/dev/null || true; "$CF" stop "$GW" >/dev/null 2>&1 || true; "$CF" stop "$DIR/daemon" >/dev/null 2>&1 || true' EXIT
+   PYTHONPATH="$ROOT/tests/gateway" "$PY" - "$dpid" "$OUT/daemon-idle.log" "$window" "$DIR/daemon/gateway.log" <<'PY'
+import os, sys, time
+import daemon_client as dc
+pid, log, window, gwlog = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+d = dc.connect(log)
+health = {e["name"]: e["health"] for e in d.get("/status").json()["environments"]}
+assert set(health.values()) == {"synced"}, health
+time.sleep(5)  # let the first cycles' blocking threads retire before measuring
+hz = os.sysconf("SC_CLK_TCK")
+def sample():
+    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status"))
+    cpu = (int(stat[11]) + int(stat[12])) / hz
+    ctx = int(status["voluntary_ctxt_switches"]) + int(status["nonvoluntary_ctxt_switches"])
+    return cpu, ctx, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]), int(status["Threads"])
+def gw_requests():
+    return sum(1 for l in open(gwlog) if '"GET /v1' in l or '"POST /v1' in l or '"PUT /v1' in l)
+c0, x0, rss0, _, thr0 = sample(); g0 = gw_requests()
+time.sleep(window)
+c1, x1, rss1, hwm, thr1 = sample(); g1 = gw_requests()
+cpu_ms = (c1 - c0) * 1000
+print(f"  RSS at start of window {rss0/1024:.1f} MB, at end {rss1/1024:.1f} MB, peak (VmHWM) {hwm/1024:.1f} MB; threads {thr0} -> {thr1}")
+print(f"  CPU time in the {window}s window: {cpu_ms:.0f} ms; context switches: {x1 - x0}; gateway requests: {g1 - g0} (interval 60s)")
+print(f"idle daemon, 3 environments: RSS {rss1/1024:.1f} MB (target < 30 MB: {'met' if rss1 < 30 * 1024 else 'NOT met'}), "
+      f"{cpu_ms:.0f} ms CPU and {x1 - x0} context switches in {window}s "
+      f"(no busy polling: {'met' if cpu_ms < 100 and (x1 - x0) < 20 * window else 'NOT met'})")
+PY
+   kill -TERM $dpid; wait $dpid || true)
+  "$CF" stop "$DIR/daemon"
+}
+
 main() {
-  local only=" ${*:-export import reconcile watch offline} "
+  local only=" ${*:-export import reconcile watch offline daemon} "
   if [[ "$only" == *" offline "* && "$only" != *" export "* && "$only" != *" import "* \
         && "$only" != *" reconcile "* && "$only" != *" watch "* ]]; then
     [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
@@ -457,6 +606,10 @@ main() {
   [[ "$only" == *" reconcile "* ]] && bench_reconcile
   [[ "$only" == *" watch "* ]] && bench_watch
   [[ "$only" == *" offline "* ]] && bench_offline_plan
+  if [[ "$only" == *" daemon "* ]]; then
+    bench_daemon
+    bench_daemon_idle
+  fi
   heading "Done (working files in ${OUT#"$ROOT"/})"
 }
 

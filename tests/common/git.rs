@@ -82,6 +82,18 @@ impl Sshd {
         );
     }
 
+    /// The `ssh://` URL of a repository on this host, as the current user.
+    pub fn url(&self, repo: &Path) -> String {
+        let user =
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            user.trim(),
+            self.port,
+            repo.display()
+        )
+    }
+
     pub fn host_key(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host_key.pub")).unwrap()
     }

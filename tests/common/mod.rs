@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod git;
+pub mod proc;
 pub mod seed;
 
 use std::collections::HashMap;
@@ -245,6 +246,15 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The description of the tool named `name` in a tool list.
+pub fn description(tools: &[Value], name: &str) -> Option<String> {
+    tools
+        .iter()
+        .find(|t| t["name"] == name)
+        .and_then(|t| t["description"].as_str())
+        .map(str::to_string)
 }
 
 /// Read a JSON file.

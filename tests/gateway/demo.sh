@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: start a local ContextForge gateway, give it a realistic configuration through its
 # REST API, back it up with `mcp-gitops export`, restore the backup into a second gateway, then
-# manage that gateway from an environment directory (apply, edit, plan, apply), stop both.
+# manage that gateway from an environment directory (apply, edit, plan, apply), and finally from
+# a Git repository with the daemon (commit, signed webhook, change live, scheduled backup
+# commit, status and metrics); stop everything.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -110,4 +112,83 @@ echo
 echo "==> mcp-gitops plan .run/demo/envs/prod --detailed-exitcode   (converged: exit 0)"
 "$BIN" plan "$ENVD" --detailed-exitcode
 echo
-echo "Backup written to .run/demo/backup.json, environment in .run/demo/envs/prod; both gateways are stopped now."
+echo "==> Continuous GitOps: the environment goes into a Git repository, and the daemon keeps the gateway at its branch head"
+G="$DIR/git"
+mkdir -p "$G"
+gitc() { git -c user.name=demo -c user.email=demo@example.com -c init.defaultBranch=main "$@"; }
+gitc init -q --bare "$G/config.git"
+gitc clone -q "$G/config.git" "$G/work" 2>/dev/null
+mkdir -p "$G/work/envs"
+cp -r "$ENVD" "$G/work/envs/prod"
+(cd "$G/work" && gitc add -A && gitc commit -qm "prod environment" && gitc push -q origin HEAD:main)
+cat >"$G/daemon.yaml" <<'YAML'
+listen: 127.0.0.1:0
+state_dir: state
+webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
+environments:
+  - name: prod
+    source: {git: {url: config.git, branch: main, path: envs/prod}}
+    interval: 30s
+    backup: {schedule: "*/3 * * * * *", path: backups/prod.json}
+YAML
+sed 's/^/    /' "$G/daemon.yaml"
+export DEMO_WEBHOOK_SECRET="demo-webhook-$RANDOM$RANDOM"
+echo "==> mcp-gitops run --config .run/demo/git/daemon.yaml   (in the background)"
+"$BIN" run --config "$G/daemon.yaml" 2>"$G/daemon.log" &
+DPID=$!
+trap 'kill $DPID 2>/dev/null || true; "$CF" stop "$DIR" >/dev/null 2>&1 || true; "$CF" stop "$DIR/restore" >/dev/null 2>&1 || true' EXIT
+PYTHONPATH="$HERE" "$ROOT/.venv/bin/python" - "$G" "$URL2" "$TOKEN" "$DEMO_WEBHOOK_SECRET" <<'PY'
+import json, os, subprocess, sys, time
+import httpx
+import daemon_client as dc
+g, gw_url, token, secret = sys.argv[1:5]
+log = os.path.join(g, "daemon.log")
+wait = lambda pred, what: dc.wait(pred, what, log, every=0.05)
+d = dc.connect(log)
+addr = str(d.base_url).removeprefix("http://").rstrip("/")
+gw = httpx.Client(base_url=gw_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+git = lambda *a: subprocess.run(["git", "-c", "user.name=demo", "-c", "user.email=demo@example.com", *a],
+                                cwd=os.path.join(g, "work"), check=True, capture_output=True, text=True).stdout
+status = lambda: dc.status(d, "prod")
+s = status()
+print(f"    {addr}/status: prod {s['health']} at {s['revision'][:12]}, last result {s['last_result']['outcome']}")
+path = os.path.join(g, "work/envs/prod/desired.json")
+doc = json.load(open(path))
+t = next(t for t in doc["entities"]["tools"] if t["name"] == "weather-current")
+t["description"] = "Current weather for a city (changed by a commit)"
+json.dump(doc, open(path, "w"), indent=2)
+git("commit", "-qam", "weather-current: a better description")
+git("push", "-q", "origin", "HEAD:main")
+head = git("rev-parse", "HEAD").strip()
+print(f"==> Pushed {head[:12]}; the repository's push webhook (signed with the shared secret):")
+repo = os.path.join(g, "config.git")
+bad = d.post("/hooks/git", content=dc.push_event(repo), headers={"x-hub-signature-256": "sha256=" + "0" * 64})
+print(f"    POST /hooks/git with a wrong signature -> {bad.status_code}")
+t0 = time.monotonic()
+r = dc.hook(d, repo, secret)
+print(f"    POST /hooks/git signed -> {r.status_code} {r.json()}")
+tid = next(x["id"] for x in gw.get("/v1/tools", params={"limit": 0}).json() if x["name"] == "weather-current")
+wait(lambda: "changed by a commit" in (gw.get(f"/v1/tools/{tid}").json().get("description") or ""), "the change")
+print(f"    live on the gateway {1000 * (time.monotonic() - t0):.0f} ms after the webhook")
+wait(lambda: status()["revision"] == head, "the status")
+s = status()
+print(f"    /status: prod {s['health']} at {s['revision'][:12]}, last result {s['last_result']['outcome']} "
+      f"({s['last_result']['counts']['update']} updated, {s['last_result']['counts']['unchanged']} unchanged)")
+print("==> The scheduled backup commits the live gateway to the same repository (outside envs/prod):")
+wait(lambda: (status().get("backup") or {}).get("last", {}).get("outcome") == "committed", "the first backup")
+print("    " + "\n    ".join(subprocess.run(["git", "log", "--format=%h %s", "main"], cwd=os.path.join(g, "config.git"),
+                                          capture_output=True, text=True).stdout.strip().splitlines()))
+m = d.get("/metrics").text
+print("==> A few of /metrics:")
+for line in m.splitlines():
+    if line.startswith(("mcp_gitops_reconcile_total", "mcp_gitops_drift_entities", "mcp_gitops_backups_total",
+                        "mcp_gitops_webhook_requests_total")):
+        print("    " + line)
+PY
+kill -TERM $DPID
+wait $DPID || true
+echo "==> The daemon's log (SIGTERM: it finishes what is in flight, saves its state, stops):"
+sed 's/^/    /' "$G/daemon.log"
+echo
+echo "Backup written to .run/demo/backup.json, environment in .run/demo/envs/prod, repository in"
+echo ".run/demo/git/config.git; the daemon and both gateways are stopped now."

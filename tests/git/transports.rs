@@ -13,13 +13,7 @@ async fn ssh_remotes_verify_the_host_key() {
     let gw = Gateway::start();
     let root = gw.dir.path();
     let remote = bare(root, "remote.git");
-    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        user.trim(),
-        sshd.port,
-        remote.display()
-    );
+    let url = sshd.url(&remote);
     import(
         &gw,
         &json!({"version": "2025-03-26", "entities": {
