@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod gateway;
 pub mod git;
 pub mod kind;
+pub mod memory;
 pub mod plan;
 pub mod promote;
 pub mod reconcile;

@@ -27,13 +27,19 @@ struct Daemon {
 
 impl Daemon {
     fn start(gw: &Gateway, config: &Path) -> Daemon {
+        Self::start_with(gw, config, &[])
+    }
+
+    /// With more variables in its environment.
+    fn start_with(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> Daemon {
         let mut cmd = Logged::command(&["run", "--config"]);
         cmd.arg(config)
             .env("HOME", gw.dir.path())
             .env("GW_URL", &gw.url)
             .env("JWT_SECRET_KEY", gw.jwt_secret())
             .env("AUTH_ENCRYPTION_SECRET", gw.secret())
-            .env("HOOK_SECRET", HOOK);
+            .env("HOOK_SECRET", HOOK)
+            .envs(vars.iter().copied());
         let mut proc = Logged::spawn(cmd);
         let at = proc.wait_log(0, "daemon: listening on ");
         let line = proc.line(at);
@@ -561,6 +567,21 @@ async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_app
     let mut d = Daemon::start(&gw, &config);
     d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
         .await;
+    // One daemon per state directory.
+    let out = assert_cmd::Command::cargo_bin("mcp-gitops")
+        .unwrap()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is in use by another mcp-gitops run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The repository goes away: retried with backoff, the last good state stays in force.
     let away = root.join("config.git.away");
@@ -668,6 +689,145 @@ async fn a_git_source_over_ssh_needs_a_known_host_key() {
     );
     let (code, log) = d.terminate();
     assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promotion_committed_and_pushed_reaches_prod_with_the_credential_rekeyed() {
+    let staging = Gateway::start_with(&[("AUTH_ENCRYPTION_SECRET", "staging-key-0123456789")]);
+    let prod = Gateway::start_with(&[("AUTH_ENCRYPTION_SECRET", "prod-key-9876543210")]);
+    let root = staging.dir.path();
+    let (remote, work) = repository(root);
+    let env_config = |who: &str| {
+        format!(
+            "gateway: ${{{who}_URL}}\nuser: admin@example.com\njwt_secret: {{env: JWT_SECRET_KEY}}\nsecret: {{env: {who}_KEY}}\n"
+        )
+    };
+    let credential = mcp_gitops::secrets::Secret::new(staging.secret()).encrypt(
+        &mcp_gitops::secrets::Credentials::from_pairs([(
+            "Authorization".to_string(),
+            "Bearer CANARY-translate".to_string(),
+        )]),
+    );
+    let translate = format!(
+        "{}      auth_type: bearer\n      auth_value: {credential}\n",
+        tool_doc("translate", "v2", "POST")
+    );
+    push(
+        &work,
+        &[
+            ("envs/staging/mcp-gitops.yaml", env_config("STAGING")),
+            ("envs/staging/translate.yaml", translate),
+            (
+                "envs/staging/weather.yaml",
+                tool_doc("weather", "v1", "GET"),
+            ),
+            ("envs/prod/mcp-gitops.yaml", env_config("PROD")),
+            ("envs/prod/weather.yaml", tool_doc("weather", "v1", "GET")),
+        ],
+        "staging and prod",
+    );
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h}\n",
+    );
+    let vars = [
+        ("STAGING_URL", staging.url.as_str()),
+        ("STAGING_KEY", staging.secret()),
+        ("PROD_URL", prod.url.as_str()),
+        ("PROD_KEY", prod.secret()),
+    ];
+    let d = Daemon::start_with(&staging, &config, &vars);
+    d.wait_ready().await;
+    assert!(description(&tools(&staging).await, "translate").is_some());
+    assert!(description(&tools(&prod).await, "translate").is_none());
+    let staging_rev = d.status("staging").await["revision"].clone();
+
+    // Promote in the working copy (credentials re-encrypted for prod's key), push, webhook.
+    let out = assert_cmd::Command::cargo_bin("mcp-gitops")
+        .unwrap()
+        .args([
+            "promote",
+            "--from",
+            "envs/staging",
+            "--to",
+            "envs/prod",
+            "--include",
+            "tools:translate",
+        ])
+        .current_dir(&work)
+        .envs(vars.iter().copied())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let head = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    assert!(
+        git(&work, &["log", "-1", "--format=%s"]).starts_with("promote envs/staging -> envs/prod")
+    );
+    assert_eq!(
+        d.hook(&push_event(&remote), Sign::Good)
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    wait_description(&prod, "translate", "v2").await;
+    let p = d
+        .wait_status("prod", "the promotion applied", |s| {
+            s["revision"] == head.as_str()
+        })
+        .await;
+    assert_eq!(p["last_result"]["counts"]["create"], 1, "{p:#}");
+    // Staging reads nothing the promotion changed.
+    let s = d
+        .wait_status("staging", "the head", |s| s["head"] == head.as_str())
+        .await;
+    assert_eq!(s["revision"], staging_rev);
+    // The promoted credential is prod's: the document in Git decrypts with prod's key only,
+    // and the prod gateway's export of it decrypts to the same header.
+    let promoted = git(&work, &["show", "HEAD:envs/prod/promoted.yaml"]);
+    assert!(!promoted.contains("CANARY") && !promoted.contains(&credential));
+    let out = prod
+        .cmd()
+        .args([
+            "export",
+            "--user",
+            "admin@example.com",
+            "--types",
+            "tools",
+            "--out",
+            "prod.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = common::read_json(&prod.dir.path().join("prod.json"));
+    let value = doc["entities"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "translate")
+        .unwrap()["auth_value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        prod.decode_auth(&[&value], None)[0]["Authorization"],
+        "Bearer CANARY-translate"
+    );
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("CANARY"));
 }
 
 #[test]

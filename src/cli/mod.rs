@@ -250,6 +250,7 @@ pub fn main() -> u8 {
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::memory::on_park)
         .build()
         .expect("tokio runtime");
     match runtime.block_on(run(cli)) {

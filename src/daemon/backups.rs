@@ -60,6 +60,7 @@ impl Backups {
                 _ = tokio::time::sleep(wait) => {}
             }
             let result = self.once().await;
+            crate::memory::release_soon();
             if let Some(m) = &self.metrics {
                 m.backup(&self.shared.name, &result.outcome);
             }

@@ -273,6 +273,7 @@ impl Worker {
         });
         self.shared.set_ready();
         self.save();
+        crate::memory::release_soon();
     }
 
     /// The state `l` is now in force.

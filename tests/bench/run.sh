@@ -451,6 +451,7 @@ daemon_setup() {
   DD="$OUT/daemon"
   rm -rf "$DD"; mkdir -p "$DD"
   DURL="$(fresh daemon)"
+  trap '"$CF" stop "$GW" >/dev/null 2>&1 || true; "$CF" stop "$DIR/daemon" >/dev/null 2>&1 || true' EXIT
   "$BIN" import "$doc" --gateway "$DURL" --user "$ADMIN" --rate-limit 0 --parallelism 8 \
     >"$OUT/daemon-restore.log" 2>&1 || die "restore for the daemon benchmark failed"
   git init -q --bare -b main "$DD/config.git"
@@ -479,7 +480,7 @@ YAML
    export HOOK_SECRET=bench-webhook-secret
    "$BIN" run --config "$DD/daemon.yaml" 2>"$OUT/daemon.log" &
    dpid=$!
-   trap 'kill $dpid 2>/dev/null || true; "$CF" stop "$GW" >/dev/null 2>&1 || true; "$CF" stop "$DIR/daemon" >/dev/null 2>&1 || true' EXIT
+   trap 'kill $dpid 2>/dev/null || true' EXIT
    tok="$("$PY" -m mcpgateway.utils.create_jwt_token -u "$ADMIN" --exp 60 --admin 2>/dev/null)"
    PYTHONPATH="$ROOT/tests/gateway" "$PY" - "$DD" "$OUT/daemon.log" "$n" "$DURL" "$tok" <<'PY'
 import json, os, statistics, subprocess, sys, time
@@ -558,7 +559,7 @@ YAML
    export HOOK_SECRET=bench-webhook-secret
    "$BIN" run --config "$I/daemon.yaml" 2>"$OUT/daemon-idle.log" &
    dpid=$!
-   trap 'kill $dpid 2>/dev/null || true; "$CF" stop "$GW" >/dev/null 2>&1 || true; "$CF" stop "$DIR/daemon" >/dev/null 2>&1 || true' EXIT
+   trap 'kill $dpid 2>/dev/null || true' EXIT
    PYTHONPATH="$ROOT/tests/gateway" "$PY" - "$dpid" "$OUT/daemon-idle.log" "$window" "$DIR/daemon/gateway.log" <<'PY'
 import os, sys, time
 import daemon_client as dc
