@@ -125,6 +125,9 @@ impl Daemon {
                     HookSecret::new("not-the-secret").sign(&bytes),
                 );
             }
+            Sign::GitLab(token) => {
+                req = req.header("x-gitlab-token", token);
+            }
             Sign::None => {}
         }
         req.body(bytes).send().await.unwrap()
@@ -139,6 +142,8 @@ impl Daemon {
 enum Sign {
     Good,
     Wrong,
+    /// GitLab's plain token header.
+    GitLab(&'static str),
     None,
 }
 
@@ -327,13 +332,15 @@ async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_
         ],
         "a bad prod, a good staging",
     );
-    assert_eq!(
-        d.hook(&push_event(&remote), Sign::Good)
-            .await
-            .status()
-            .as_u16(),
-        202
-    );
+    // This time as GitLab sends it: its payload shape, the secret as a plain token.
+    let gitlab = json!({"ref": "refs/heads/main", "project": {
+        "path_with_namespace": "acme/config", "git_http_url": remote.display().to_string()}});
+    let r = d.hook(&gitlab, Sign::GitLab("not-the-token")).await;
+    assert_eq!(r.status().as_u16(), 401);
+    let r = d.hook(&gitlab, Sign::GitLab(HOOK)).await;
+    assert_eq!(r.status().as_u16(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["triggered"], json!(["staging", "prod"]), "{body}");
     wait_description(&gw, "staging-api", "v3").await;
     let p = d
         .wait_status("prod", "the bad commit", |s| {
@@ -377,7 +384,7 @@ async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_
         r#"mcp_gitops_reconcile_total{environment="staging",outcome="applied"}"#,
         r#"mcp_gitops_reconcile_total{environment="prod",outcome="in_sync"}"#,
         r#"mcp_gitops_source_errors_total{environment="prod",reason="invalid"} 1"#,
-        r#"mcp_gitops_webhook_requests_total{result="unauthorized"} 2"#,
+        r#"mcp_gitops_webhook_requests_total{result="unauthorized"} 3"#,
         r#"mcp_gitops_webhook_requests_total{result="accepted"} 2"#,
         r#"mcp_gitops_drift_entities{environment="dev"} 0"#,
         r#"mcp_gitops_gateway_requests_total{environment="prod",kind="write"}"#,

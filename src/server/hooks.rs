@@ -1,7 +1,8 @@
-//! `POST /hooks/git`: a GitHub-style push webhook. The body's `X-Hub-Signature-256`
-//! (`sha256=` + hex HMAC-SHA256 of the raw body with the shared secret) is checked in constant
-//! time before anything else is read; requests are rate limited; a push names the repository
-//! and branch, and only the environments reading that branch of that repository fetch.
+//! `POST /hooks/git`: a push webhook. GitHub and Gitea sign the raw body: `X-Hub-Signature-256`
+//! is `sha256=` + hex HMAC-SHA256 with the shared secret; GitLab sends the secret itself as
+//! `X-Gitlab-Token`. Either is checked in constant time before anything else is read; requests
+//! are rate limited; a push names the repository and branch, and only the environments reading
+//! that branch of that repository fetch.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -46,6 +47,27 @@ impl HookSecret {
         mac.verify_slice(&given)
             .map_err(|_| "signature does not match")
     }
+}
+
+impl HookSecret {
+    /// Check a request: a GitLab token when one is sent, else the GitHub-style signature.
+    pub fn check(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+        gitlab_token: Option<&str>,
+    ) -> Result<(), &'static str> {
+        match gitlab_token {
+            Some(t) if constant_time_eq(t.as_bytes(), &self.0) => Ok(()),
+            Some(_) => Err("X-Gitlab-Token does not match"),
+            None => self.verify(body, signature),
+        }
+    }
+}
+
+/// Equal bytes, in time that depends on the lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl fmt::Debug for HookSecret {
@@ -208,6 +230,20 @@ mod tests {
             Err("signature does not match")
         );
         assert_eq!(format!("{s:?}"), "HookSecret(*****)");
+        // GitLab: the secret itself, as a header.
+        assert_eq!(
+            s.check(body, None, Some("It's a Secret to Everybody")),
+            Ok(())
+        );
+        assert_eq!(
+            s.check(body, Some(good), Some("It's a Secret to Everybod")),
+            Err("X-Gitlab-Token does not match")
+        );
+        assert_eq!(s.check(body, Some(good), None), Ok(()));
+        assert_eq!(
+            s.check(body, None, None),
+            Err("no X-Hub-Signature-256 header")
+        );
     }
 
     #[test]

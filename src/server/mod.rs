@@ -131,16 +131,17 @@ async fn git_hook(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Byte
         )
             .into_response();
     }
-    let signature = headers
-        .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok());
-    if let Err(why) = hook.secret.verify(&body, signature) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let checked = hook.secret.check(
+        &body,
+        header("x-hub-signature-256"),
+        header("x-gitlab-token"),
+    );
+    if let Err(why) = checked {
         return refuse(&s, StatusCode::UNAUTHORIZED, "unauthorized", why);
     }
-    let event = headers
-        .get("x-github-event")
-        .or_else(|| headers.get("x-gitea-event"))
-        .and_then(|v| v.to_str().ok())
+    let event = header("x-github-event")
+        .or_else(|| header("x-gitea-event"))
         .unwrap_or("push");
     if event == "ping" {
         s.metrics.webhook("accepted");

@@ -574,14 +574,17 @@ def sample():
     status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status"))
     cpu = (int(stat[11]) + int(stat[12])) / hz
     ctx = int(status["voluntary_ctxt_switches"]) + int(status["nonvoluntary_ctxt_switches"])
-    return cpu, ctx, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]), int(status["Threads"])
+    kb = lambda k: int(status[k].split()[0])
+    return cpu, ctx, kb("VmRSS"), kb("VmHWM"), int(status["Threads"]), kb("RssAnon"), kb("RssFile")
 def gw_requests():
     return sum(1 for l in open(gwlog) if '"GET /v1' in l or '"POST /v1' in l or '"PUT /v1' in l)
-c0, x0, rss0, _, thr0 = sample(); g0 = gw_requests()
+c0, x0, rss0, _, thr0, _, _ = sample(); g0 = gw_requests()
 time.sleep(window)
-c1, x1, rss1, hwm, thr1 = sample(); g1 = gw_requests()
+c1, x1, rss1, hwm, thr1, anon, filed = sample(); g1 = gw_requests()
 cpu_ms = (c1 - c0) * 1000
-print(f"  RSS at start of window {rss0/1024:.1f} MB, at end {rss1/1024:.1f} MB, peak (VmHWM) {hwm/1024:.1f} MB; threads {thr0} -> {thr1}")
+print(f"  RSS at start of window {rss0/1024:.1f} MB, at end {rss1/1024:.1f} MB "
+      f"({anon/1024:.1f} MB anonymous, {filed/1024:.1f} MB file-backed: the binary's pages), "
+      f"peak (VmHWM) {hwm/1024:.1f} MB; threads {thr0} -> {thr1}")
 print(f"  CPU time in the {window}s window: {cpu_ms:.0f} ms; context switches: {x1 - x0}; gateway requests: {g1 - g0} (interval 60s)")
 print(f"idle daemon, 3 environments: RSS {rss1/1024:.1f} MB (target < 30 MB: {'met' if rss1 < 30 * 1024 else 'NOT met'}), "
       f"{cpu_ms:.0f} ms CPU and {x1 - x0} context switches in {window}s "
