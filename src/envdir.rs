@@ -100,6 +100,45 @@ pub struct SecretRef {
     pub file: Option<PathBuf>,
 }
 
+/// Why a [`SecretRef`] could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretRefError {
+    #[error("the environment variable {0} is not set")]
+    Unset(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SecretRef {
+    /// The value: the variable's (from `lookup`), else the file's (relative to `base`, without
+    /// its trailing newline). None when the reference names neither.
+    pub fn read(
+        &self,
+        base: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, SecretRefError> {
+        if let Some(var) = &self.env {
+            return lookup(var)
+                .map(Some)
+                .ok_or_else(|| SecretRefError::Unset(var.clone()));
+        }
+        if let Some(file) = &self.file {
+            let path = base.join(file);
+            return std::fs::read_to_string(&path)
+                .map(|s| Some(s.trim_end().to_string()))
+                .map_err(|source| SecretRefError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+        }
+        Ok(None)
+    }
+}
+
 /// `mcp-gitops.yaml`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,22 +226,13 @@ impl Environment {
     /// Read a secret reference (environment variable or file, relative to the directory).
     pub fn secret(&self, r: &Option<SecretRef>) -> Result<Option<String>, EnvError> {
         let Some(r) = r else { return Ok(None) };
-        if let Some(var) = &r.env {
-            return std::env::var(var).map(Some).map_err(|_| EnvError::Unset {
+        r.read(&self.dir, &env_lookup).map_err(|e| match e {
+            SecretRefError::Unset(var) => EnvError::Unset {
                 file: self.dir.join(CONFIG_FILE).display().to_string(),
-                var: var.clone(),
-            });
-        }
-        if let Some(file) = &r.file {
-            let path = self.dir.join(file);
-            return std::fs::read_to_string(&path)
-                .map(|s| Some(s.trim_end().to_string()))
-                .map_err(|source| EnvError::Io {
-                    path: path.display().to_string(),
-                    source,
-                });
-        }
-        Ok(None)
+                var,
+            },
+            SecretRefError::Io { path, source } => EnvError::Io { path, source },
+        })
     }
 }
 

@@ -33,12 +33,7 @@ pub struct Backups {
 
 impl Backups {
     fn log(&self, msg: &str) {
-        eprintln!(
-            "{} {}: {}",
-            crate::clock::now_rfc3339(),
-            self.label,
-            msg.lines().map(str::trim).collect::<Vec<_>>().join("; ")
-        );
+        super::log_line(&self.label, msg);
     }
 
     /// Run the schedule until `stop` resolves; a backup in progress finishes first.

@@ -123,8 +123,6 @@ enum RawDuration {
 /// The checked configuration.
 #[derive(Debug)]
 pub struct DaemonConfig {
-    /// The file it was read from.
-    pub file: PathBuf,
     pub listen: SocketAddr,
     /// State, the Git cache and checkouts live here.
     pub state_dir: PathBuf,
@@ -255,21 +253,20 @@ fn read_secret(
     base: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
-    match (&r.env, &r.file) {
-        (Some(var), None) => lookup(var)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("the environment variable {var} is not set")),
-        (None, Some(file)) => std::fs::read_to_string(base.join(file))
-            .map(|s| s.trim_end().to_string())
-            .map_err(|e| format!("cannot read {}: {e}", base.join(file).display()))
-            .and_then(|s| {
-                if s.is_empty() {
-                    Err(format!("{} is empty", base.join(file).display()))
-                } else {
-                    Ok(s)
-                }
-            }),
-        _ => Err("give exactly one of env: VAR or file: PATH".into()),
+    if r.env.is_some() == r.file.is_some() {
+        return Err("give exactly one of env: VAR or file: PATH".into());
+    }
+    match r.read(base, lookup) {
+        Ok(Some(s)) if !s.is_empty() => Ok(s),
+        Ok(_) => Err(match &r.env {
+            Some(var) => format!("the environment variable {var} is empty"),
+            None => format!(
+                "{} is empty",
+                base.join(r.file.as_deref().unwrap_or(Path::new("")))
+                    .display()
+            ),
+        }),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -353,7 +350,6 @@ pub fn load(
         });
     }
     Ok(DaemonConfig {
-        file: path.to_path_buf(),
         listen,
         state_dir,
         webhook,

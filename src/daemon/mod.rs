@@ -40,8 +40,23 @@ pub enum DaemonError {
     Listen { addr: String, reason: String },
 }
 
+/// One line on standard error: `<time> <label>: <message>`, a multi-line message joined with
+/// "; " (one event, one line).
+pub fn log_line(label: &str, msg: &str) {
+    let msg: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    eprintln!(
+        "{} {label}: {}",
+        crate::clock::now_rfc3339(),
+        msg.join("; ")
+    );
+}
+
 fn log(msg: &str) {
-    eprintln!("{} daemon: {msg}", crate::clock::now_rfc3339());
+    log_line("daemon", msg);
 }
 
 /// Bind the configured address.
@@ -177,7 +192,7 @@ pub async fn serve(
         let stop = stopped(stop_rx.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = w.run(rx, stop).await {
-                eprintln!("{} {label}: cannot watch: {e}", crate::clock::now_rfc3339());
+                log_line(&label, &format!("cannot watch: {e}"));
             }
         }));
         if let Some(spec) = &env.backup {

@@ -147,19 +147,8 @@ const KEEP_GOOD: &str = "applying nothing; the last good state stays in force";
 const KEEP_NONE: &str = "applying nothing until it is fixed";
 
 impl Worker {
-    /// One line per event on standard error: a multi-line message is joined with "; ".
     fn log(&self, msg: &str) {
-        let msg: Vec<&str> = msg
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        eprintln!(
-            "{} {}: {}",
-            crate::clock::now_rfc3339(),
-            self.label,
-            msg.join("; ")
-        );
+        super::log_line(&self.label, msg);
     }
 
     fn save(&self) {
