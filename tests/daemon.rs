@@ -192,6 +192,21 @@ fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
     )
 }
 
+/// A tool document whose bearer `token` is encrypted with `secret`; also the `auth_value`.
+fn tool_with_token(secret: &str, name: &str, description: &str, token: &str) -> (String, String) {
+    let value = mcp_gitops::secrets::Secret::new(secret).encrypt(
+        &mcp_gitops::secrets::Credentials::from_pairs([(
+            "Authorization".to_string(),
+            format!("Bearer {token}"),
+        )]),
+    );
+    let doc = format!(
+        "{}      auth_type: bearer\n      auth_value: {value}\n",
+        tool_doc(name, description, "POST")
+    );
+    (doc, value)
+}
+
 /// A GitHub push event for `remote`'s main branch.
 fn push_event(remote: &Path) -> Value {
     json!({"ref": "refs/heads/main", "repository": {
@@ -439,16 +454,7 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
     let gw = Gateway::start_with(&[("RATE_LIMITING_ENABLED", "false")]);
     let root = gw.dir.path();
     let (remote, work) = repository(root);
-    let credential = mcp_gitops::secrets::Secret::new(gw.secret()).encrypt(
-        &mcp_gitops::secrets::Credentials::from_pairs([(
-            "Authorization".to_string(),
-            "Bearer CANARY-token-of-prod".to_string(),
-        )]),
-    );
-    let prod_doc = format!(
-        "{}      auth_type: bearer\n      auth_value: {credential}\n",
-        tool_doc("prod-api", "v1", "GET")
-    );
+    let prod_doc = tool_with_token(gw.secret(), "prod-api", "v1", "CANARY-token-of-prod").0;
     let c1 = push(
         &work,
         &[
@@ -709,16 +715,8 @@ async fn a_promotion_committed_and_pushed_reaches_prod_with_the_credential_rekey
             "gateway: ${{{who}_URL}}\nuser: admin@example.com\njwt_secret: {{env: JWT_SECRET_KEY}}\nsecret: {{env: {who}_KEY}}\n"
         )
     };
-    let credential = mcp_gitops::secrets::Secret::new(staging.secret()).encrypt(
-        &mcp_gitops::secrets::Credentials::from_pairs([(
-            "Authorization".to_string(),
-            "Bearer CANARY-translate".to_string(),
-        )]),
-    );
-    let translate = format!(
-        "{}      auth_type: bearer\n      auth_value: {credential}\n",
-        tool_doc("translate", "v2", "POST")
-    );
+    let (translate, credential) =
+        tool_with_token(staging.secret(), "translate", "v2", "CANARY-translate");
     push(
         &work,
         &[
