@@ -133,6 +133,12 @@ impl Daemon {
         req.body(bytes).send().await.unwrap()
     }
 
+    /// A signed push event for `remote`'s main branch, which must be accepted.
+    async fn pushed(&self, remote: &Path) {
+        let r = self.hook(&push_event(remote), Sign::Good).await;
+        assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
+    }
+
     fn terminate(self) -> (Option<i32>, String) {
         self.proc.terminate()
     }
@@ -541,13 +547,7 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
         }
     }
     let head = git(&remote, &["rev-parse", "main"]).trim().to_string();
-    assert_eq!(
-        d.hook(&push_event(&remote), Sign::Good)
-            .await
-            .status()
-            .as_u16(),
-        202
-    );
+    d.pushed(&remote).await;
     let s = d
         .wait_status("prod", "the backup commits fetched", |s| {
             s["head"] == head.as_str()
@@ -775,13 +775,7 @@ async fn a_promotion_committed_and_pushed_reaches_prod_with_the_credential_rekey
     assert!(
         git(&work, &["log", "-1", "--format=%s"]).starts_with("promote envs/staging -> envs/prod")
     );
-    assert_eq!(
-        d.hook(&push_event(&remote), Sign::Good)
-            .await
-            .status()
-            .as_u16(),
-        202
-    );
+    d.pushed(&remote).await;
     wait_description(&prod, "translate", "v2").await;
     let p = d
         .wait_status("prod", "the promotion applied", |s| {

@@ -63,7 +63,7 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
             .as_deref()
             .filter(|s| !s.is_empty())
             .map(Secret::new),
-        a.conn.who(&client),
+        client.who(),
     );
     let target = BackupTarget {
         remote,

@@ -123,7 +123,7 @@ pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
         selection,
         gateway_secret,
         document_secret,
-        exported_by: Some(a.conn.who(&client)),
+        exported_by: Some(client.who()),
         now: super::now_rfc3339(),
     };
     let exported = export(&client, &opts).await.map_err(|e| match e {

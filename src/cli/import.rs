@@ -168,7 +168,7 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
     let audit = keys
         .rotates()
         .then(|| {
-            let who = a.conn.who(&client);
+            let who = client.who();
             report::audit(&result, &keys, &credentials, &who, &client, a.dry_run)
         })
         .flatten();

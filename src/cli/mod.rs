@@ -170,36 +170,6 @@ impl Connection {
     }
 }
 
-impl Connection {
-    /// Who acts: the minted token's user, else the user a given token names (unverified;
-    /// for `exported_by` and audit lines only).
-    pub fn who(&self, client: &Client) -> String {
-        client
-            .user()
-            .map(str::to_string)
-            .or_else(|| token_user(self.token.as_deref()?))
-            .unwrap_or_else(|| "unknown".to_string())
-    }
-}
-
-fn token_user(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token
-        .trim()
-        .trim_start_matches("Bearer ")
-        .split('.')
-        .nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.pointer("/user/email")
-        .or_else(|| v.get("email"))
-        .or_else(|| v.get("sub"))
-        .and_then(|s| s.as_str())
-        .map(str::to_string)
-}
-
 /// `--secret` / `AUTH_ENCRYPTION_SECRET`.
 #[derive(Args, Debug, Clone)]
 pub struct SecretArg {

@@ -271,7 +271,7 @@ impl Worker {
         *self.shared.live.lock().expect("live lock") = Some(Live {
             client: t.client.clone(),
             keys: t.keys.clone(),
-            who: t.client.user().unwrap_or("mcp-gitops").to_string(),
+            who: t.client.who(),
             inputs: l.key.paths.clone(),
         });
         self.shared.update(|s| {

@@ -115,6 +115,15 @@ impl Auth {
         }
     }
 
+    /// Who the requests are made as: the minted token's user, else the user a given token
+    /// names (read, not verified: for `exported_by` and audit lines only).
+    pub fn who(&self) -> Option<String> {
+        match self {
+            Auth::Token(t) => token_user(t),
+            Auth::Mint(m) => Some(m.user.clone()),
+        }
+    }
+
     /// Who the requests are made as, when known.
     pub fn user(&self) -> Option<&str> {
         match self {
@@ -122,6 +131,24 @@ impl Auth {
             Auth::Mint(m) => Some(&m.user),
         }
     }
+}
+
+fn token_user(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token
+        .trim()
+        .trim_start_matches("Bearer ")
+        .split('.')
+        .nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.pointer("/user/email")
+        .or_else(|| v.get("email"))
+        .or_else(|| v.get("sub"))
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
 }
 
 /// Mint an HS256 admin token: `teams: null` + `is_admin: true` is the unrestricted scope
@@ -162,6 +189,17 @@ pub fn mint(m: &MintOptions) -> Result<String, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_acts_is_the_minted_user_or_the_token_s_claims() {
+        let minted = resolve(None, Some("ops@example.com"), Some("k")).unwrap();
+        assert_eq!(minted.who().as_deref(), Some("ops@example.com"));
+        let token = minted.bearer().unwrap();
+        let given = resolve(Some(&format!("Bearer {token}")), None, None).unwrap();
+        assert_eq!(given.who().as_deref(), Some("ops@example.com"));
+        let opaque = resolve(Some("not-a-jwt"), None, None).unwrap();
+        assert_eq!(opaque.who(), None);
+    }
 
     fn resolve(
         token: Option<&str>,

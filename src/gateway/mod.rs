@@ -49,6 +49,7 @@ impl ClientOptions {
 pub struct Client {
     t: Arc<http::Transport>,
     user: Option<String>,
+    who: Option<String>,
 }
 
 /// A URL that cannot be used.
@@ -98,6 +99,7 @@ impl Client {
             })?;
         Ok(Client {
             user: opts.auth.user().map(str::to_string),
+            who: opts.auth.who(),
             t: Arc::new(http::Transport {
                 http,
                 base,
@@ -119,6 +121,12 @@ impl Client {
     /// The user the token was minted for, if it was minted here.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
+    }
+
+    /// Who acts, for `exported_by` and audit lines: the minted token's user, else the user a
+    /// given token names (unverified), else "unknown".
+    pub fn who(&self) -> String {
+        self.who.clone().unwrap_or_else(|| "unknown".to_string())
     }
 
     pub fn stats(&self) -> Arc<Stats> {
