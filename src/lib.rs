@@ -1,28 +1,20 @@
 //! mcp-gitops: a GitOps reconciler and backup tool for the ContextForge MCP Gateway.
 //!
-//! The core is pure (`document`, `secrets`, `select`); the edges are thin (`gateway` talks
-//! HTTP, `cli` parses flags). Every front door calls the same engine.
+//! Layers, each using only the ones above it in this list:
 
-pub mod apply;
-pub mod backup;
-pub mod bulk;
-pub mod changes;
+/// Front door: the command line.
 pub mod cli;
-pub mod clock;
+/// Pure: the per-kind table, the document (model, load, validate, schema, selection), the diff,
+/// document-to-document changes, secrets, policy types, the clock. No async, HTTP, Git or CLI.
+pub mod core;
+/// Front door: the long-running reconciler (`run`, `watch`) and its pure loop rules' driver.
 pub mod daemon;
-pub mod document;
-pub mod envdir;
-pub mod export;
-pub mod fsutil;
+/// The one orchestration every front door calls: observe, prepare, execute, prune, report;
+/// environments, export, backup, restore, promote, bulk tools, Git.
+pub mod engine;
+/// The only code that knows ContextForge's REST paths and bodies, behind typed operations.
 pub mod gateway;
-pub mod git;
-pub mod kind;
+/// Front door: the HTTP listener (webhooks, health, status, metrics).
+pub mod http;
+/// The allocator's settings: the crate's only `unsafe`.
 pub mod memory;
-pub mod plan;
-pub mod promote;
-pub mod reconcile;
-pub mod restore;
-pub mod secrets;
-pub mod select;
-pub mod server;
-pub mod watch;

@@ -12,7 +12,7 @@ use common::git::{bare, git};
 use common::proc::Logged;
 use common::{Gateway, description};
 use mcp_gitops::gateway::Action;
-use mcp_gitops::server::hooks::HookSecret;
+use mcp_gitops::http::hooks::HookSecret;
 use serde_json::{Value, json};
 
 const HOOK: &str = "hook-secret-for-tests";
@@ -200,8 +200,8 @@ fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
 
 /// A tool document whose bearer `token` is encrypted with `secret`; also the `auth_value`.
 fn tool_with_token(secret: &str, name: &str, description: &str, token: &str) -> (String, String) {
-    let value = mcp_gitops::secrets::Secret::new(secret).encrypt(
-        &mcp_gitops::secrets::Credentials::from_pairs([(
+    let value = mcp_gitops::core::secrets::Secret::new(secret).encrypt(
+        &mcp_gitops::core::secrets::Credentials::from_pairs([(
             "Authorization".to_string(),
             format!("Bearer {token}"),
         )]),

@@ -2,8 +2,8 @@
 
 mod common;
 
-use mcp_gitops::document::{self, Format, validate::Context};
-use mcp_gitops::kind::Kind;
+use mcp_gitops::core::document::{self, Format, validate::Context};
+use mcp_gitops::core::kind::Kind;
 
 #[test]
 fn reads_every_contextforge_sample() {
@@ -77,19 +77,20 @@ fn committed_schema_is_current() {
 
 #[test]
 fn example_environments_load_and_validate() {
-    use mcp_gitops::envdir;
+    use mcp_gitops::engine::environment;
     let vars = |v: &str| Some(format!("value-of-{v}.example.com"));
     for env in ["base", "dev", "staging", "prod"] {
         let dir = common::root().join("examples/envs").join(env);
-        let e = envdir::load_with_vars(&dir, &vars).unwrap_or_else(|e| panic!("{env}: {e}"));
-        mcp_gitops::document::validate(
+        let e = environment::load_with_vars(&dir, &vars).unwrap_or_else(|e| panic!("{env}: {e}"));
+        mcp_gitops::core::document::validate(
             &e.document,
             env,
-            &mcp_gitops::document::validate::Context::default(),
+            &mcp_gitops::core::document::validate::Context::default(),
         )
         .unwrap();
     }
-    let dev = envdir::load_with_vars(&common::root().join("examples/envs/dev"), &vars).unwrap();
+    let dev =
+        environment::load_with_vars(&common::root().join("examples/envs/dev"), &vars).unwrap();
     assert_eq!(dev.document.entities.tools.len(), 3);
     assert!(
         dev.document
@@ -99,7 +100,7 @@ fn example_environments_load_and_validate() {
             .any(|t| t.url.contains("value-of-WEATHER_HOST"))
     );
     let staging =
-        envdir::load_with_vars(&common::root().join("examples/envs/staging"), &vars).unwrap();
+        environment::load_with_vars(&common::root().join("examples/envs/staging"), &vars).unwrap();
     assert!(staging.config.prune.enabled);
     let server = &staging.document.entities.servers[0];
     assert_eq!(server.tool_ids.len(), 3, "the patch replaces the list");

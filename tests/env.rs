@@ -355,7 +355,7 @@ fn plans_offline_against_a_saved_snapshot_without_a_gateway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn credential_drift_is_found_by_decrypted_value_and_never_shown() {
-    use mcp_gitops::secrets::{Credentials, Secret};
+    use mcp_gitops::core::secrets::{Credentials, Secret};
     let gw = Gateway::start();
     let env = gw.dir.path().join("envs/dev");
     std::fs::create_dir_all(&env).unwrap();
@@ -427,7 +427,7 @@ async fn credential_drift_is_found_by_decrypted_value_and_never_shown() {
 /// credential field; updates of other fields must keep them.
 #[tokio::test(flavor = "multi_thread")]
 async fn updating_a_peer_gateway_keeps_its_credentials() {
-    use mcp_gitops::secrets::{Credentials, Secret};
+    use mcp_gitops::core::secrets::{Credentials, Secret};
     let gw = Gateway::start();
     let peer = gw.peer("vault");
     let env = gw.dir.path().join("envs/dev");

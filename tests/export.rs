@@ -3,8 +3,8 @@
 mod common;
 
 use common::{Gateway, seed};
+use mcp_gitops::core::kind::Kind;
 use mcp_gitops::gateway::live::{self, LiveTool};
-use mcp_gitops::kind::Kind;
 use serde_json::{Value, json};
 
 fn stdout(o: &std::process::Output) -> String {
@@ -163,7 +163,7 @@ async fn exports_the_seed_scenario_completely_and_secret_safely() {
         .unwrap();
     assert!(yaml.status.success());
     assert!(stderr(&yaml).contains("  tool crm-basic-0"));
-    let from_yaml = mcp_gitops::document::from_str(&stdout(&yaml), None, "stdout").unwrap();
+    let from_yaml = mcp_gitops::core::document::from_str(&stdout(&yaml), None, "stdout").unwrap();
     assert_eq!(from_yaml.entities.total(), 49);
 }
 

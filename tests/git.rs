@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::{ADMIN, Gateway};
-use mcp_gitops::backup::{self, BackupTarget};
-use mcp_gitops::export::ExportOptions;
-use mcp_gitops::git::{GitAuth, PublishOptions, Remote};
-use mcp_gitops::secrets::{Credentials, Secret};
-use mcp_gitops::select::Selection;
+use mcp_gitops::core::secrets::{Credentials, Secret};
+use mcp_gitops::core::select::Selection;
+use mcp_gitops::engine::backup::{self, BackupTarget};
+use mcp_gitops::engine::export::ExportOptions;
+use mcp_gitops::engine::git::{GitAuth, PublishOptions, Remote};
 use serde_json::{Value, json};
 
 use common::git::{bare, git, stderr, stdout};
@@ -268,7 +268,7 @@ async fn a_concurrent_push_is_never_overwritten_our_backup_goes_on_top() {
         exported_by: Some(ADMIN.into()),
         now: "2026-11-22T10:00:00.000000Z".into(),
     };
-    let target = |hook: Option<mcp_gitops::git::BeforePush>| BackupTarget {
+    let target = |hook: Option<mcp_gitops::engine::git::BeforePush>| BackupTarget {
         remote: Remote::new(remote.to_str().unwrap(), GitAuth::default()).unwrap(),
         branch: "main".into(),
         path: "backups/gw.json".into(),
@@ -286,7 +286,7 @@ async fn a_concurrent_push_is_never_overwritten_our_backup_goes_on_top() {
     // Somebody else pushes another file just before our push.
     let other = root.join("other");
     let (r, o) = (remote.clone(), other.clone());
-    let hook: mcp_gitops::git::BeforePush = Arc::new(move |attempt| {
+    let hook: mcp_gitops::engine::git::BeforePush = Arc::new(move |attempt| {
         if attempt == 1 {
             git(
                 o.parent().unwrap(),
@@ -324,7 +324,7 @@ async fn a_concurrent_push_is_never_overwritten_our_backup_goes_on_top() {
     // Somebody else changes our file just before our push: our content wins on top of theirs,
     // and the message describes the change from their version.
     let o = other.clone();
-    let hook: mcp_gitops::git::BeforePush = Arc::new(move |attempt| {
+    let hook: mcp_gitops::engine::git::BeforePush = Arc::new(move |attempt| {
         if attempt == 1 {
             git(&o, &["pull", "-q", "origin", "main"]);
             let path = o.join("backups/gw.json");

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{Gateway, seed};
+use mcp_gitops::core::kind::Kind;
 use mcp_gitops::gateway::live::{self, LiveServer, LiveTool};
-use mcp_gitops::kind::Kind;
 use serde_json::{Value, json};
 
 fn stdout(o: &std::process::Output) -> String {
@@ -177,8 +177,8 @@ async fn a_document_from_another_environment_is_rekeyed_and_works() {
     let err = stderr(&out);
     let audit = err.lines().find(|l| l.starts_with("audit: ")).expect(&err);
     let (fa, fb) = (
-        mcp_gitops::secrets::Secret::new("key-a").fingerprint(),
-        mcp_gitops::secrets::Secret::new("key-b").fingerprint(),
+        mcp_gitops::core::secrets::Secret::new("key-a").fingerprint(),
+        mcp_gitops::core::secrets::Secret::new("key-b").fingerprint(),
     );
     assert!(
         audit.contains(&format!("from key {fa} to key {fb}"))
@@ -425,8 +425,8 @@ async fn bulk_tool_import_reports_each_item_and_never_fails_the_batch() {
                         "request_type": "GET"}}),
     )
     .await;
-    let secret = mcp_gitops::secrets::Secret::new(gw.secret());
-    let creds = mcp_gitops::secrets::Credentials::from_pairs([(
+    let secret = mcp_gitops::core::secrets::Secret::new(gw.secret());
+    let creds = mcp_gitops::core::secrets::Credentials::from_pairs([(
         "X-Api-Key".to_string(),
         "CANARY-bulk".to_string(),
     )]);

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use mcp_gitops::secrets::{Credentials, Secret, unhex};
+use mcp_gitops::core::secrets::{Credentials, Secret, unhex};
 use serde_json::Value;
 
 fn vectors() -> Value {

@@ -5,11 +5,11 @@ use clap::Args;
 
 use super::git_args::RepoArgs;
 use super::{CliError, Connection, SecretArg, exit};
-use crate::backup::{self, BackupError, BackupTarget};
-use crate::document::Format;
-use crate::export::ExportError;
-use crate::git::PublishOptions;
-use crate::secrets::Secret;
+use crate::core::document::Format;
+use crate::core::secrets::Secret;
+use crate::engine::backup::{self, BackupError, BackupTarget};
+use crate::engine::export::ExportError;
+use crate::engine::git::PublishOptions;
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
@@ -35,7 +35,7 @@ pub struct BackupArgs {
     #[arg(long, default_value = "backup", value_name = "PREFIX")]
     pub message: String,
     /// Output format (default: from the path's extension, else JSON).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::format_parser())]
     pub format: Option<Format>,
     /// Push attempts when someone else pushes to the branch at the same time.
     #[arg(long, default_value_t = 5)]
@@ -55,7 +55,7 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
         .secret
         .require("it decrypts the gateway's stored credentials")?;
     let remote = a.repo.remote()?;
-    let path = crate::git::clean_path(&a.path)?;
+    let path = crate::engine::git::clean_path(&a.path)?;
     let client = a.conn.client()?;
     let opts = backup::export_options(
         gateway_secret,

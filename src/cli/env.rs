@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::import::Output;
 use super::{CliError, exit, report};
-use crate::reconcile::{ReconcileError, SavedPlan, Settings, Target};
+use crate::engine::reconcile::{ReconcileError, SavedPlan, Settings, Target};
 
 #[derive(Args, Debug)]
 pub struct EnvArgs {
@@ -75,7 +75,9 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
     };
     // A snapshot is read on another thread while the environment loads.
     let snapshot = a.snapshot.clone().map(|file| {
-        std::thread::spawn(move || crate::document::load_path(&file).map_err(CliError::invalid))
+        std::thread::spawn(move || {
+            crate::core::document::load_path(&file).map_err(CliError::invalid)
+        })
     });
     let t = Target::open(&a.env.dir, &settings(&a.env)).map_err(|e| fail(e.into()))?;
     let p = match snapshot {
@@ -102,7 +104,7 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
     if let Some(out) = &a.out {
         let saved = SavedPlan::new(&t, &p, super::now_rfc3339());
         let text = serde_json::to_string_pretty(&saved).expect("a plan serialises") + "\n";
-        crate::fsutil::write_atomic(out, text.as_bytes()).map_err(|e| {
+        crate::core::fsutil::write_atomic(out, text.as_bytes()).map_err(|e| {
             fail(CliError::new(
                 exit::IO,
                 format!("cannot write {}: {e}", out.display()),
@@ -154,7 +156,7 @@ pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
     let bar = report::progress;
-    let progress = tty.then_some(&bar as crate::apply::Progress<'_>);
+    let progress = tty.then_some(&bar as crate::engine::apply::Progress<'_>);
     let (t, result) = match SavedPlan::read(&a.dir) {
         Some(saved) => {
             let saved = saved.map_err(CliError::invalid)?;

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, Connection, SecretArg, exit};
-use crate::document::{self, Format};
-use crate::export::{ExportError, ExportOptions, export};
-use crate::kind::Kind;
-use crate::secrets::Secret;
-use crate::select::{IncludeSpec, Selection};
+use crate::core::document::{self, Format};
+use crate::core::kind::Kind;
+use crate::core::secrets::Secret;
+use crate::core::select::{IncludeSpec, Selection};
+use crate::engine::export::{ExportError, ExportOptions, export};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -25,7 +25,7 @@ pub struct ExportArgs {
     #[arg(long, short = 'o', default_value = "-")]
     pub out: PathBuf,
     /// Output format (default: from the file extension, else JSON).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::format_parser())]
     pub format: Option<Format>,
     /// Only these entity types (singular or plural, comma-separated).
     #[arg(long = "types", alias = "type", value_name = "T,..")]
@@ -138,7 +138,7 @@ pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
             CliError::new(exit::IO, format!("cannot write to standard output: {e}"))
         })?;
     } else {
-        crate::fsutil::write_atomic(&a.out, text.as_bytes()).map_err(|e| {
+        crate::core::fsutil::write_atomic(&a.out, text.as_bytes()).map_err(|e| {
             CliError::new(exit::IO, format!("cannot write {}: {e}", a.out.display()))
         })?;
     }

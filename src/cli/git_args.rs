@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, exit};
-use crate::git::{GitAuth, GitError, Remote};
+use crate::engine::git::{GitAuth, GitError, Remote};
 
 /// A remote repository and how to authenticate to it.
 #[derive(Args, Debug, Clone)]

@@ -8,11 +8,11 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{CliError, Connection, SecretArg, exit, report};
-use crate::apply::{self, Keys, Options, Ready, Strategy};
-use crate::document::{self, Document};
-use crate::plan::Desired;
-use crate::secrets::Secret;
-use crate::select::{self, IncludeSpec, Selection};
+use crate::core::diff::Desired;
+use crate::core::document::{self, Document};
+use crate::core::secrets::Secret;
+use crate::core::select::{self, IncludeSpec, Selection};
+use crate::engine::apply::{self, Keys, Options, Ready, Strategy};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -43,7 +43,7 @@ pub struct ImportFlags {
     #[arg(long, hide_env_values = true)]
     pub rekey_secret: Option<String>,
     /// What to do with an entity that exists and differs.
-    #[arg(long, value_enum, default_value = "update")]
+    #[arg(long, default_value = "update", value_parser = super::strategy_parser())]
     pub conflict_strategy: Strategy,
     /// Validate and compare with the gateway; write nothing.
     #[arg(long)]

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::import::Output;
 use super::{CliError, Connection, SecretArg, exit};
-use crate::bulk::{self, BulkReport, Created, Failed};
-use crate::document;
+use crate::core::document;
+use crate::engine::bulk::{self, BulkReport, Created, Failed};
 use crate::gateway::Action;
 
 #[derive(Args, Debug)]
@@ -40,7 +40,7 @@ pub async fn run(a: ImportToolsArgs) -> Result<u8, CliError> {
     };
     let secret = a.secret.optional();
     let client = a.conn.client()?;
-    let team = crate::apply::personal_team(&client).await?;
+    let team = crate::engine::apply::personal_team(&client).await?;
 
     let mut report = BulkReport::default();
     let mut ready: Vec<(usize, Value, Value)> = Vec::new();

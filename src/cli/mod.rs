@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::core::secrets::Secret;
 use crate::gateway::{Auth, Client, ClientOptions, GatewayError};
-use crate::secrets::Secret;
 
 /// Exit codes (documented in the README).
 pub mod exit {
@@ -58,10 +58,10 @@ impl CliError {
     }
 }
 
-impl From<crate::apply::ReadyError> for CliError {
-    fn from(e: crate::apply::ReadyError) -> Self {
+impl From<crate::engine::apply::ReadyError> for CliError {
+    fn from(e: crate::engine::apply::ReadyError) -> Self {
         match e {
-            crate::apply::ReadyError::Gateway(g) => g.into(),
+            crate::engine::apply::ReadyError::Gateway(g) => g.into(),
             other => CliError::invalid(other),
         }
     }
@@ -198,6 +198,21 @@ impl SecretArg {
 }
 
 /// Parse the arguments, run, print a one-line error, return the exit code.
+/// `--format json|yaml`, shown in `--help`.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = crate::core::document::Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(crate::core::document::Format::NAMES)
+        .map(|s| crate::core::document::Format::parse_name(&s).expect("a possible value"))
+}
+
+/// `--conflict-strategy`: the names of [`crate::core::policy::Strategy`], shown in `--help`.
+fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = crate::core::policy::Strategy>
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(crate::core::policy::Strategy::NAMES)
+        .map(|s| s.parse().expect("a possible value"))
+}
+
 pub fn main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -247,10 +262,10 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Restore(a) => restore::run(*a).await,
         Command::Promote(a) => promote::run(*a),
         Command::Schema => {
-            print!("{}", crate::document::schema_json());
+            print!("{}", crate::core::document::schema_json());
             Ok(exit::OK)
         }
     }
 }
 
-pub use crate::clock::now_rfc3339;
+pub use crate::core::clock::now_rfc3339;

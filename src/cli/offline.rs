@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, SecretArg, exit};
-use crate::document::{self, Format, validate::Context};
-use crate::secrets::Secret;
+use crate::core::document::{self, Format, validate::Context};
+use crate::core::secrets::Secret;
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
@@ -51,7 +51,7 @@ pub struct RekeyArgs {
     /// Output file, or - for standard output.
     #[arg(long, short = 'o', default_value = "-")]
     pub out: PathBuf,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::format_parser())]
     pub format: Option<Format>,
 }
 
@@ -93,7 +93,7 @@ pub fn rekey(a: RekeyArgs) -> Result<u8, CliError> {
     if a.out.as_os_str() == "-" {
         print!("{text}");
     } else {
-        crate::fsutil::write_atomic(&a.out, text.as_bytes()).map_err(|e| {
+        crate::core::fsutil::write_atomic(&a.out, text.as_bytes()).map_err(|e| {
             CliError::new(exit::IO, format!("cannot write {}: {e}", a.out.display()))
         })?;
     }

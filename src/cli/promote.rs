@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, exit};
-use crate::promote::{self, PromoteError, PromoteOptions};
-use crate::secrets::Secret;
-use crate::select::Selection;
+use crate::core::secrets::Secret;
+use crate::core::select::Selection;
+use crate::engine::promote::{self, PromoteError, PromoteOptions};
 
 #[derive(Args, Debug)]
 pub struct PromoteArgs {

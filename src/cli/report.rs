@@ -3,11 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::apply::Keys;
-use crate::apply::{Bucket, Outcome, Report};
+use crate::core::diff::CredentialMap;
+use crate::core::kind::Kind;
+use crate::engine::apply::Keys;
+use crate::engine::apply::{Bucket, Outcome, Report};
 use crate::gateway::Client;
-use crate::kind::Kind;
-use crate::plan::CredentialMap;
 
 /// The progress counter shown on a terminal while a run writes (20 writes or more).
 pub fn progress(done: usize, total: usize) {
@@ -29,7 +29,7 @@ fn counts(r: &Report, bucket: Bucket) -> Vec<String> {
         .collect()
 }
 
-fn line(r: &crate::apply::EntityResult, dry: bool) -> String {
+fn line(r: &crate::engine::apply::EntityResult, dry: bool) -> String {
     let name = match &r.renamed_to {
         Some(to) => format!("{} as {to}", r.name),
         None => r.name.clone(),

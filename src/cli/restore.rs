@@ -6,7 +6,7 @@ use clap::Args;
 use super::git_args::RepoArgs;
 use super::import::{ImportFlags, apply_document};
 use super::{CliError, import::Output};
-use crate::restore::{self, RestoreError};
+use crate::engine::restore::{self, RestoreError};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -26,7 +26,7 @@ pub async fn run(a: RestoreArgs) -> Result<u8, CliError> {
     // Everything typed is checked before Git or the gateway is contacted.
     a.with.include()?;
     let remote = a.repo.remote()?;
-    let path = crate::git::clean_path(&a.path)?;
+    let path = crate::engine::git::clean_path(&a.path)?;
     a.with.conn.client()?;
     let cache = a.repo.cache_dir();
     let rev = a.rev.clone();

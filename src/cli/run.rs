@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::{CliError, exit};
 use crate::daemon::config::{self, SourceSpec};
+use crate::daemon::local::shutdown_signal;
 use crate::daemon::{self, DaemonError};
-use crate::watch::shutdown_signal;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -58,7 +58,8 @@ fn describe(cfg: &config::DaemonConfig) -> Vec<String> {
 }
 
 pub async fn run(a: RunArgs) -> Result<u8, CliError> {
-    let mut cfg = config::load(&a.config, &crate::envdir::env_lookup).map_err(CliError::invalid)?;
+    let mut cfg = config::load(&a.config, &crate::engine::environment::env_lookup)
+        .map_err(CliError::invalid)?;
     if let Some(l) = a.listen {
         cfg.listen = l;
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{CliError, exit};
-use crate::reconcile::Settings;
-use crate::watch::{WatchOptions, shutdown_signal, watch};
+use crate::daemon::local::{WatchOptions, shutdown_signal, watch};
+use crate::engine::reconcile::Settings;
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {

@@ -1,6 +1,6 @@
 //! Scheduled backups of an environment's live gateway into Git: on each firing of the cron
 //! schedule, export the gateway (with the credentials and keys of the environment in force),
-//! commit what changed and push — through the same [`crate::backup::once`] as
+//! commit what changed and push — through the same [`crate::engine::backup::once`] as
 //! `backup --once`. Pushes of all environments are serialized; nothing changed means no
 //! commit; a backup never writes where the environment reads its desired state.
 
@@ -14,8 +14,8 @@ use super::config::{BackupSpec, GitSpec, within};
 use super::metrics::Metrics;
 use super::schedule::{rfc3339, unix_now};
 use super::status::{BackupResult, EnvShared, StateStore};
-use crate::backup::{self, BackupError, BackupTarget};
-use crate::git::PublishOptions;
+use crate::engine::backup::{self, BackupError, BackupTarget};
+use crate::engine::git::PublishOptions;
 
 /// One environment's backup schedule.
 pub struct Backups {
@@ -90,7 +90,7 @@ impl Backups {
     pub async fn once(&self) -> BackupResult {
         let failed = |error: String| BackupResult {
             outcome: "failed".into(),
-            at: crate::clock::now_rfc3339(),
+            at: crate::core::clock::now_rfc3339(),
             error: Some(error),
             ..BackupResult::default()
         };
@@ -133,7 +133,7 @@ impl Backups {
             Ok(out) => match out.commit {
                 Some(c) => BackupResult {
                     outcome: "committed".into(),
-                    at: crate::clock::now_rfc3339(),
+                    at: crate::core::clock::now_rfc3339(),
                     commit: Some(c.0),
                     summary: out
                         .message
@@ -142,7 +142,7 @@ impl Backups {
                 },
                 None => BackupResult {
                     outcome: "unchanged".into(),
-                    at: crate::clock::now_rfc3339(),
+                    at: crate::core::clock::now_rfc3339(),
                     commit: out.previous.map(|c| c.0),
                     summary: Some(format!(
                         "{} entities, nothing changed",

@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::schedule::{Schedule, parse_duration};
-use crate::document::{self, Format};
-use crate::envdir::{Mode, SecretRef};
-use crate::git::{self, GitAuth, Remote};
-use crate::server::hooks::HookSecret;
+use crate::core::document::{self, Format};
+use crate::engine::environment::{Mode, SecretRef};
+use crate::engine::git::{self, GitAuth, Remote};
+use crate::http::hooks::HookSecret;
 
 /// Where the listener binds unless `listen` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
@@ -281,11 +281,12 @@ pub fn load(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DaemonConfig, ConfigError> {
     let (name, text) = document::read_text(path)?;
-    let text =
-        crate::envdir::substitute_vars(&text, &name, lookup).map_err(|e| ConfigError::Invalid {
+    let text = crate::engine::environment::substitute_vars(&text, &name, lookup).map_err(|e| {
+        ConfigError::Invalid {
             file: name.clone(),
             problems: vec![e.to_string().replacen(&format!("{name}: "), "", 1)],
-        })?;
+        }
+    })?;
     let raw: Raw = document::parse(&text, Some(Format::Yaml), &name)?;
     let base = path
         .parent()

@@ -1,11 +1,12 @@
 //! `mcp-gitops run`: one process keeping several environments in their desired state. Each
 //! environment has a worker ([`worker`]: the loop `watch` also runs) reading a directory or a
 //! Git branch, and optionally a backup schedule ([`backups`]). An HTTP listener
-//! ([`crate::server`]) takes push webhooks and serves health, status and metrics. A stop lets
+//! ([`crate::http`]) takes push webhooks and serves health, status and metrics. A stop lets
 //! every worker and backup finish what is in flight, saves the state, then closes the listener.
 
 pub mod backups;
 pub mod config;
+pub mod local;
 pub mod metrics;
 pub mod schedule;
 pub mod source;
@@ -21,9 +22,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, watch};
 
-use crate::git::CommitId;
-use crate::reconcile::Settings;
-use crate::server::{self, AppState, EnvHandle, HookState};
+use crate::engine::git::CommitId;
+use crate::engine::reconcile::Settings;
+use crate::http::{self, AppState, EnvHandle, HookState};
 use config::{DaemonConfig, EnvSpec, SourceSpec};
 use metrics::Metrics;
 use source::{GitSource, Source};
@@ -50,7 +51,7 @@ pub fn log_line(label: &str, msg: &str) {
         .collect();
     eprintln!(
         "{} {label}: {}",
-        crate::clock::now_rfc3339(),
+        crate::core::clock::now_rfc3339(),
         msg.join("; ")
     );
 }
@@ -225,7 +226,7 @@ pub async fn serve(
         metrics,
         hook: cfg.webhook.as_ref().map(|w| HookState {
             secret: w.secret.clone(),
-            window: std::sync::Mutex::new(server::hooks::Window::new(w.per_minute)),
+            window: std::sync::Mutex::new(crate::http::hooks::Window::new(w.per_minute)),
         }),
         draining: Default::default(),
     });
@@ -242,7 +243,7 @@ pub async fn serve(
     ));
     let (srv_tx, srv_rx) = watch::channel(false);
     let server = tokio::spawn(
-        axum::serve(listener, server::router(app.clone()))
+        axum::serve(listener, http::router(app.clone()))
             .with_graceful_shutdown(stopped(srv_rx))
             .into_future(),
     );

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use super::config::GitSpec;
-use crate::git::{self, CommitId, GitError, Repo};
-use crate::reconcile::{Settings, Target};
+use crate::engine::git::{self, CommitId, GitError, Repo};
+use crate::engine::reconcile::{Settings, Target};
 
 /// A source of desired state.
 #[derive(Clone, Debug)]

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::Keys;
+use crate::engine::apply::Keys;
+use crate::engine::reconcile::Counts;
 use crate::gateway::{Client, Stats};
-use crate::reconcile::Counts;
 
 /// The state file's format.
 pub const STATE_FORMAT: &str = "mcp-gitops-daemon-state/1";
@@ -283,11 +283,11 @@ impl StateStore {
             .collect();
         let f = StateFile {
             format: STATE_FORMAT.into(),
-            saved_at: crate::clock::now_rfc3339(),
+            saved_at: crate::core::clock::now_rfc3339(),
             environments,
         };
         let text = serde_json::to_string_pretty(&f).expect("state serialises");
-        crate::fsutil::write_atomic(&self.path, format!("{text}\n").as_bytes())
+        crate::core::fsutil::write_atomic(&self.path, format!("{text}\n").as_bytes())
     }
 }
 

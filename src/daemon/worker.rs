@@ -18,10 +18,10 @@ use tokio::time::{Instant, sleep_until};
 use super::metrics::Metrics;
 use super::source::{self, Fetched, Loaded, Source};
 use super::status::{CycleResult, EnvShared, Live, SourceError, StateStore};
-use crate::apply::{Bucket, Cancel, Report};
-use crate::envdir::Mode;
-use crate::git::CommitId;
-use crate::reconcile::{Counts, ReconcileError, Settings, Target};
+use crate::engine::apply::{Bucket, Cancel, Report};
+use crate::engine::environment::Mode;
+use crate::engine::git::CommitId;
+use crate::engine::reconcile::{Counts, ReconcileError, Settings, Target};
 
 /// What one cycle did.
 #[derive(Debug)]
@@ -175,7 +175,9 @@ impl Worker {
                     source::load_git(&g, &s, seen.as_ref(), key.as_ref(), at.as_ref())
                 })
                 .await
-                .unwrap_or_else(|e| Fetched::Failed(crate::git::GitError::local("fetch", e)))
+                .unwrap_or_else(|e| {
+                    Fetched::Failed(crate::engine::git::GitError::local("fetch", e))
+                })
             }
         };
         match fetched {
@@ -195,7 +197,7 @@ impl Worker {
         }
         self.shared.update(|s| {
             s.source_error = Some(SourceError {
-                at: crate::clock::now_rfc3339(),
+                at: crate::core::clock::now_rfc3339(),
                 revision: revision.map(|c| c.0.clone()),
                 reason: reason.into(),
                 error: error.into(),
@@ -208,7 +210,7 @@ impl Worker {
 
     /// Record a cycle in the status, the metrics and the state file.
     fn record(&self, l: &Loaded, cycle: &Cycle, started: Instant) {
-        let at = crate::clock::now_rfc3339();
+        let at = crate::core::clock::now_rfc3339();
         let duration = started.elapsed();
         let mut r = CycleResult {
             at: at.clone(),
@@ -396,7 +398,8 @@ impl Worker {
                         self.save();
                     }
                     Fetched::Failed(e) => {
-                        let transient = matches!(e, crate::git::GitError::Unreachable { .. });
+                        let transient =
+                            matches!(e, crate::engine::git::GitError::Unreachable { .. });
                         let msg = e.to_string();
                         if transient {
                             git_backoff = backoff_after(git_backoff, self.max_backoff);

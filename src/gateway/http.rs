@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::auth::{Auth, AuthError};
-use crate::kind::Kind;
+use crate::core::kind::Kind;
 
 /// What went wrong talking to the gateway. `action` says what was being done, e.g.
 /// "create tool 'weather-api'".

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{Action, Client, GatewayError, encode_component};
-use crate::document::validate::slugify;
-use crate::document::{PromptArgument, Tag, Visibility};
-use crate::kind::Kind;
+use crate::core::document::validate::slugify;
+use crate::core::document::{PromptArgument, Tag, Visibility};
+use crate::core::kind::Kind;
 
 /// `limit=0` asks for every entity in one page (pages of N are capped at 500); a `nextCursor`
 /// is still followed should the gateway ever cut the answer.

@@ -2,6 +2,7 @@
 //! typed reads of the live configuration (see `live`).
 
 mod auth;
+pub mod body;
 mod http;
 pub mod live;
 

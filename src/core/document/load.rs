@@ -1,0 +1,264 @@
+//! Reading documents (JSON or YAML, from a file or stdin) and writing them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::Document;
+
+/// A serialisation format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// Every format's name, as `--format` spells it.
+    pub const NAMES: [&'static str; 2] = ["json", "yaml"];
+
+    /// `json` or `yaml`.
+    pub fn parse_name(name: &str) -> Option<Format> {
+        match name {
+            "json" => Some(Format::Json),
+            "yaml" => Some(Format::Yaml),
+            _ => None,
+        }
+    }
+
+    /// The format a path's extension implies (`.yaml`/`.yml` → YAML), if any.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => Some(Format::Yaml),
+            Some("json") => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    /// Guess from the content: JSON documents start with `{` or `[`.
+    fn sniff(text: &str) -> Format {
+        match text.trim_start().chars().next() {
+            Some('{' | '[') => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+}
+
+/// Why a document could not be read. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: not valid {format}: {reason}")]
+    Syntax {
+        file: String,
+        format: &'static str,
+        reason: String,
+    },
+    #[error("{file}: {pointer}: {reason}")]
+    Shape {
+        file: String,
+        /// JSON pointer to the offending value.
+        pointer: String,
+        reason: String,
+    },
+}
+
+/// Read a document from a path, `-` meaning standard input.
+pub fn load_path(path: &Path) -> Result<Document, LoadError> {
+    let (name, text) = read_text(path)?;
+    from_str(&text, Format::from_path(path), &name)
+}
+
+/// Read a file (or stdin for `-`) to a string, with the display name to use in errors.
+pub fn read_text(path: &Path) -> Result<(String, String), LoadError> {
+    let name = display_name(path);
+    let mut text = String::new();
+    let res = if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(path).map(|t| text = t)
+    };
+    res.map_err(|source| LoadError::Io {
+        file: name.clone(),
+        source,
+    })?;
+    Ok((name, text))
+}
+
+fn display_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        PathBuf::from(path).display().to_string()
+    }
+}
+
+/// Parse text as a value of type `T`. `format` None means: guess from the content.
+pub fn parse<T: DeserializeOwned>(
+    text: &str,
+    format: Option<Format>,
+    file: &str,
+) -> Result<T, LoadError> {
+    let format = format.unwrap_or_else(|| Format::sniff(text));
+    if format == Format::Json {
+        // One pass straight into `T` (no intermediate value): large documents load fast.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let syntax = |e: serde_json::Error| LoadError::Syntax {
+            file: file.to_string(),
+            format: "JSON",
+            reason: e.to_string(),
+        };
+        let v = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+            if e.inner().is_data() {
+                LoadError::Shape {
+                    file: file.to_string(),
+                    pointer: to_pointer(&e.path().to_string()),
+                    reason: without_position(&e.inner().to_string()),
+                }
+            } else {
+                syntax(e.into_inner())
+            }
+        })?;
+        de.end().map_err(syntax)?;
+        return Ok(v);
+    }
+    let value = parse_value(text, Some(format), file)?;
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| LoadError::Shape {
+        file: file.to_string(),
+        pointer: to_pointer(&e.path().to_string()),
+        reason: e.inner().to_string(),
+    })
+}
+
+/// serde_json's data errors end in " at line L column C"; the pointer says where.
+fn without_position(reason: &str) -> String {
+    match reason.rfind(" at line ") {
+        Some(i) if reason[i..].contains(" column ") => reason[..i].to_string(),
+        _ => reason.to_string(),
+    }
+}
+
+/// Parse text into a JSON value (YAML is read into the JSON data model).
+pub fn parse_value(text: &str, format: Option<Format>, file: &str) -> Result<Value, LoadError> {
+    match format.unwrap_or_else(|| Format::sniff(text)) {
+        Format::Json => serde_json::from_str(text).map_err(|e| LoadError::Syntax {
+            file: file.to_string(),
+            format: "JSON",
+            reason: e.to_string(),
+        }),
+        Format::Yaml => serde_saphyr::from_str::<Value>(text).map_err(|e| LoadError::Syntax {
+            file: file.to_string(),
+            format: "YAML",
+            reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+        }),
+    }
+}
+
+/// Parse a document from text.
+pub fn from_str(text: &str, format: Option<Format>, file: &str) -> Result<Document, LoadError> {
+    let doc: Document = parse(text, format, file)?;
+    if doc.version.trim().is_empty() {
+        return Err(LoadError::Shape {
+            file: file.to_string(),
+            pointer: "/version".into(),
+            reason: "must not be empty".into(),
+        });
+    }
+    Ok(doc)
+}
+
+/// Serialise a value: pretty JSON with a final newline, or YAML.
+pub fn to_string<T: Serialize>(value: &T, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(value).expect("documents serialise");
+            s.push('\n');
+            s
+        }
+        Format::Yaml => serde_saphyr::to_string(value).expect("documents serialise"),
+    }
+}
+
+/// `entities.tools[3].name` (serde_path_to_error's form) → `/entities/tools/3/name`.
+fn to_pointer(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for seg in path.split('.') {
+        let mut rest = seg;
+        // a segment may carry indices: tools[3][1]
+        let head_end = rest.find('[').unwrap_or(rest.len());
+        let head = &rest[..head_end];
+        if !head.is_empty() {
+            out.push('/');
+            out.push_str(&head.replace('~', "~0").replace('/', "~1"));
+        }
+        rest = &rest[head_end..];
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let end = stripped.find(']').unwrap_or(stripped.len());
+            out.push('/');
+            out.push_str(&stripped[..end]);
+            rest = stripped.get(end + 1..).unwrap_or("");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_from_paths() {
+        assert_eq!(
+            to_pointer("entities.tools[3].name"),
+            "/entities/tools/3/name"
+        );
+        assert_eq!(to_pointer("version"), "/version");
+        assert_eq!(to_pointer("."), "");
+    }
+
+    #[test]
+    fn shape_errors_carry_file_and_pointer() {
+        let err = from_str(
+            r#"{"version":"1","entities":{"tools":[{"name":"a","url":"u"},{"name":5,"url":"u"}]}}"#,
+            None,
+            "doc.json",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "doc.json: /entities/tools/1/name: invalid type: integer `5`, expected a string"
+        );
+    }
+
+    #[test]
+    fn yaml_and_json_read_the_same() {
+        let json = r#"{"version":"2025-03-26","entities":{"roots":[{"uri":"file:///data","name":"data"}]}}"#;
+        let yaml = "version: '2025-03-26'\nentities:\n  roots:\n    - uri: file:///data\n      name: data\n";
+        assert_eq!(
+            from_str(json, None, "a").unwrap(),
+            from_str(yaml, None, "b").unwrap()
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let err = from_str("{not json", Some(Format::Json), "bad.json").unwrap_err();
+        assert!(
+            err.to_string().starts_with("bad.json: not valid JSON:"),
+            "{err}"
+        );
+        let err = from_str(r#"{"version":""}"#, None, "v.json").unwrap_err();
+        assert_eq!(err.to_string(), "v.json: /version: must not be empty");
+    }
+}

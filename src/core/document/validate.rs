@@ -1,0 +1,558 @@
+//! Meaning checks on a parsed document, all at once, before anything is written: names and URIs
+//! obey the gateway's rules, nothing is duplicated, references resolve, credentials decrypt.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use super::{Document, Entity};
+use crate::core::kind::Kind;
+use crate::core::secrets::Secret;
+
+/// MIME types the gateway accepts for resources (`VALIDATION_ALLOWED_MIME_TYPES`).
+pub const ALLOWED_MIME_TYPES: &[&str] = &[
+    "text/plain",
+    "text/html",
+    "text/css",
+    "text/markdown",
+    "text/javascript",
+    "application/json",
+    "application/xml",
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/svg+xml",
+    "application/octet-stream",
+];
+const REQUEST_TYPES: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
+const TOOL_AUTH_TYPES: &[&str] = &["basic", "bearer", "authheaders"];
+
+/// One thing wrong with a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON pointer to the value.
+    pub pointer: String,
+    pub reason: String,
+}
+
+/// Everything wrong with a document, naming the file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {} problem{}",
+            self.file,
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {}: {}: {}", self.file, p.pointer, p.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the checks may consult beyond the document.
+#[derive(Default)]
+pub struct Context<'a> {
+    /// Decrypt every `auth_value` with this secret.
+    pub secret: Option<&'a Secret>,
+    /// Entities that exist on the target gateway (kind, name or URI), for references a
+    /// document does not carry itself. `None`: references must resolve inside the document.
+    pub live: Option<&'a HashSet<(Kind, String)>>,
+}
+
+/// Check a document; every problem is reported at once.
+pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), ValidationError> {
+    let mut v = Checker::default();
+    let e = &doc.entities;
+
+    for (i, t) in e.tools.iter().enumerate() {
+        let at = |f: &str| format!("/entities/tools/{i}{f}");
+        v.name(&at("/name"), &t.name);
+        v.url(&at("/url"), &t.url);
+        if t.integration_type != "REST" {
+            v.push(
+                at("/integration_type"),
+                format!(
+                    "'{}' tools come from peer gateways and cannot be created; only REST",
+                    t.integration_type
+                ),
+            );
+        }
+        if let Some(rt) = &t.request_type
+            && !REQUEST_TYPES.contains(&rt.to_ascii_uppercase().as_str())
+        {
+            v.push(
+                at("/request_type"),
+                format!("'{rt}' is not one of GET, POST, PUT, DELETE, PATCH"),
+            );
+        }
+        v.auth(
+            &at(""),
+            t.auth_type.as_deref(),
+            t.auth_value.as_deref(),
+            TOOL_AUTH_TYPES,
+            cx,
+        );
+    }
+    for (i, g) in e.gateways.iter().enumerate() {
+        let at = |f: &str| format!("/entities/gateways/{i}{f}");
+        v.name(&at("/name"), &g.name);
+        v.url(&at("/url"), &g.url);
+        if let Some(t) = &g.transport
+            && !matches!(t.to_ascii_uppercase().as_str(), "SSE" | "STREAMABLEHTTP")
+        {
+            v.push(
+                at("/transport"),
+                format!("'{t}' is not SSE or STREAMABLEHTTP"),
+            );
+        }
+        v.auth(
+            &at(""),
+            g.auth_type.as_deref(),
+            g.auth_value.as_deref(),
+            TOOL_AUTH_TYPES,
+            cx,
+        );
+    }
+    for (i, p) in e.prompts.iter().enumerate() {
+        v.name(&format!("/entities/prompts/{i}/name"), &p.name);
+    }
+    for (i, r) in e.resources.iter().enumerate() {
+        if r.uri.trim().is_empty() {
+            v.push(
+                format!("/entities/resources/{i}/uri"),
+                "must not be empty".into(),
+            );
+        }
+        if r.name.trim().is_empty() {
+            v.push(
+                format!("/entities/resources/{i}/name"),
+                "must not be empty".into(),
+            );
+        }
+        if let Some(m) = &r.mime_type
+            && !ALLOWED_MIME_TYPES.contains(&m.as_str())
+        {
+            v.push(
+                format!("/entities/resources/{i}/mime_type"),
+                format!(
+                    "'{m}' is not a MIME type the gateway accepts ({})",
+                    ALLOWED_MIME_TYPES.join(", ")
+                ),
+            );
+        }
+    }
+    for (i, r) in e.roots.iter().enumerate() {
+        if let Err(reason) = check_root_uri(&r.uri) {
+            v.push(format!("/entities/roots/{i}/uri"), reason);
+        }
+    }
+    for (i, s) in e.servers.iter().enumerate() {
+        v.name(&format!("/entities/servers/{i}/name"), &s.name);
+        if let Some(id) = &s.id
+            && !is_uuid(id)
+        {
+            v.push(
+                format!("/entities/servers/{i}/id"),
+                format!("'{id}' is not a UUID"),
+            );
+        }
+    }
+
+    v.duplicates(&e.tools, "tools");
+    v.duplicates(&e.gateways, "gateways");
+    v.duplicates(&e.servers, "servers");
+    v.duplicates(&e.prompts, "prompts");
+    v.duplicates(&e.resources, "resources");
+    v.duplicates(&e.roots, "roots");
+    v.references(doc, cx);
+
+    if v.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError {
+            file: file.to_string(),
+            problems: v.problems,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn push(&mut self, pointer: String, reason: String) {
+        self.problems.push(Problem { pointer, reason });
+    }
+
+    fn name(&mut self, at: &str, name: &str) {
+        if let Err(reason) = check_name(name) {
+            self.push(at.to_string(), reason);
+        }
+    }
+
+    fn url(&mut self, at: &str, url: &str) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            self.push(at.to_string(), format!("'{url}' is not an http(s) URL"));
+        }
+    }
+
+    fn auth(
+        &mut self,
+        at: &str,
+        auth_type: Option<&str>,
+        auth_value: Option<&str>,
+        allowed: &[&str],
+        cx: &Context<'_>,
+    ) {
+        if let Some(t) = auth_type
+            && !allowed.contains(&t)
+        {
+            self.push(
+                format!("{at}/auth_type"),
+                format!("'{t}' is not one of {}", allowed.join(", ")),
+            );
+        }
+        if let (Some(value), Some(secret)) = (auth_value, cx.secret)
+            && let Err(e) = secret.decrypt(value)
+        {
+            self.push(format!("{at}/auth_value"), e.to_string());
+        }
+    }
+
+    fn duplicates<E: Entity>(&mut self, list: &[E], plural: &str) {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, item) in list.iter().enumerate() {
+            let key = identity(E::KIND, item.key());
+            if let Some(first) = seen.get(&key) {
+                self.push(
+                    format!("/entities/{plural}/{i}"),
+                    format!(
+                        "duplicate {} '{}' (also at /entities/{plural}/{first})",
+                        E::KIND,
+                        item.key()
+                    ),
+                );
+            } else {
+                seen.insert(key, i);
+            }
+        }
+    }
+
+    fn references(&mut self, doc: &Document, cx: &Context<'_>) {
+        let e = &doc.entities;
+        let declared: HashSet<(Kind, String)> = [Kind::Tool, Kind::Resource, Kind::Prompt]
+            .into_iter()
+            .flat_map(|k| e.keys(k).into_iter().map(move |key| (k, identity(k, key))))
+            .collect();
+        let known = |kind: Kind, key: &str| {
+            let id = (kind, identity(kind, key));
+            declared.contains(&id) || cx.live.is_some_and(|live| live.contains(&id))
+        };
+        // Without a view of the gateway, tool references may also name federated tools or ids
+        // the document cannot show; those are only checked when the gateway is known.
+        let Some(_) = cx.live else { return };
+        // Tools a peer gateway of the document will federate, named `<gateway-slug>-...`.
+        let federated = |r: &str| {
+            let r = slugify(r);
+            e.gateways
+                .iter()
+                .any(|g| r.starts_with(&format!("{}-", slugify(&g.name))))
+        };
+        for (i, s) in e.servers.iter().enumerate() {
+            for (field, kind, refs) in [
+                ("tool_ids", Kind::Tool, &s.tool_ids),
+                ("resource_uris", Kind::Resource, &s.resource_uris),
+                ("prompt_names", Kind::Prompt, &s.prompt_names),
+            ] {
+                for (j, r) in refs.iter().enumerate() {
+                    // Id-form links are resolved (or reported as dropped) by the import.
+                    if is_id_ref(r) || (kind == Kind::Tool && federated(r)) {
+                        continue;
+                    }
+                    if !known(kind, r) {
+                        self.push(
+                            format!("/entities/servers/{i}/{field}/{j}"),
+                            format!(
+                                "server '{}' refers to {} '{r}', which is neither in the document nor on the gateway",
+                                s.name, kind
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The form two keys are compared in: the gateway's slug for names, the URI as written for
+/// resources, the gateway's canonical form for roots.
+pub fn identity(kind: Kind, key: &str) -> String {
+    match kind {
+        Kind::Resource => key.to_string(),
+        Kind::Root => canonical_root(key),
+        _ => slugify(key),
+    }
+}
+
+/// A root URI as the gateway stores it: scheme and host lower-cased, default port and
+/// trailing slash removed.
+pub fn canonical_root(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let mut authority = authority.to_ascii_lowercase();
+    for (s, port) in [
+        ("http", ":80"),
+        ("https", ":443"),
+        ("ws", ":80"),
+        ("wss", ":443"),
+    ] {
+        if scheme == s && authority.ends_with(port) {
+            authority.truncate(authority.len() - port.len());
+        }
+    }
+    let path = path.trim_end_matches('/');
+    format!("{scheme}://{authority}{path}")
+}
+
+/// A reference in id form (32 hex digits, as ContextForge's selective export writes server
+/// links): it names an entity of the source gateway, not one the document holds.
+pub fn is_id_ref(s: &str) -> bool {
+    s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The gateway's slugify: lower-case, apostrophes inside words dropped, runs of anything but
+/// letters and digits become one `-`, no `-` at either end.
+pub fn slugify(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len());
+    let mut dash = false;
+    for (i, &c) in chars.iter().enumerate() {
+        let word = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|c| c.is_alphanumeric())
+        };
+        if (c == '\'' || c == '\u{2019}') && word(i.checked_sub(1)) && word(Some(i + 1)) {
+            continue;
+        }
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+            dash = false;
+        } else if !dash && !out.is_empty() {
+            out.push('-');
+            dash = true;
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// Entity names: letters, digits and `._-/`, starting with a letter, digit or `_`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("must not be empty".into()),
+        Some(c) if !(c.is_alphanumeric() || c == '_') => {
+            return Err(format!("'{name}' must start with a letter, digit or '_'"));
+        }
+        _ => {}
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+    {
+        return Err(format!(
+            "'{name}' contains '{bad}'; names may hold letters, digits and . _ - / only"
+        ));
+    }
+    if name.len() > 255 {
+        return Err("is longer than 255 characters".into());
+    }
+    Ok(())
+}
+
+/// The gateway's root URI policy, as far as it is fixed: a scheme, no query, fragment, user
+/// info or control characters. (Which schemes are allowed is the gateway's setting.)
+pub fn check_root_uri(uri: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(format!("'{uri}' has no scheme (file://, https://, ...)"));
+    };
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return Err(format!("'{uri}' has an invalid scheme"));
+    }
+    if uri.chars().any(char::is_control) {
+        return Err("contains control characters".into());
+    }
+    if uri.contains('?') || uri.contains('#') {
+        return Err(format!("'{uri}' must not have a query or fragment"));
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!("'{uri}' must not carry user info"));
+    }
+    Ok(())
+}
+
+fn is_uuid(s: &str) -> bool {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::document::from_str;
+
+    fn problems(json: &str) -> Vec<String> {
+        let doc = from_str(json, None, "t.json").unwrap();
+        match validate(&doc, "t.json", &Context::default()) {
+            Ok(()) => vec![],
+            Err(e) => e
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.pointer, p.reason))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn slugify_matches_the_gateway() {
+        for (input, want) in [
+            ("Weather_Current", "weather-current"),
+            ("github-create-issue", "github-create-issue"),
+            ("a  b", "a-b"),
+            ("v1.2/x", "v1-2-x"),
+            ("don't stop", "dont-stop"),
+            ("user@example.com", "user-example-com"),
+        ] {
+            assert_eq!(slugify(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn names_follow_the_gateway_charset() {
+        assert!(check_name("weather_api-v2.1/x").is_ok());
+        assert!(check_name("_x").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("-x").is_err());
+        assert_eq!(
+            check_name("two words").unwrap_err(),
+            "'two words' contains ' '; names may hold letters, digits and . _ - / only"
+        );
+    }
+
+    #[test]
+    fn root_uris() {
+        assert!(check_root_uri("file:///data/shared").is_ok());
+        assert!(check_root_uri("https://example.com/repo").is_ok());
+        assert!(check_root_uri("/data").is_err());
+        assert!(check_root_uri("https://u:p@example.com/").is_err());
+        assert!(check_root_uri("https://example.com/?q=1").is_err());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_pointer() {
+        let got = problems(
+            r#"{"version":"1","entities":{
+              "tools":[{"name":"ok","url":"https://a.example/x"},{"name":"bad name","url":"ftp://x","request_type":"FETCH"},{"name":"OK","url":"https://a.example/y"}],
+              "resources":[{"name":"r","uri":"x://r","mime_type":"text/csv"}],
+              "roots":[{"uri":"nope"}],
+              "prompts":[{"name":"p q","template":""}]}}"#,
+        );
+        assert_eq!(
+            got,
+            vec![
+                "/entities/tools/1/name: 'bad name' contains ' '; names may hold letters, digits and . _ - / only",
+                "/entities/tools/1/url: 'ftp://x' is not an http(s) URL",
+                "/entities/tools/1/request_type: 'FETCH' is not one of GET, POST, PUT, DELETE, PATCH",
+                "/entities/prompts/0/name: 'p q' contains ' '; names may hold letters, digits and . _ - / only",
+                "/entities/resources/0/mime_type: 'text/csv' is not a MIME type the gateway accepts (text/plain, text/html, text/css, text/markdown, text/javascript, application/json, application/xml, application/pdf, image/png, image/jpeg, image/gif, image/svg+xml, application/octet-stream)",
+                "/entities/roots/0/uri: 'nope' has no scheme (file://, https://, ...)",
+                "/entities/tools/2: duplicate tool 'OK' (also at /entities/tools/0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn references_must_resolve_when_the_gateway_is_known() {
+        let doc = from_str(
+            r#"{"version":"1","entities":{"tools":[{"name":"a","url":"https://x.example/a"}],
+               "servers":[{"name":"s","tool_ids":["a","peer-echo","missing"],"prompt_names":["p"]}]}}"#,
+            None,
+            "t.json",
+        )
+        .unwrap();
+        let live: HashSet<(Kind, String)> = [(Kind::Tool, "peer-echo".to_string())].into();
+        let err = validate(
+            &doc,
+            "t.json",
+            &Context {
+                secret: None,
+                live: Some(&live),
+            },
+        )
+        .unwrap_err();
+        let got: Vec<_> = err.problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(
+            got,
+            vec![
+                "/entities/servers/0/tool_ids/2",
+                "/entities/servers/0/prompt_names/0"
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_must_decrypt() {
+        let right = Secret::new("right");
+        let wrong = Secret::new("wrong");
+        let enc = right
+            .encrypt_headers(&[("Authorization".into(), "Bearer x".into())])
+            .unwrap();
+        let json = format!(
+            r#"{{"version":"1","entities":{{"tools":[{{"name":"a","url":"https://x.example/a","auth_type":"bearer","auth_value":"{enc}"}}]}}}}"#
+        );
+        let doc = from_str(&json, None, "t.json").unwrap();
+        assert!(
+            validate(
+                &doc,
+                "t.json",
+                &Context {
+                    secret: Some(&right),
+                    live: None
+                }
+            )
+            .is_ok()
+        );
+        let err = validate(
+            &doc,
+            "t.json",
+            &Context {
+                secret: Some(&wrong),
+                live: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.problems[0].pointer, "/entities/tools/0/auth_value");
+    }
+}

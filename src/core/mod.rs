@@ -1,0 +1,11 @@
+//! The pure core: no tokio, reqwest, git2, axum or clap.
+
+pub mod changes;
+pub mod clock;
+pub mod diff;
+pub mod document;
+pub mod fsutil;
+pub mod kind;
+pub mod policy;
+pub mod secrets;
+pub mod select;

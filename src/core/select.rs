@@ -1,0 +1,374 @@
+//! Choosing part of a document: by kind (`--types`, `--exclude-types`), tag (`--tags`),
+//! name or URI globs (`--include "tools:weather_*,servers:ai-*"`), activity
+//! (`--include-inactive`), closed over dependencies (a server brings what it composes, a
+//! federated tool brings its peer gateway). Pure: export and import share it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use globset::{Glob, GlobMatcher};
+
+use crate::core::document::validate::slugify;
+use crate::core::document::{Document, Entities, Entity};
+use crate::core::kind::{Kind, UnknownKind};
+
+/// An entity's identity: its kind and its name (URI for resources and roots).
+pub type Key = (Kind, String);
+
+/// `--include` patterns per kind.
+#[derive(Clone, Debug, Default)]
+pub struct IncludeSpec {
+    patterns: BTreeMap<Kind, Vec<(String, GlobMatcher)>>,
+}
+
+/// A malformed `--include`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IncludeError {
+    #[error("--include: {0}")]
+    Kind(#[from] UnknownKind),
+    #[error("--include: '{0}' has no entity type; write it as type:pattern, e.g. tools:{0}")]
+    NoKind(String),
+    #[error("--include: '{0}' is not a valid pattern: {1}")]
+    Glob(String, String),
+    #[error("--include is empty")]
+    Empty,
+}
+
+impl IncludeSpec {
+    /// Parse `"tools:weather_api,translate;servers:ai-*"` or `"tool:*,server:ai-*,root:workspace"`.
+    /// A piece without a `type:` prefix belongs to the type before it.
+    pub fn parse(spec: &str) -> Result<IncludeSpec, IncludeError> {
+        let mut out = IncludeSpec::default();
+        for group in spec.split(';') {
+            let mut current: Option<Kind> = None;
+            for piece in group.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (kind, pattern) = match piece.split_once(':') {
+                    Some((prefix, rest)) => match prefix.parse::<Kind>() {
+                        Ok(k) => (k, rest.trim()),
+                        // URIs carry colons: "roots:file:///a,https://b" continues roots.
+                        Err(e) => match current {
+                            Some(k @ (Kind::Resource | Kind::Root)) => (k, piece),
+                            _ => return Err(e.into()),
+                        },
+                    },
+                    None => (
+                        current.ok_or_else(|| IncludeError::NoKind(piece.into()))?,
+                        piece,
+                    ),
+                };
+                current = Some(kind);
+                if pattern.is_empty() {
+                    return Err(IncludeError::NoKind(piece.into()));
+                }
+                let glob = Glob::new(pattern)
+                    .map_err(|e| IncludeError::Glob(pattern.into(), e.kind().to_string()))?
+                    .compile_matcher();
+                out.patterns
+                    .entry(kind)
+                    .or_default()
+                    .push((pattern.to_string(), glob));
+            }
+        }
+        if out.patterns.is_empty() {
+            return Err(IncludeError::Empty);
+        }
+        Ok(out)
+    }
+
+    /// Does a key match a pattern of its kind? Names also match in the gateway's slug form.
+    pub fn matches(&self, kind: Kind, key: &str) -> bool {
+        let Some(pats) = self.patterns.get(&kind) else {
+            return false;
+        };
+        pats.iter().any(|(raw, g)| {
+            g.is_match(key)
+                || (!matches!(kind, Kind::Resource | Kind::Root)
+                    && (g.is_match(slugify(key)) || raw.replace('_', "-") == slugify(key)))
+        })
+    }
+}
+
+/// What to select.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Only these kinds (None: all).
+    pub types: Option<Vec<Kind>>,
+    /// Never these kinds, not even as dependencies.
+    pub exclude_types: Vec<Kind>,
+    /// Any-of tag filter (compared in normalised form).
+    pub tags: Vec<String>,
+    pub include: Option<IncludeSpec>,
+    pub include_inactive: bool,
+    /// Close the selection over dependencies.
+    pub dependencies: bool,
+}
+
+/// What a selection kept and left out.
+#[derive(Debug, Default)]
+pub struct Selected {
+    pub document: Document,
+    pub skipped: usize,
+}
+
+/// Dependency edges of a document: server → tools, resources, prompts it links; a linked tool
+/// the document lacks but whose name is `<gateway-slug>-…` → that peer gateway.
+pub fn edges(e: &Entities) -> BTreeMap<Key, BTreeSet<Key>> {
+    let mut out: BTreeMap<Key, BTreeSet<Key>> = BTreeMap::new();
+    let tools: BTreeSet<String> = e.tools.iter().map(|t| slugify(&t.name)).collect();
+    let gateways: Vec<(String, &str)> = e
+        .gateways
+        .iter()
+        .map(|g| (format!("{}-", slugify(&g.name)), g.name.as_str()))
+        .collect();
+    for s in &e.servers {
+        let deps = out.entry((Kind::Server, s.name.clone())).or_default();
+        for t in &s.tool_ids {
+            if tools.contains(&slugify(t)) {
+                deps.insert((Kind::Tool, t.clone()));
+            } else if let Some((_, g)) = gateways
+                .iter()
+                .filter(|(prefix, _)| t.starts_with(prefix.as_str()))
+                .max_by_key(|(prefix, _)| prefix.len())
+            {
+                deps.insert((Kind::Gateway, g.to_string()));
+            }
+        }
+        deps.extend(s.resource_uris.iter().map(|u| (Kind::Resource, u.clone())));
+        deps.extend(s.prompt_names.iter().map(|p| (Kind::Prompt, p.clone())));
+    }
+    out
+}
+
+/// Apply a selection to a document.
+pub fn select(doc: &Document, sel: &Selection) -> Selected {
+    let e = &doc.entities;
+    let tags: BTreeSet<String> = sel
+        .tags
+        .iter()
+        .map(|t| crate::core::document::tag::normalize(t))
+        .collect();
+    let kind_on = |k: Kind| {
+        !sel.exclude_types.contains(&k) && sel.types.as_ref().is_none_or(|t| t.contains(&k))
+    };
+    let mut chosen: BTreeSet<Key> = BTreeSet::new();
+    let mut consider =
+        |kind: Kind, key: &str, item_tags: &[crate::core::document::Tag], active: bool| {
+            let ok = kind_on(kind)
+                && (sel.include_inactive || active)
+                && sel
+                    .include
+                    .as_ref()
+                    .is_none_or(|inc| inc.matches(kind, key))
+                && (tags.is_empty() || item_tags.iter().any(|t| tags.contains(&t.normalized())));
+            if ok {
+                chosen.insert((kind, identity(kind, key)));
+            }
+        };
+    fn each<E: Entity>(
+        v: &[E],
+        f: &mut impl FnMut(Kind, &str, &[crate::core::document::Tag], bool),
+    ) {
+        for x in v {
+            f(E::KIND, x.key(), x.tags(), x.is_active());
+        }
+    }
+    each(&e.tools, &mut consider);
+    each(&e.gateways, &mut consider);
+    each(&e.servers, &mut consider);
+    each(&e.prompts, &mut consider);
+    each(&e.resources, &mut consider);
+    each(&e.roots, &mut consider);
+
+    if sel.dependencies {
+        let graph = edges(e);
+        let mut stack: Vec<Key> = chosen.iter().cloned().collect();
+        while let Some(k) = stack.pop() {
+            let Some(deps) = graph
+                .iter()
+                .find(|((kind, name), _)| *kind == k.0 && identity(*kind, name) == k.1)
+                .map(|(_, d)| d)
+            else {
+                continue;
+            };
+            for (dk, dn) in deps {
+                let id = (*dk, identity(*dk, dn));
+                if !sel.exclude_types.contains(dk) && chosen.insert(id.clone()) {
+                    stack.push(id);
+                }
+            }
+        }
+    }
+
+    let keep = |kind: Kind, key: &str| chosen.contains(&(kind, identity(kind, key)));
+    fn filter<E: Entity + Clone>(v: &[E], keep: &impl Fn(Kind, &str) -> bool) -> Vec<E> {
+        v.iter()
+            .filter(|x| keep(E::KIND, x.key()))
+            .cloned()
+            .collect()
+    }
+    let entities = Entities {
+        tools: filter(&e.tools, &keep),
+        gateways: filter(&e.gateways, &keep),
+        servers: filter(&e.servers, &keep),
+        prompts: filter(&e.prompts, &keep),
+        resources: filter(&e.resources, &keep),
+        roots: filter(&e.roots, &keep),
+    };
+    let skipped = e.total() - entities.total();
+    Selected {
+        document: Document {
+            entities,
+            ..doc.clone()
+        },
+        skipped,
+    }
+}
+
+fn identity(kind: Kind, key: &str) -> String {
+    crate::core::document::validate::identity(kind, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::document::from_str;
+
+    fn doc() -> Document {
+        from_str(
+            r#"{"version":"1","entities":{
+              "tools":[{"name":"weather_api","url":"https://x.example/w","tags":["Weather"]},
+                       {"name":"translate","url":"https://x.example/t"},
+                       {"name":"old","url":"https://x.example/o","is_active":false}],
+              "gateways":[{"name":"peer-one","url":"http://localhost:1/mcp"}],
+              "servers":[{"name":"ai-server","tool_ids":["translate","peer-one-echo"],"prompt_names":["sum"]},
+                         {"name":"other","tool_ids":["weather_api"]}],
+              "prompts":[{"name":"sum","template":"{{ x }}"}],
+              "roots":[{"uri":"file:///workspace","name":"workspace"}]}}"#,
+            None,
+            "t",
+        )
+        .unwrap()
+    }
+
+    fn names(d: &Document) -> Vec<String> {
+        Kind::DISPLAY
+            .iter()
+            .flat_map(|k| {
+                d.entities
+                    .keys(*k)
+                    .into_iter()
+                    .map(move |n| format!("{k}:{n}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn include_forms() {
+        let a = IncludeSpec::parse("tools:weather_api,translate;servers:ai-*").unwrap();
+        assert!(a.matches(Kind::Tool, "translate") && a.matches(Kind::Tool, "weather_api"));
+        assert!(
+            a.matches(Kind::Tool, "weather-api"),
+            "slug form matches too"
+        );
+        assert!(a.matches(Kind::Server, "ai-server") && !a.matches(Kind::Server, "other"));
+        let b = IncludeSpec::parse("tool:*,server:ai-*,root:workspace").unwrap();
+        assert!(b.matches(Kind::Tool, "anything") && b.matches(Kind::Root, "workspace"));
+        let c = IncludeSpec::parse("roots:file:///data/*,https://example.com/*").unwrap();
+        assert!(c.matches(Kind::Root, "https://example.com/repo"));
+        assert_eq!(
+            IncludeSpec::parse("widgets:x").unwrap_err(),
+            IncludeError::Kind(UnknownKind("widgets".into()))
+        );
+        assert_eq!(
+            IncludeSpec::parse("weather").unwrap_err(),
+            IncludeError::NoKind("weather".into())
+        );
+        assert!(matches!(
+            IncludeSpec::parse("tools:[").unwrap_err(),
+            IncludeError::Glob(..)
+        ));
+        assert_eq!(IncludeSpec::parse(" ; ").unwrap_err(), IncludeError::Empty);
+    }
+
+    #[test]
+    fn selection_table() {
+        let d = doc();
+        let cases: Vec<(Selection, Vec<&str>)> = vec![
+            (
+                Selection {
+                    dependencies: true,
+                    ..Default::default()
+                },
+                vec![
+                    "tool:translate",
+                    "tool:weather_api",
+                    "gateway:peer-one",
+                    "server:ai-server",
+                    "server:other",
+                    "prompt:sum",
+                    "root:file:///workspace",
+                ],
+            ),
+            (
+                Selection {
+                    include_inactive: true,
+                    types: Some(vec![Kind::Tool]),
+                    ..Default::default()
+                },
+                vec!["tool:weather_api", "tool:translate", "tool:old"],
+            ),
+            (
+                Selection {
+                    include: Some(IncludeSpec::parse("servers:ai-*").unwrap()),
+                    dependencies: true,
+                    ..Default::default()
+                },
+                vec![
+                    "tool:translate",
+                    "gateway:peer-one",
+                    "server:ai-server",
+                    "prompt:sum",
+                ],
+            ),
+            (
+                Selection {
+                    include: Some(IncludeSpec::parse("servers:ai-*").unwrap()),
+                    dependencies: false,
+                    ..Default::default()
+                },
+                vec!["server:ai-server"],
+            ),
+            (
+                Selection {
+                    types: Some(vec![Kind::Server]),
+                    exclude_types: vec![Kind::Gateway],
+                    dependencies: true,
+                    ..Default::default()
+                },
+                vec![
+                    "tool:translate",
+                    "tool:weather_api",
+                    "server:ai-server",
+                    "server:other",
+                    "prompt:sum",
+                ],
+            ),
+            (
+                Selection {
+                    tags: vec!["weather".into()],
+                    dependencies: true,
+                    ..Default::default()
+                },
+                vec!["tool:weather_api"],
+            ),
+        ];
+        for (i, (sel, want)) in cases.into_iter().enumerate() {
+            let got = select(&d, &sel);
+            let mut g = names(&got.document);
+            let mut w: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            g.sort();
+            w.sort();
+            assert_eq!(g, w, "case {i}");
+            assert_eq!(got.skipped, d.entities.total() - w.len(), "case {i}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Backups to Git: export the live gateway with the export engine, write the document to a path
+//! in a branch of a repository, commit with a message that lists what changed since the
+//! previous version there (entities, not bytes: `exported_at` and the other header fields are
+//! ignored), and push without force. Nothing changed: no commit. One call, one backup: the CLI's
+//! `backup --once` and a scheduling daemon both call [`once`].
+
+use std::path::PathBuf;
+
+use crate::core::changes::{self, Changes};
+use crate::core::document::{self, Document, Format};
+use crate::core::secrets::Secret;
+use crate::core::select::Selection;
+use crate::engine::export::{ExportError, ExportOptions, export};
+use crate::engine::git::{self, CommitId, GitError, PublishOptions, Published, Remote, Repo};
+use crate::gateway::Client;
+
+/// Where a backup goes.
+#[derive(Clone)]
+pub struct BackupTarget {
+    pub remote: Remote,
+    /// The branch (created on the first backup when the remote lacks it: it then starts
+    /// without history, holding only the backup).
+    pub branch: String,
+    /// Repository-relative file path (see [`git::clean_path`]).
+    pub path: String,
+    /// Where the cached clone lives.
+    pub cache_dir: PathBuf,
+    /// The commit message's first word(s), before `: <summary>` (default `backup`).
+    pub message_prefix: String,
+    /// JSON or YAML (default: from the path's extension, else JSON).
+    pub format: Option<Format>,
+    pub publish: PublishOptions,
+}
+
+impl BackupTarget {
+    pub fn format(&self) -> Format {
+        self.format
+            .or_else(|| Format::from_path(std::path::Path::new(&self.path)))
+            .unwrap_or(Format::Json)
+    }
+}
+
+/// What a backup did.
+#[derive(Clone, Debug)]
+pub struct BackupOutcome {
+    /// The new commit, or None when nothing changed.
+    pub commit: Option<CommitId>,
+    /// The branch head before (None: the branch was new).
+    pub previous: Option<CommitId>,
+    /// Push attempts (more than 1 when someone else pushed in between).
+    pub attempts: u32,
+    /// What changed against the previous version at the path.
+    pub changes: Changes,
+    /// The commit message (when committed).
+    pub message: Option<String>,
+    /// The exported document (credentials encrypted).
+    pub document: Document,
+    /// A note about the previous version, e.g. that it could not be read.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// What a backup exports: everything, deactivated entities included, decrypted with the
+/// gateway's key and encrypted with `document_secret` (default: the gateway's).
+pub fn export_options(
+    gateway_secret: Secret,
+    document_secret: Option<Secret>,
+    exported_by: String,
+) -> ExportOptions {
+    ExportOptions {
+        selection: Selection {
+            include_inactive: true,
+            dependencies: true,
+            ..Selection::default()
+        },
+        gateway_secret,
+        document_secret,
+        exported_by: Some(exported_by),
+        now: crate::core::clock::now_rfc3339(),
+    }
+}
+
+/// Export the gateway and commit the document to the target, once.
+pub async fn once(
+    client: &Client,
+    export_opts: &ExportOptions,
+    target: &BackupTarget,
+) -> Result<BackupOutcome, BackupError> {
+    let path = git::clean_path(&target.path)?;
+    if path.is_empty() {
+        return Err(GitError::BadSetting {
+            setting: "--path".into(),
+            reason: "must name a file in the repository".into(),
+        }
+        .into());
+    }
+    let exported = export(client, export_opts).await?;
+    let document = exported.document;
+    let format = target.format();
+    let text = document::to_string(&document, format);
+    let target = target.clone();
+    let doc = document.clone();
+    let joined = tokio::task::spawn_blocking(move || commit(&target, &path, &doc, text, format))
+        .await
+        .map_err(|e| GitError::local("backup", e))?;
+    let (published, last) = joined?;
+    let (commit, attempts) = match published {
+        Published::Committed { commit, attempts } => (Some(commit), attempts),
+        Published::Unchanged { .. } => (None, 1),
+    };
+    Ok(BackupOutcome {
+        commit,
+        previous: last.previous,
+        attempts,
+        changes: last.changes,
+        message: last.message,
+        document,
+        note: last.note,
+    })
+}
+
+/// What the last attempt saw.
+#[derive(Default)]
+struct Last {
+    previous: Option<CommitId>,
+    changes: Changes,
+    message: Option<String>,
+    note: Option<String>,
+}
+
+fn commit(
+    target: &BackupTarget,
+    path: &str,
+    doc: &Document,
+    text: String,
+    format: Format,
+) -> Result<(Published, Last), GitError> {
+    let mut repo = Repo::open_or_clone(&target.remote, &target.cache_dir)?;
+    let mut last = Last::default();
+    let name = format!("{}@{}:{path}", target.remote.url, target.branch);
+    let published = repo.publish(&target.branch, &target.publish, |snap| {
+        let mut note = None;
+        let previous = snap.file(path).and_then(|bytes| {
+            let parsed = String::from_utf8(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    document::from_str(&t, Some(format), &name).map_err(|e| e.to_string())
+                });
+            match parsed {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    note = Some(format!(
+                        "the previous version could not be read ({e}); it is replaced"
+                    ));
+                    None
+                }
+            }
+        });
+        let changes = changes::between_documents(previous.as_ref(), doc);
+        let first = snap.file(path).is_none();
+        if changes.is_empty() && !first && note.is_none() {
+            last = Last {
+                previous: snap.head().cloned(),
+                changes,
+                message: None,
+                note,
+            };
+            return None;
+        }
+        let mut message = if changes.is_empty() {
+            format!("{}: first backup (no entities)\n", target.message_prefix)
+        } else {
+            changes.message(&target.message_prefix)
+        };
+        if let Some(n) = &note {
+            message.push_str(&format!("\nNote: {n}\n"));
+        }
+        if let Some(src) = &doc.source_gateway {
+            message.push_str(&format!("\nSource: {src}\n"));
+        }
+        last = Last {
+            previous: snap.head().cloned(),
+            changes,
+            message: Some(message.clone()),
+            note,
+        };
+        Some(git::Change {
+            files: vec![(path.to_string(), text.clone().into_bytes())],
+            message,
+        })
+    })?;
+    Ok((published, last))
+}

@@ -1,0 +1,11 @@
+//! The one engine every front door calls.
+
+pub mod apply;
+pub mod backup;
+pub mod bulk;
+pub mod environment;
+pub mod export;
+pub mod git;
+pub mod promote;
+pub mod reconcile;
+pub mod restore;

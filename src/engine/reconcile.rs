@@ -1,0 +1,472 @@
+//! Reconcile an environment directory with its gateway: the sequence every environment front
+//! door (`plan`, `apply`, `watch`, the daemon) runs, so that none has its own. Load the
+//! environment, connect, mark what it owns when pruning, `apply::ready`, add prune's deletes,
+//! then `apply::owner` + `apply::execute`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::core::diff::Desired;
+use crate::core::document::Document;
+use crate::core::secrets::Secret;
+use crate::engine::apply::{
+    self, Keys, MassDelete, Options, Progress, PrunePolicy, Ready, ReadyError, Report, StepAction,
+    prune,
+};
+use crate::engine::environment::{self, EnvError, Environment, Mode};
+use crate::gateway::{Auth, Client, ClientOptions, GatewayError, Limiter, Stats};
+
+/// Why a reconcile did not get to writing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error("{file}: {message}")]
+    Config { file: String, message: String },
+    #[error(transparent)]
+    Ready(#[from] ReadyError),
+    #[error(transparent)]
+    MassDelete(#[from] MassDelete),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error("{plan}: stale plan: {why}; run plan again")]
+    Stale { plan: String, why: String },
+    #[error("{dir}: mode is observe; apply refuses to write (use plan to see the drift)")]
+    Observe { dir: String },
+}
+
+impl ReconcileError {
+    /// A short, stable label (metrics, logs).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReconcileError::Env(_) | ReconcileError::Config { .. } => "invalid",
+            ReconcileError::Ready(ReadyError::Gateway(_)) | ReconcileError::Gateway(_) => "gateway",
+            ReconcileError::Ready(_) => "invalid",
+            ReconcileError::MassDelete(_) => "mass_delete",
+            ReconcileError::Stale { .. } => "stale",
+            ReconcileError::Observe { .. } => "observe",
+        }
+    }
+
+    /// The gateway could not be reached or answered with a server error: worth retrying.
+    pub fn is_transient(&self) -> bool {
+        let g = match self {
+            ReconcileError::Gateway(g) | ReconcileError::Ready(ReadyError::Gateway(g)) => g,
+            _ => return false,
+        };
+        matches!(g, GatewayError::Unreachable { .. }) || g.status().is_some_and(|s| s >= 500)
+    }
+}
+
+/// Front-door settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub parallelism: usize,
+    pub allow_mass_delete: bool,
+    pub dry_run: bool,
+    /// The prune owner when the environment file names none (default: the directory's name).
+    pub default_owner: Option<String>,
+    /// Count the requests of every client made with these settings here.
+    pub stats: Option<Arc<Stats>>,
+    /// One client-side rate limit for every client made with these settings.
+    pub limiter: Option<Arc<Limiter>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            parallelism: 4,
+            allow_mass_delete: false,
+            dry_run: false,
+            default_owner: None,
+            stats: None,
+            limiter: None,
+        }
+    }
+}
+
+/// An environment connected to its gateway.
+pub struct Target {
+    pub env: Environment,
+    pub client: Client,
+    pub keys: Keys,
+    pub opts: Options,
+    pub prune: Option<PrunePolicy>,
+    /// The desired document (taken from `env.document`), marked when pruning.
+    pub desired: Document,
+}
+
+fn config_error(env_dir: &Path, message: impl ToString) -> ReconcileError {
+    ReconcileError::Config {
+        file: env_dir.join(environment::CONFIG_FILE).display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+impl Target {
+    /// Load `dir` and connect to its gateway (no request yet).
+    pub fn open(dir: &Path, s: &Settings) -> Result<Target, ReconcileError> {
+        Self::new(environment::load(dir)?, s)
+    }
+
+    pub fn new(mut env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
+        let c = &env.config;
+        let bad = |m: String| config_error(&env.dir, m);
+        let auth = Auth::resolve(
+            env.secret(&c.token)?,
+            c.user.clone(),
+            env.secret(&c.jwt_secret)?,
+            "mcpgateway-api".into(),
+            "mcpgateway".into(),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
+        let mut client_opts = ClientOptions::new(c.gateway.clone(), auth);
+        client_opts.stats = s.stats.clone();
+        client_opts.limiter = s.limiter.clone();
+        let client = Client::new(client_opts)?;
+        let keys = Keys::new(
+            env.secret(&c.secret)?.map(|s| Secret::new(&s)),
+            env.secret(&c.gateway_secret)?.map(|s| Secret::new(&s)),
+        );
+        let opts = Options {
+            strategy: c.conflict_strategy.unwrap_or_default(),
+            parallelism: s.parallelism,
+            dry_run: s.dry_run,
+            discovery_timeout: Duration::from_secs(30),
+            ..Options::default()
+        };
+        let prune = if c.prune.enabled {
+            let owner = match c.prune.owner.as_ref().or(s.default_owner.as_ref()) {
+                Some(o) => o.clone(),
+                None => env
+                    .dir
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| "default".into()),
+            };
+            Some(PrunePolicy {
+                marker: prune::marker_tag(&owner).map_err(bad)?,
+                max_delete_percent: c.prune.max_delete_percent,
+                allow_mass_delete: s.allow_mass_delete,
+            })
+        } else {
+            None
+        };
+        // The environment's document moves into `desired` (no copy of a large document).
+        let mut desired = std::mem::take(&mut env.document);
+        if let Some(p) = &prune {
+            prune::mark(&mut desired, &p.marker);
+        }
+        Ok(Target {
+            env,
+            client,
+            keys,
+            opts,
+            prune,
+            desired,
+        })
+    }
+
+    /// Observe the gateway and decide every step (reads only).
+    pub async fn plan(&self) -> Result<Planned, ReconcileError> {
+        let file = self.env.dir.display().to_string();
+        let mut ready = apply::ready(
+            &self.client,
+            &self.desired,
+            &self.desired,
+            &file,
+            &self.keys,
+            &self.opts,
+        )
+        .await?;
+        self.prune_into(&mut ready)?;
+        Ok(Planned { ready })
+    }
+
+    /// Plan against a saved snapshot of the gateway (an export document): no request.
+    pub fn plan_offline(&self, snapshot: Document) -> Result<Planned, ReconcileError> {
+        let file = self.env.dir.display().to_string();
+        let mut ready = apply::ready_offline(
+            &self.desired,
+            &self.desired,
+            &file,
+            &self.keys,
+            &self.opts,
+            snapshot,
+        )?;
+        self.prune_into(&mut ready)?;
+        Ok(Planned { ready })
+    }
+
+    /// Add prune's deletes.
+    fn prune_into(&self, ready: &mut Ready) -> Result<(), ReconcileError> {
+        if let Some(p) = &self.prune {
+            let deletes = prune::deletes(&self.desired, &ready.observed, p)?;
+            ready.prepared.steps.extend(deletes);
+        }
+        Ok(())
+    }
+
+    /// Keyed digests (HMAC-SHA256) of the desired state and of the observed live state, as a
+    /// saved plan records them.
+    pub fn digests(&self, planned: &Planned) -> (String, String) {
+        let key = self.digest_key();
+        (
+            desired_digest(&key, &self.desired, &planned.ready, &self.opts, &self.prune),
+            live_digest(&key, &planned.ready),
+        )
+    }
+
+    /// Execute a plan made by [`Target::plan`].
+    pub async fn apply(
+        &self,
+        planned: &Planned,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Report, ReconcileError> {
+        if self.env.config.mode == Mode::Observe && !self.opts.dry_run {
+            return Err(ReconcileError::Observe {
+                dir: self.env.dir.display().to_string(),
+            });
+        }
+        let r = &planned.ready;
+        let owner = apply::owner(&self.client, &r.prepared, &self.opts).await?;
+        Ok(apply::execute(
+            &self.client,
+            &Desired {
+                document: &self.desired,
+                credentials: &r.credentials,
+            },
+            &r.observed,
+            &r.prepared,
+            &self.opts,
+            owner,
+            progress,
+        )
+        .await)
+    }
+
+    fn digest_key(&self) -> Vec<u8> {
+        self.keys
+            .gateway
+            .as_ref()
+            .map(|s| s.key_hex().into_bytes())
+            .unwrap_or_else(|| b"mcp-gitops".to_vec())
+    }
+
+    /// Check that a saved plan still holds, then apply it.
+    pub async fn apply_saved(
+        &self,
+        saved: &SavedPlan,
+        plan_file: &str,
+        progress: Option<Progress<'_>>,
+    ) -> Result<(Planned, Report), ReconcileError> {
+        let now = self.plan().await?;
+        let stale = |why: &str| ReconcileError::Stale {
+            plan: plan_file.to_string(),
+            why: why.to_string(),
+        };
+        let (desired_digest, live_digest) = self.digests(&now);
+        if desired_digest != saved.desired_digest {
+            return Err(stale(
+                "the environment's documents or settings changed since it was made",
+            ));
+        }
+        if live_digest != saved.live_digest {
+            return Err(stale("the live gateway changed since it was made"));
+        }
+        let report = self.apply(&now, progress).await?;
+        Ok((now, report))
+    }
+}
+
+/// A plan: what the gateway holds and what to do.
+pub struct Planned {
+    pub ready: Ready,
+}
+
+/// Counts of a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+    pub skip: usize,
+}
+
+impl Counts {
+    pub fn changes(&self) -> usize {
+        self.create + self.update + self.delete
+    }
+}
+
+impl Planned {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.ready.prepared.steps {
+            match s.action {
+                StepAction::Create => c.create += 1,
+                StepAction::Update(_) => c.update += 1,
+                StepAction::Delete => c.delete += 1,
+                StepAction::Unchanged => c.unchanged += 1,
+                StepAction::Skip(_) => c.skip += 1,
+            }
+        }
+        c
+    }
+
+    /// Terraform-like lines: `+ create`, `~ update` with field changes, `- delete`, skips,
+    /// and with `verbose` the unchanged entities. Credentials never appear.
+    pub fn lines(&self, verbose: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.ready.prepared.steps {
+            out.push(match &s.action {
+                StepAction::Create => format!("+ create {} {}", s.kind, s.target),
+                StepAction::Update(changes) => {
+                    let c: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                    format!("~ update {} {}: {}", s.kind, s.key, c.join("; "))
+                }
+                StepAction::Delete => format!("- delete {} {}", s.kind, s.key),
+                StepAction::Skip(why) => format!("  skip {} {}: {why}", s.kind, s.key),
+                StepAction::Unchanged if verbose => format!("  unchanged {} {}", s.kind, s.key),
+                StepAction::Unchanged => continue,
+            });
+        }
+        out
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(&(p.len() as u64).to_be_bytes());
+        mac.update(p);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn credentials_json(c: &crate::core::diff::CredentialMap) -> String {
+    c.iter()
+        .map(|((k, n), v)| format!("{k}\u{0}{n}\u{0}{}\n", v.to_json()))
+        .collect()
+}
+
+fn desired_digest(
+    key: &[u8],
+    desired: &Document,
+    ready: &Ready,
+    opts: &Options,
+    prune: &Option<PrunePolicy>,
+) -> String {
+    let mut doc = desired.clone();
+    doc.exported_at = None;
+    let settings = format!("{:?} {:?}", opts.strategy, prune);
+    hmac_hex(
+        key,
+        &[
+            serde_json::to_string(&doc.entities)
+                .unwrap_or_default()
+                .as_bytes(),
+            credentials_json(&ready.credentials).as_bytes(),
+            settings.as_bytes(),
+        ],
+    )
+}
+
+fn live_digest(key: &[u8], ready: &Ready) -> String {
+    let o = &ready.observed;
+    let mut doc = o.document.clone();
+    doc.entities.sort();
+    let mut ids: Vec<String> = o
+        .ids
+        .iter()
+        .map(|((k, n), id)| format!("{k}\u{0}{n}\u{0}{id}"))
+        .collect();
+    ids.sort();
+    hmac_hex(
+        key,
+        &[
+            serde_json::to_string(&doc.entities)
+                .unwrap_or_default()
+                .as_bytes(),
+            ids.join("\n").as_bytes(),
+            credentials_json(&o.credentials).as_bytes(),
+        ],
+    )
+}
+
+/// The saved form of a plan (`plan --out plan.json`): where it applies, digests of both
+/// sides, and the changes for people to read. No credential, no substituted value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: String,
+    pub environment: PathBuf,
+    pub gateway: String,
+    pub created_at: String,
+    pub desired_digest: String,
+    pub live_digest: String,
+    pub counts: Counts,
+    pub changes: Vec<String>,
+}
+
+/// The `format` of a saved plan.
+pub const PLAN_FORMAT: &str = "mcp-gitops-plan/1";
+
+impl SavedPlan {
+    pub fn new(t: &Target, p: &Planned, created_at: String) -> SavedPlan {
+        let (desired_digest, live_digest) = t.digests(p);
+        SavedPlan {
+            format: PLAN_FORMAT.into(),
+            environment: t
+                .env
+                .dir
+                .canonicalize()
+                .unwrap_or_else(|_| t.env.dir.clone()),
+            gateway: t.env.config.gateway.clone(),
+            created_at,
+            desired_digest,
+            live_digest,
+            counts: p.counts(),
+            changes: p.lines(false).iter().map(|l| t.env.mask(l)).collect(),
+        }
+    }
+
+    /// Read a saved plan; `None` when `path` is not one (an environment directory, say).
+    pub fn read(path: &Path) -> Option<Result<SavedPlan, String>> {
+        if !path.is_file() {
+            return None;
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(format!("cannot read {}: {e}", path.display()))),
+        };
+        Some(
+            serde_json::from_str::<SavedPlan>(&text)
+                .map_err(|e| format!("{}: not a saved plan: {e}", path.display()))
+                .and_then(|p| {
+                    if p.format == PLAN_FORMAT {
+                        Ok(p)
+                    } else {
+                        Err(format!(
+                            "{}: plan format {} is not {PLAN_FORMAT}",
+                            path.display(),
+                            p.format
+                        ))
+                    }
+                }),
+        )
+    }
+}

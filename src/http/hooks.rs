@@ -1,0 +1,280 @@
+//! `POST /hooks/git`: a push webhook. GitHub and Gitea sign the raw body: `X-Hub-Signature-256`
+//! is `sha256=` + hex HMAC-SHA256 with the shared secret; GitLab sends the secret itself as
+//! `X-Gitlab-Token`. Either is checked in constant time before anything else is read; requests
+//! are rate limited; a push names the repository and branch, and only the environments reading
+//! that branch of that repository fetch.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// The webhook's shared secret. Its debug form never shows it.
+#[derive(Clone)]
+pub struct HookSecret(Vec<u8>);
+
+impl HookSecret {
+    pub fn new(secret: &str) -> HookSecret {
+        HookSecret(secret.as_bytes().to_vec())
+    }
+
+    /// `sha256=<hex>` for `body` (what a sender puts in `X-Hub-Signature-256`).
+    pub fn sign(&self, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
+        mac.update(body);
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("sha256={hex}")
+    }
+
+    /// Check a signature header against the body, in constant time.
+    pub fn verify(&self, body: &[u8], header: Option<&str>) -> Result<(), &'static str> {
+        let header = header.ok_or("no X-Hub-Signature-256 header")?;
+        let hex = header
+            .trim()
+            .strip_prefix("sha256=")
+            .ok_or("X-Hub-Signature-256 must start with sha256=")?;
+        let given = crate::core::secrets::unhex(hex).ok_or("X-Hub-Signature-256 is not hex")?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
+        mac.update(body);
+        mac.verify_slice(&given)
+            .map_err(|_| "signature does not match")
+    }
+}
+
+impl HookSecret {
+    /// Check a request: a GitLab token when one is sent, else the GitHub-style signature.
+    pub fn check(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+        gitlab_token: Option<&str>,
+    ) -> Result<(), &'static str> {
+        match gitlab_token {
+            Some(t) if constant_time_eq(t.as_bytes(), &self.0) => Ok(()),
+            Some(_) => Err("X-Gitlab-Token does not match"),
+            None => self.verify(body, signature),
+        }
+    }
+}
+
+/// Equal bytes, in time that depends on the lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl fmt::Debug for HookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HookSecret(*****)")
+    }
+}
+
+/// A sliding window: at most `per_minute` requests in any 60 s.
+pub struct Window {
+    per_minute: usize,
+    seen: VecDeque<Instant>,
+}
+
+impl Window {
+    pub fn new(per_minute: u32) -> Window {
+        Window {
+            per_minute: per_minute.max(1) as usize,
+            seen: VecDeque::new(),
+        }
+    }
+
+    /// Admit a request at `now`, or say how long until one would be admitted.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        let minute = Duration::from_secs(60);
+        while self
+            .seen
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= minute)
+        {
+            self.seen.pop_front();
+        }
+        if self.seen.len() >= self.per_minute {
+            let oldest = *self.seen.front().expect("non-empty");
+            return Err(minute.saturating_sub(now.saturating_duration_since(oldest)));
+        }
+        self.seen.push_back(now);
+        Ok(())
+    }
+}
+
+/// What a push event names: repository URLs (any of them may be configured) and the branch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Push {
+    pub urls: Vec<String>,
+    pub full_name: Option<String>,
+    pub branch: Option<String>,
+}
+
+/// Read a push payload (GitHub, Gitea, GitLab shapes). Anything else names nothing.
+pub fn parse_push(body: &[u8]) -> Push {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Push::default();
+    };
+    let repo = v.get("repository").or_else(|| v.get("project"));
+    let s = |x: Option<&Value>, k: &str| {
+        x.and_then(|r| r.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let urls = [
+        "clone_url",
+        "ssh_url",
+        "git_url",
+        "html_url",
+        "url",
+        "git_http_url",
+        "git_ssh_url",
+    ]
+    .iter()
+    .filter_map(|k| s(repo, k))
+    .collect();
+    let branch = v
+        .get("ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("refs/heads/"))
+        .map(str::to_string);
+    Push {
+        urls,
+        full_name: s(repo, "full_name").or_else(|| s(repo, "path_with_namespace")),
+        branch,
+    }
+}
+
+/// A comparable form of a repository URL: host and path, lower-case, without scheme, user,
+/// port or `.git` (`git@github.com:Acme/Config.git` and `https://github.com/acme/config`
+/// are the same repository).
+pub fn repo_identity(url: &str) -> String {
+    let mut u = url.trim().to_ascii_lowercase();
+    if let Some(i) = u.find("://") {
+        u = u[i + 3..].to_string();
+    }
+    if let Some(i) = u.find('@')
+        && !u[..i].contains('/')
+    {
+        u = u[i + 1..].to_string();
+    }
+    // scp-like host:path, or host:port/path
+    if let Some(i) = u.find(':')
+        && !u[..i].contains('/')
+    {
+        let rest = &u[i + 1..];
+        let path = match rest.find('/') {
+            Some(j) if rest[..j].chars().all(|c| c.is_ascii_digit()) => &rest[j + 1..],
+            _ => rest,
+        };
+        u = format!("{}/{}", &u[..i], path);
+    }
+    u.trim_end_matches('/').trim_end_matches(".git").to_string()
+}
+
+impl Push {
+    /// Whether the push concerns `branch` of the repository at `url`. A payload that names no
+    /// repository concerns every repository; one that names no branch, every branch.
+    pub fn concerns(&self, url: &str, branch: &str) -> bool {
+        if self.branch.as_deref().is_some_and(|b| b != branch) {
+            return false;
+        }
+        if self.urls.is_empty() && self.full_name.is_none() {
+            return true;
+        }
+        let want = repo_identity(url);
+        self.urls.iter().any(|u| repo_identity(u) == want)
+            || self
+                .full_name
+                .as_deref()
+                .is_some_and(|n| want.ends_with(&format!("/{}", n.to_ascii_lowercase())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_checked() {
+        let s = HookSecret::new("It's a Secret to Everybody");
+        // GitHub's documented example.
+        let body = b"Hello, World!";
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(s.sign(body), good);
+        assert_eq!(s.verify(body, Some(good)), Ok(()));
+        let cases = [
+            (None, "no X-Hub-Signature-256 header"),
+            (
+                Some("sha1=abc"),
+                "X-Hub-Signature-256 must start with sha256=",
+            ),
+            (Some("sha256=zz"), "X-Hub-Signature-256 is not hex"),
+            (
+                Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18"),
+                "signature does not match",
+            ),
+        ];
+        for (header, why) in cases {
+            assert_eq!(s.verify(body, header), Err(why), "{header:?}");
+        }
+        assert_eq!(
+            s.verify(b"Hello, World?", Some(good)),
+            Err("signature does not match")
+        );
+        assert_eq!(format!("{s:?}"), "HookSecret(*****)");
+        // GitLab: the secret itself, as a header.
+        assert_eq!(
+            s.check(body, None, Some("It's a Secret to Everybody")),
+            Ok(())
+        );
+        assert_eq!(
+            s.check(body, Some(good), Some("It's a Secret to Everybod")),
+            Err("X-Gitlab-Token does not match")
+        );
+        assert_eq!(s.check(body, Some(good), None), Ok(()));
+        assert_eq!(
+            s.check(body, None, None),
+            Err("no X-Hub-Signature-256 header")
+        );
+    }
+
+    #[test]
+    fn the_window_admits_per_minute() {
+        let mut w = Window::new(2);
+        let t0 = Instant::now();
+        assert!(w.admit(t0).is_ok());
+        assert!(w.admit(t0 + Duration::from_secs(1)).is_ok());
+        let wait = w.admit(t0 + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(50));
+        assert!(w.admit(t0 + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn pushes_concern_their_repository_and_branch() {
+        let github = br#"{"ref":"refs/heads/main","repository":{"full_name":"acme/config",
+            "clone_url":"https://github.com/acme/config.git","ssh_url":"git@github.com:acme/config.git"}}"#;
+        let p = parse_push(github);
+        assert_eq!(p.branch.as_deref(), Some("main"));
+        assert!(p.concerns("git@github.com:Acme/Config.git", "main"));
+        assert!(p.concerns("ssh://git@github.com:22/acme/config", "main"));
+        assert!(p.concerns("https://github.com/acme/config", "main"));
+        assert!(!p.concerns("https://github.com/acme/config", "prod"));
+        assert!(!p.concerns("https://github.com/acme/other.git", "main"));
+        let local =
+            br#"{"ref":"refs/heads/main","repository":{"clone_url":"/srv/git/config.git"}}"#;
+        assert!(parse_push(local).concerns("/srv/git/config.git", "main"));
+        // No repository named (a ping, a hand-made request): every repository.
+        assert!(parse_push(b"{}").concerns("/srv/git/config.git", "main"));
+        assert!(parse_push(b"not json").concerns("/srv/git/config.git", "main"));
+        let tag = br#"{"ref":"refs/tags/v1","repository":{"full_name":"acme/config"}}"#;
+        assert!(parse_push(tag).concerns("git@github.com:acme/config.git", "main"));
+    }
+}
