@@ -3,14 +3,14 @@
 //! signed webhooks, bad commits that keep the last good state, scheduled backups that commit
 //! only changes and never trigger a reconcile, outages, SIGTERM and a restart that resumes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::git::{bare, git};
-use common::proc::Logged;
-use common::{Gateway, description};
+use crate::common::git::{bare, git};
+use crate::common::proc::Logged;
+use crate::common::{Gateway, description};
 use mcp_gitops::gateway::Action;
 use mcp_gitops::http::hooks::HookSecret;
 use serde_json::{Value, json};

@@ -1,8 +1,8 @@
 //! `mcp-gitops plan` / `apply` of an environment directory against a real gateway.
 
-mod common;
+use crate::common;
 
-use common::{Gateway, seed};
+use crate::common::{Gateway, seed};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()

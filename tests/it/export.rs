@@ -1,8 +1,8 @@
 //! `mcp-gitops export` end to end against a real ContextForge gateway.
 
-mod common;
+use crate::common;
 
-use common::{Gateway, seed};
+use crate::common::{Gateway, seed};
 use mcp_gitops::core::kind::Kind;
 use mcp_gitops::gateway::live::{self, LiveTool};
 use serde_json::{Value, json};

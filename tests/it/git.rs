@@ -1,7 +1,7 @@
 //! Backups to Git, restore from Git and promote: real gateways, real repositories (bare ones
 //! in temp directories, the `git` CLI playing the other people), and a real sshd on loopback.
 
-mod common;
+use crate::common;
 /// SSH and HTTPS remotes.
 #[path = "git/transports.rs"]
 mod transports;
@@ -9,7 +9,7 @@ mod transports;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{ADMIN, Gateway};
+use crate::common::{ADMIN, Gateway};
 use mcp_gitops::core::secrets::{Credentials, Secret};
 use mcp_gitops::core::select::Selection;
 use mcp_gitops::engine::backup::{self, BackupTarget};
@@ -17,7 +17,7 @@ use mcp_gitops::engine::export::ExportOptions;
 use mcp_gitops::engine::git::{GitAuth, PublishOptions, Remote};
 use serde_json::{Value, json};
 
-use common::git::{bare, git, stderr, stdout};
+use crate::common::git::{bare, git, stderr, stdout};
 
 fn subjects(repo: &Path, rev: &str) -> Vec<String> {
     git(repo, &["log", "--format=%s", rev])

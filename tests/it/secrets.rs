@@ -1,7 +1,7 @@
 //! Credential encryption against ContextForge's own test vectors and, both ways, against the
 //! gateway's own `encode_auth` / `decode_auth` in the project's venv.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,13 +2,12 @@
 //! invalid edits refused with the last good state kept, drift healed (also after a gateway
 //! restart that lost the roots), observe mode only reporting, SIGTERM a clean exit.
 
-mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::proc::Logged;
-use common::{Gateway, description};
+use crate::common::proc::Logged;
+use crate::common::{Gateway, description};
 use serde_json::Value;
 
 const CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 
 use super::*;
-use common::git::Sshd;
+use crate::common::git::Sshd;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_remotes_verify_the_host_key() {

@@ -1,8 +1,8 @@
 //! `mcp-gitops import` end to end against real ContextForge gateways.
 
-mod common;
+use crate::common;
 
-use common::{Gateway, seed};
+use crate::common::{Gateway, seed};
 use mcp_gitops::core::kind::Kind;
 use mcp_gitops::gateway::live::{self, LiveServer, LiveTool};
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
 //! Reading ContextForge's own documents, and the committed JSON Schema.
 
-mod common;
+use crate::common;
 
 use mcp_gitops::core::document::{self, Format, validate::Context};
 use mcp_gitops::core::kind::Kind;

@@ -1,10 +1,10 @@
 //! Documents written by mcp-gitops are accepted by ContextForge's own `mcpgateway import`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
-use common::{Gateway, seed};
+use crate::common::{Gateway, seed};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn contextforge_import_accepts_our_export_with_zero_failures() {

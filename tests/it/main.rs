@@ -1,0 +1,17 @@
+//! The one integration-test binary (one link of the crate instead of one per file). Each module
+//! is one area of behaviour, tested against real ContextForge gateways started on loopback by
+//! `tests/gateway/cf.sh` (see `common`), real Git repositories and real files.
+//!
+//! Run one area: `cargo test --test it import::`; the unit layer alone: `cargo test --lib`.
+
+mod common;
+
+mod daemon;
+mod document;
+mod env;
+mod export;
+mod git;
+mod import;
+mod interop;
+mod secrets;
+mod watch;
