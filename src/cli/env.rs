@@ -46,14 +46,7 @@ pub struct PlanArgs {
 
 impl From<ReconcileError> for CliError {
     fn from(e: ReconcileError) -> Self {
-        match e {
-            ReconcileError::Ready(r) => r.into(),
-            ReconcileError::Gateway(g) => g.into(),
-            ReconcileError::MassDelete(_) | ReconcileError::Stale { .. } => {
-                CliError::new(exit::CONFLICT, e)
-            }
-            other => CliError::invalid(other),
-        }
+        CliError::classified(e)
     }
 }
 

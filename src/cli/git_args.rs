@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CliError, exit};
+use super::CliError;
 use crate::engine::git::{GitAuth, GitError, Remote};
 
 /// A remote repository and how to authenticate to it.
@@ -72,19 +72,6 @@ impl RepoArgs {
 
 impl From<GitError> for CliError {
     fn from(e: GitError) -> Self {
-        let code = match &e {
-            GitError::BadUrl { .. }
-            | GitError::BadSetting { .. }
-            | GitError::UnknownRev { .. }
-            | GitError::NoPath { .. }
-            | GitError::State { .. } => exit::INVALID,
-            GitError::Unreachable { .. } => exit::UNREACHABLE,
-            GitError::Auth { .. } | GitError::HostKey { .. } | GitError::Certificate { .. } => {
-                exit::AUTH
-            }
-            GitError::Rejected { .. } => exit::FAILED,
-            GitError::Local { .. } => exit::IO,
-        };
-        CliError::new(code, e)
+        CliError::classified(e)
     }
 }

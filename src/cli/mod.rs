@@ -56,26 +56,21 @@ impl CliError {
     pub fn invalid(message: impl std::fmt::Display) -> Self {
         Self::new(exit::INVALID, message)
     }
+    /// The exit code the error's class maps to (`core::error`).
+    pub fn classified(e: impl crate::core::error::Classify + std::fmt::Display) -> Self {
+        Self::new(e.class().exit_code(), e)
+    }
 }
 
 impl From<crate::engine::apply::ReadyError> for CliError {
     fn from(e: crate::engine::apply::ReadyError) -> Self {
-        match e {
-            crate::engine::apply::ReadyError::Gateway(g) => g.into(),
-            other => CliError::invalid(other),
-        }
+        CliError::classified(e)
     }
 }
 
 impl From<GatewayError> for CliError {
     fn from(e: GatewayError) -> Self {
-        let code = match &e {
-            GatewayError::Unreachable { .. } => exit::UNREACHABLE,
-            GatewayError::Unauthorized { .. } | GatewayError::Forbidden { .. } => exit::AUTH,
-            GatewayError::Auth(_) => exit::INVALID,
-            _ => exit::FAILED,
-        };
-        CliError::new(code, e)
+        CliError::classified(e)
     }
 }
 

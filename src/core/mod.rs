@@ -4,6 +4,7 @@ pub mod changes;
 pub mod clock;
 pub mod diff;
 pub mod document;
+pub mod error;
 pub mod fsutil;
 pub mod kind;
 pub mod policy;

@@ -63,7 +63,7 @@ impl FromStr for Strategy {
 }
 
 /// `auto` applies; `observe` only reports drift.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]

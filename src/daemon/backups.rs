@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use super::config::{BackupSpec, GitSpec, within};
 use super::metrics::Metrics;
 use super::schedule::{rfc3339, unix_now};
-use super::status::{BackupResult, EnvShared, StateStore};
+use super::status::{BackupOutcome, BackupResult, EnvShared, StateStore};
 use crate::engine::backup::{self, BackupError, BackupTarget};
 use crate::engine::git::PublishOptions;
 
@@ -57,11 +57,11 @@ impl Backups {
             let result = self.once().await;
             crate::memory::release_soon();
             if let Some(m) = &self.metrics {
-                m.backup(&self.shared.name, &result.outcome);
+                m.backup(&self.shared.name, result.outcome);
             }
-            match (&result.outcome[..], &result.error) {
-                ("failed", Some(e)) => self.log(&format!("backup failed: {e}")),
-                ("committed", _) => self.log(&format!(
+            match (result.outcome, &result.error) {
+                (BackupOutcome::Failed, Some(e)) => self.log(&format!("backup failed: {e}")),
+                (BackupOutcome::Committed, _) => self.log(&format!(
                     "backup committed {}: {}",
                     result
                         .commit
@@ -89,7 +89,7 @@ impl Backups {
     /// One backup now.
     pub async fn once(&self) -> BackupResult {
         let failed = |error: String| BackupResult {
-            outcome: "failed".into(),
+            outcome: BackupOutcome::Failed,
             at: crate::core::clock::now_rfc3339(),
             error: Some(error),
             ..BackupResult::default()
@@ -132,7 +132,7 @@ impl Backups {
         match backup::once(&live.client, &opts, &target).await {
             Ok(out) => match out.commit {
                 Some(c) => BackupResult {
-                    outcome: "committed".into(),
+                    outcome: BackupOutcome::Committed,
                     at: crate::core::clock::now_rfc3339(),
                     commit: Some(c.0),
                     summary: out
@@ -141,7 +141,7 @@ impl Backups {
                     error: None,
                 },
                 None => BackupResult {
-                    outcome: "unchanged".into(),
+                    outcome: BackupOutcome::Unchanged,
                     at: crate::core::clock::now_rfc3339(),
                     commit: out.previous.map(|c| c.0),
                     summary: Some(format!(

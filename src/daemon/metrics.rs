@@ -13,7 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::status::EnvShared;
+use super::status::{BackupOutcome, CycleOutcome, EnvShared, SourceFault};
+use crate::core::error::ErrorClass;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Env {
@@ -122,7 +123,7 @@ impl Metrics {
         );
         registry.register(
             "source_errors",
-            "Revisions or edits that could not be used, by reason: invalid, git",
+            "Revisions or edits that could not be used, by reason: invalid, conflict, mass_delete, git",
             m.source_errors.clone(),
         );
         registry.register(
@@ -158,21 +159,21 @@ impl Metrics {
     pub fn cycle(
         &self,
         name: &str,
-        result: &str,
-        reason: Option<&str>,
+        result: CycleOutcome,
+        reason: Option<ErrorClass>,
         took: Duration,
         drift: usize,
         applied: bool,
     ) {
         let label = match reason {
-            Some(r) => format!("{result}_{r}"),
-            None => result.to_string(),
+            Some(r) => format!("{}_{}", result.label(), r.label()),
+            None => result.label().to_string(),
         };
         self.reconciles.get_or_create(&outcome(name, &label)).inc();
         self.reconcile_duration
             .get_or_create(&env(name))
             .observe(took.as_secs_f64());
-        if result != "failed" {
+        if result != CycleOutcome::Failed {
             self.drift.get_or_create(&env(name)).set(drift as i64);
         }
         if applied {
@@ -182,18 +183,20 @@ impl Metrics {
         }
     }
 
-    pub fn source_error(&self, name: &str, reason: &str) {
+    pub fn source_error(&self, name: &str, reason: SourceFault) {
         self.source_errors
             .get_or_create(&EnvReason {
                 environment: name.to_string(),
-                reason: reason.to_string(),
+                reason: reason.label().to_string(),
             })
             .inc();
     }
 
-    pub fn backup(&self, name: &str, result: &str) {
-        self.backups.get_or_create(&outcome(name, result)).inc();
-        if result != "failed" {
+    pub fn backup(&self, name: &str, result: BackupOutcome) {
+        self.backups
+            .get_or_create(&outcome(name, result.label()))
+            .inc();
+        if result != BackupOutcome::Failed {
             self.last_backup
                 .get_or_create(&env(name))
                 .set(super::schedule::unix_now());
@@ -254,24 +257,31 @@ mod tests {
             name: "prod".into(),
             ..EnvStatus::default()
         });
-        m.cycle("prod", "applied", None, Duration::from_millis(120), 0, true);
         m.cycle(
             "prod",
-            "failed",
-            Some("gateway"),
+            CycleOutcome::Applied,
+            None,
+            Duration::from_millis(120),
+            0,
+            true,
+        );
+        m.cycle(
+            "prod",
+            CycleOutcome::Failed,
+            Some(ErrorClass::Unreachable),
             Duration::from_millis(5),
             0,
             false,
         );
-        m.source_error("prod", "invalid");
-        m.backup("prod", "committed");
+        m.source_error("prod", SourceFault::Invalid);
+        m.backup("prod", BackupOutcome::Committed);
         m.webhook("unauthorized");
         prod.stats.reads.fetch_add(7, Ordering::Relaxed);
         prod.stats.writes.fetch_add(2, Ordering::Relaxed);
         let text = m.encode(std::slice::from_ref(&prod));
         for line in [
             r#"mcp_gitops_reconcile_total{environment="prod",outcome="applied"} 1"#,
-            r#"mcp_gitops_reconcile_total{environment="prod",outcome="failed_gateway"} 1"#,
+            r#"mcp_gitops_reconcile_total{environment="prod",outcome="failed_unreachable"} 1"#,
             r#"mcp_gitops_reconcile_duration_seconds_count{environment="prod"} 2"#,
             r#"mcp_gitops_drift_entities{environment="prod"} 0"#,
             r#"mcp_gitops_source_errors_total{environment="prod",reason="invalid"} 1"#,

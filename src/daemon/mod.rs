@@ -28,7 +28,7 @@ use crate::http::{self, AppState, EnvHandle, HookState};
 use config::{DaemonConfig, EnvSpec, SourceSpec};
 use metrics::Metrics;
 use source::{GitSource, Source};
-use status::{BackupStatus, EnvShared, EnvStatus, SourceInfo, StateStore};
+use status::{BackupStatus, EnvShared, EnvStatus, StateStore};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +89,9 @@ fn source_of(env: &EnvSpec, cfg: &DaemonConfig) -> Source {
 }
 
 fn initial_status(env: &EnvSpec, src: &Source) -> EnvStatus {
-    let (kind, url, branch, path) = src.describe();
     EnvStatus {
         name: env.name.clone(),
-        source: SourceInfo {
-            kind,
-            url,
-            branch,
-            path,
-        },
+        source: src.describe(),
         backup: env.backup.as_ref().map(|b| BackupStatus {
             schedule: b.schedule.as_str().to_string(),
             target: format!("{}@{}:{}", b.remote.url, b.branch, b.path),

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::config::GitSpec;
+use super::status::{SourceInfo, SourceKind};
 use crate::engine::git::{self, CommitId, GitError, Repo};
 use crate::engine::reconcile::{Settings, Target};
 
@@ -60,15 +61,20 @@ pub enum Fetched {
 
 impl Source {
     /// For status and logs: `dir`/`git`, URL, branch, path.
-    pub fn describe(&self) -> (String, Option<String>, Option<String>, String) {
+    pub fn describe(&self) -> SourceInfo {
         match self {
-            Source::Dir(d) => ("dir".into(), None, None, d.display().to_string()),
-            Source::Git(g) => (
-                "git".into(),
-                Some(g.spec.remote.url.to_string()),
-                Some(g.spec.branch.clone()),
-                g.spec.path.clone(),
-            ),
+            Source::Dir(d) => SourceInfo {
+                kind: SourceKind::Dir,
+                url: None,
+                branch: None,
+                path: d.display().to_string(),
+            },
+            Source::Git(g) => SourceInfo {
+                kind: SourceKind::Git,
+                url: Some(g.spec.remote.url.to_string()),
+                branch: Some(g.spec.branch.clone()),
+                path: g.spec.path.clone(),
+            },
         }
     }
 }

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::error::ErrorClass;
+use crate::core::policy::Mode;
 use crate::engine::apply::Keys;
 use crate::engine::reconcile::Counts;
 use crate::gateway::{Client, Stats};
@@ -32,11 +34,97 @@ pub enum Health {
     Failed,
 }
 
+/// What kind of source an environment reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    #[default]
+    Dir,
+    Git,
+}
+
+/// What one cycle came to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CycleOutcome {
+    #[default]
+    InSync,
+    Applied,
+    /// Observe mode: the gateway differs.
+    Drift,
+    Failed,
+}
+
+impl CycleOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            CycleOutcome::InSync => "in_sync",
+            CycleOutcome::Applied => "applied",
+            CycleOutcome::Drift => "drift",
+            CycleOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Why the newest revision (or edit) is not in force.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFault {
+    /// Fetching or reading the repository failed.
+    #[default]
+    Git,
+    /// The documents are invalid.
+    Invalid,
+    /// Conflicts under `conflict_strategy: fail`.
+    Conflict,
+    /// A prune over the mass-delete limit.
+    MassDelete,
+}
+
+impl SourceFault {
+    /// The fault of a revision rejected with an error of this class.
+    pub fn rejected(class: ErrorClass) -> SourceFault {
+        match class {
+            ErrorClass::Conflict => SourceFault::Conflict,
+            ErrorClass::MassDelete => SourceFault::MassDelete,
+            _ => SourceFault::Invalid,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SourceFault::Git => "git",
+            SourceFault::Invalid => "invalid",
+            SourceFault::Conflict => "conflict",
+            SourceFault::MassDelete => "mass_delete",
+        }
+    }
+}
+
+/// What a scheduled backup came to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupOutcome {
+    Committed,
+    #[default]
+    Unchanged,
+    Failed,
+}
+
+impl BackupOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            BackupOutcome::Committed => "committed",
+            BackupOutcome::Unchanged => "unchanged",
+            BackupOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// Where the desired state comes from (no credentials).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceInfo {
-    /// `dir` or `git`.
-    pub kind: String,
+    pub kind: SourceKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,8 +136,7 @@ pub struct SourceInfo {
 /// The outcome of one cycle.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CycleResult {
-    /// `in_sync`, `applied`, `drift` (observe mode), `failed`.
-    pub outcome: String,
+    pub outcome: CycleOutcome,
     pub at: String,
     pub duration_ms: u64,
     /// The commit the desired state was read from (Git sources).
@@ -60,9 +147,9 @@ pub struct CycleResult {
     /// Entities that failed to apply.
     #[serde(default)]
     pub failed: usize,
-    /// Why it failed: `invalid`, `gateway`, `mass_delete`, ...
+    /// Why it failed: `invalid`, `unreachable`, `mass_delete`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<ErrorClass>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -73,16 +160,14 @@ pub struct SourceError {
     pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
-    /// `invalid` (the documents), `git` (fetching or reading the repository).
-    pub reason: String,
+    pub reason: SourceFault,
     pub error: String,
 }
 
 /// One backup.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupResult {
-    /// `committed`, `unchanged`, `failed`.
-    pub outcome: String,
+    pub outcome: BackupOutcome,
     pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -112,7 +197,7 @@ pub struct EnvStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub health: Health,
     /// The commit whose desired state is in force (Git sources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,10 +229,10 @@ impl EnvStatus {
         self.health = match (&self.source_error, &self.last_result) {
             (Some(_), _) => Health::Failed,
             (None, None) => Health::Pending,
-            (None, Some(r)) => match r.outcome.as_str() {
-                "failed" => Health::Failed,
-                "drift" => Health::OutOfSync,
-                "applied" if r.failed > 0 || r.counts.skip > 0 => Health::Degraded,
+            (None, Some(r)) => match r.outcome {
+                CycleOutcome::Failed => Health::Failed,
+                CycleOutcome::Drift => Health::OutOfSync,
+                CycleOutcome::Applied if r.failed > 0 || r.counts.skip > 0 => Health::Degraded,
                 _ => Health::Synced,
             },
         };
@@ -295,9 +380,9 @@ impl StateStore {
 mod tests {
     use super::*;
 
-    fn result(outcome: &str, failed: usize) -> CycleResult {
+    fn result(outcome: CycleOutcome, failed: usize) -> CycleResult {
         CycleResult {
-            outcome: outcome.into(),
+            outcome,
             failed,
             ..CycleResult::default()
         }
@@ -308,13 +393,21 @@ mod tests {
         let mut s = EnvStatus::default();
         let cases = [
             (None, None, Health::Pending),
-            (Some(result("in_sync", 0)), None, Health::Synced),
-            (Some(result("applied", 0)), None, Health::Synced),
-            (Some(result("applied", 2)), None, Health::Degraded),
-            (Some(result("drift", 0)), None, Health::OutOfSync),
-            (Some(result("failed", 0)), None, Health::Failed),
+            (Some(result(CycleOutcome::InSync, 0)), None, Health::Synced),
+            (Some(result(CycleOutcome::Applied, 0)), None, Health::Synced),
             (
-                Some(result("in_sync", 0)),
+                Some(result(CycleOutcome::Applied, 2)),
+                None,
+                Health::Degraded,
+            ),
+            (
+                Some(result(CycleOutcome::Drift, 0)),
+                None,
+                Health::OutOfSync,
+            ),
+            (Some(result(CycleOutcome::Failed, 0)), None, Health::Failed),
+            (
+                Some(result(CycleOutcome::InSync, 0)),
                 Some(SourceError::default()),
                 Health::Failed,
             ),
@@ -333,7 +426,7 @@ mod tests {
         let store = StateStore::new(&dir.path().join("state.json"));
         assert!(store.saved().unwrap().is_empty());
         let source = SourceInfo {
-            kind: "git".into(),
+            kind: SourceKind::Git,
             url: Some("/srv/config.git".into()),
             branch: Some("main".into()),
             path: "envs/prod".into(),
@@ -345,7 +438,7 @@ mod tests {
         });
         env.update(|s| {
             s.revision = Some("abc".into());
-            s.last_result = Some(result("applied", 0));
+            s.last_result = Some(result(CycleOutcome::Applied, 0));
         });
         store.track(env);
         store.save().unwrap();

@@ -17,11 +17,15 @@ use tokio::time::{Instant, sleep_until};
 
 use super::metrics::Metrics;
 use super::source::{self, Fetched, Loaded, Source};
-use super::status::{CycleResult, EnvShared, Live, SourceError, StateStore};
+use super::status::{
+    CycleOutcome, CycleResult, EnvShared, Live, SourceError, SourceFault, StateStore,
+};
+use crate::core::error::Classify;
 use crate::engine::apply::{Bucket, Cancel, Report};
 use crate::engine::environment::Mode;
 use crate::engine::git::CommitId;
 use crate::engine::reconcile::{Counts, ReconcileError, Settings, Target};
+use crate::engine::rules::{self, CycleKind, LoopRules, Verdict, Wake};
 
 /// What one cycle did.
 #[derive(Debug)]
@@ -34,6 +38,17 @@ pub enum Cycle {
         lines: Vec<String>,
     },
     Failed(ReconcileError),
+}
+
+impl Cycle {
+    /// What the loop's rules see of it.
+    pub fn kind(&self) -> CycleKind {
+        match self {
+            Cycle::InSync(_) => CycleKind::InSync,
+            Cycle::Applied(_) | Cycle::Drift { .. } => CycleKind::Changed,
+            Cycle::Failed(e) => CycleKind::Failed(e.class()),
+        }
+    }
 }
 
 /// Plan and, in `auto` mode, apply once.
@@ -84,16 +99,6 @@ pub struct Worker {
     pub store: Option<Arc<StateStore>>,
     /// The revision a previous run applied: used when the head cannot be at start.
     pub resume: Option<CommitId>,
-}
-
-enum Verdict {
-    Keep,
-    Retry,
-    Reject,
-}
-
-fn backoff_after(prev: Duration, max: Duration) -> Duration {
-    (prev * 2).max(Duration::from_millis(500)).min(max)
 }
 
 fn summary(r: &Report) -> String {
@@ -191,7 +196,7 @@ impl Worker {
         }
     }
 
-    fn source_error(&self, reason: &str, error: &str, revision: Option<&CommitId>) {
+    fn source_error(&self, reason: SourceFault, error: &str, revision: Option<&CommitId>) {
         if let Some(m) = &self.metrics {
             m.source_error(&self.shared.name, reason);
         }
@@ -199,7 +204,7 @@ impl Worker {
             s.source_error = Some(SourceError {
                 at: crate::core::clock::now_rfc3339(),
                 revision: revision.map(|c| c.0.clone()),
-                reason: reason.into(),
+                reason,
                 error: error.into(),
             });
             if let Some(r) = revision {
@@ -220,24 +225,24 @@ impl Worker {
         };
         let (drift, applied) = match cycle {
             Cycle::InSync(c) => {
-                r.outcome = "in_sync".into();
+                r.outcome = CycleOutcome::InSync;
                 r.counts = *c;
                 (0, true)
             }
             Cycle::Applied(rep) => {
-                r.outcome = "applied".into();
+                r.outcome = CycleOutcome::Applied;
                 r.counts = report_counts(rep);
                 r.failed = rep.failed();
                 (r.failed + r.counts.skip, r.failed == 0)
             }
             Cycle::Drift { counts, .. } => {
-                r.outcome = "drift".into();
+                r.outcome = CycleOutcome::Drift;
                 r.counts = *counts;
                 (counts.changes(), false)
             }
             Cycle::Failed(e) => {
-                r.outcome = "failed".into();
-                r.reason = Some(e.label().into());
+                r.outcome = CycleOutcome::Failed;
+                r.reason = Some(e.class());
                 r.error = Some(l.target.env.mask(&e.to_string()));
                 (0, false)
             }
@@ -245,8 +250,8 @@ impl Worker {
         if let Some(m) = &self.metrics {
             m.cycle(
                 &self.shared.name,
-                &r.outcome,
-                r.reason.as_deref(),
+                r.outcome,
+                r.reason,
                 duration,
                 drift,
                 applied,
@@ -283,11 +288,11 @@ impl Worker {
             }
             s.source_error = None;
             s.gateway = Some(t.env.config.gateway.clone());
-            s.mode = Some(format!("{:?}", t.env.config.mode).to_lowercase());
+            s.mode = Some(t.env.config.mode);
         });
     }
 
-    fn log_cycle(&self, t: &Target, outcome: &Cycle, drift_reported: bool) {
+    fn log_cycle(&self, t: &Target, outcome: &Cycle, report_drift: bool) {
         match outcome {
             Cycle::Applied(r) => {
                 for res in r
@@ -303,7 +308,7 @@ impl Worker {
                 }
                 self.log(&summary(r));
             }
-            Cycle::Drift { lines, .. } if !drift_reported => {
+            Cycle::Drift { lines, .. } if report_drift => {
                 self.log(&format!("drift ({} changes, mode observe):", lines.len()));
                 for l in lines {
                     self.log(&t.env.mask(l));
@@ -311,6 +316,156 @@ impl Worker {
             }
             _ => {}
         }
+    }
+
+    /// Load the source (and, after a restart, what was last applied) into `st`.
+    async fn reload(&self, st: &mut LoopState, cancel: &Cancel) {
+        let current = st.pending.as_ref().or(st.good.as_ref());
+        match self.load(st.seen.as_ref(), current, None).await {
+            Fetched::New(l) => {
+                st.rules.loaded();
+                st.seen = l.revision.clone();
+                let mut l = *l;
+                l.target.opts.cancel = cancel.clone();
+                st.pending = Some(l);
+            }
+            Fetched::Same(head) => {
+                st.rules.fetched();
+                self.shared.update(|s| {
+                    s.head = Some(head.0.clone());
+                    s.source_error = None;
+                });
+                st.seen = Some(head);
+            }
+            Fetched::Unchanged => {
+                st.rules.fetched();
+                // Reachable again: a fetch problem is over (an invalid head stays).
+                self.shared.update(|s| {
+                    if s.source_error
+                        .as_ref()
+                        .is_some_and(|e| e.reason == SourceFault::Git)
+                    {
+                        s.source_error = None;
+                    }
+                });
+            }
+            Fetched::Invalid { error, revision } => {
+                st.rules.fetched();
+                let keep = if st.good.is_some() {
+                    KEEP_GOOD
+                } else {
+                    KEEP_NONE
+                };
+                self.log(&format!("invalid: {error}; {keep}"));
+                self.source_error(SourceFault::Invalid, &error, revision.as_ref());
+                st.seen = revision;
+                self.shared.set_ready();
+                self.save();
+            }
+            Fetched::Failed(e) => {
+                let msg = e.to_string();
+                match st.rules.fetch_failed(e.class()) {
+                    Some(wait) => {
+                        st.next = st.next.min(Instant::now() + wait);
+                        self.log(&format!("{msg}; retrying in {:.1}s", wait.as_secs_f64()));
+                    }
+                    None => self.log(&format!("failed: {msg}")),
+                }
+                self.source_error(SourceFault::Git, &msg, None);
+                self.shared.set_ready();
+                self.save();
+            }
+        }
+        // A restarted daemon whose head cannot be used carries on with what it last applied.
+        if st.good.is_none()
+            && st.pending.is_none()
+            && let Some(rev) = st.resume.take()
+        {
+            match self.load(None, None, Some(&rev)).await {
+                Fetched::New(l) => {
+                    self.log(&format!(
+                        "resuming with {}, the revision applied before the restart",
+                        rev.short()
+                    ));
+                    let mut l = *l;
+                    l.target.opts.cancel = cancel.clone();
+                    // In force, while the head's problem stays on record.
+                    let problem = self.shared.status().source_error;
+                    self.adopt(&l);
+                    self.shared.update(|s| s.source_error = problem);
+                    st.good = Some(l);
+                }
+                _ => self.log(&format!("cannot resume with {}", rev.short())),
+            }
+        }
+    }
+
+    /// Watch the environment's directories (and its bases') for a directory source.
+    fn rewatch(
+        &self,
+        st: &LoopState,
+        w: &mut notify::RecommendedWatcher,
+        watching: &mut Vec<PathBuf>,
+    ) {
+        let Source::Dir(dir) = &self.source else {
+            return;
+        };
+        let want = watched_dirs(
+            st.pending.as_ref().or(st.good.as_ref()).map(|l| &l.target),
+            dir,
+        );
+        if want != *watching {
+            for d in watching.iter() {
+                let _ = w.unwatch(d);
+            }
+            for d in &want {
+                if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
+                    self.log(&format!("cannot watch {}: {e}", d.display()));
+                }
+            }
+            *watching = want;
+        }
+    }
+
+    /// Log and record one cycle's outcome; the rules decide what becomes of the state.
+    #[allow(clippy::too_many_arguments)]
+    fn conclude(
+        &self,
+        l: &Loaded,
+        outcome: &Cycle,
+        fresh: bool,
+        has_good: bool,
+        rules: &mut LoopRules,
+        next: &mut Instant,
+        started: Instant,
+    ) -> Verdict {
+        let t = &l.target;
+        let d = rules.after_cycle(outcome.kind(), fresh);
+        self.log_cycle(t, outcome, d.report_drift);
+        match outcome {
+            Cycle::InSync(c) if d.say_in_sync => {
+                self.log(&format!("in sync ({} unchanged)", c.unchanged));
+            }
+            Cycle::Failed(e) => {
+                let msg = t.env.mask(&e.to_string());
+                if let Some(wait) = d.retry_in {
+                    self.log(&format!("{msg}; retrying in {:.1}s", wait.as_secs_f64()));
+                    *next = (*next).min(Instant::now() + wait);
+                } else if d.verdict == Verdict::Reject {
+                    let keep = if has_good { KEEP_GOOD } else { KEEP_NONE };
+                    self.log(&format!("invalid: {msg}; {keep}"));
+                    self.source_error(SourceFault::rejected(e.class()), &msg, l.revision.as_ref());
+                } else {
+                    self.log(&format!("failed: {msg}"));
+                }
+            }
+            _ => {}
+        }
+        if d.verdict == Verdict::Keep && fresh {
+            self.adopt(l);
+        }
+        self.record(l, outcome, started);
+        d.verdict
     }
 
     /// Run until `stop` resolves; `triggers` ask for an immediate fetch. Returns when stopped
@@ -333,218 +488,75 @@ impl Worker {
             )?),
             Source::Git(_) => None,
         };
+        let polled = matches!(self.source, Source::Git(_));
         let cancel = Cancel::default();
         tokio::pin!(stop);
         let mut watching: Vec<PathBuf> = Vec::new();
-        // The state last applied or checked without an error in the documents, and a newly
-        // loaded one that has not yet been through a cycle.
-        let mut good: Option<Loaded> = None;
-        let mut pending: Option<Loaded> = None;
-        let mut seen: Option<CommitId> = None;
-        let mut resume = self.resume.clone();
-        let mut reload = true;
-        // Whether this wake-up checks for drift (start, timer, file change); a webhook whose
-        // fetch brings nothing new for this environment does not.
-        let mut check = true;
-        let mut backoff = Duration::ZERO;
-        let mut git_backoff = Duration::ZERO;
-        let mut drift_reported = false;
+        let mut st = LoopState {
+            rules: LoopRules::new(self.max_backoff),
+            good: None,
+            pending: None,
+            seen: None,
+            resume: self.resume.clone(),
+            next: Instant::now(),
+        };
+        let (mut reload, mut check) = (true, true);
         let mut triggers_open = true;
-        // Say "in sync" once after each (re)load, so that an edit that changes nothing is seen.
-        let mut announce = false;
-        let mut next = Instant::now();
         loop {
             if check {
-                next = Instant::now() + self.interval;
+                st.next = Instant::now() + self.interval;
             }
             if reload {
-                reload = false;
-                let current = pending.as_ref().or(good.as_ref());
-                let fetched = self.load(seen.as_ref(), current, None).await;
-                match fetched {
-                    Fetched::New(l) => {
-                        git_backoff = Duration::ZERO;
-                        seen = l.revision.clone();
-                        let mut l = *l;
-                        l.target.opts.cancel = cancel.clone();
-                        pending = Some(l);
-                        drift_reported = false;
-                        announce = true;
-                    }
-                    Fetched::Same(head) => {
-                        git_backoff = Duration::ZERO;
-                        self.shared.update(|s| {
-                            s.head = Some(head.0.clone());
-                            s.source_error = None;
-                        });
-                        seen = Some(head);
-                    }
-                    Fetched::Unchanged => {
-                        git_backoff = Duration::ZERO;
-                        // Reachable again: a fetch problem is over (an invalid head stays).
-                        self.shared.update(|s| {
-                            if s.source_error.as_ref().is_some_and(|e| e.reason == "git") {
-                                s.source_error = None;
-                            }
-                        });
-                    }
-                    Fetched::Invalid { error, revision } => {
-                        git_backoff = Duration::ZERO;
-                        let keep = if good.is_some() { KEEP_GOOD } else { KEEP_NONE };
-                        self.log(&format!("invalid: {error}; {keep}"));
-                        self.source_error("invalid", &error, revision.as_ref());
-                        seen = revision;
-                        self.shared.set_ready();
-                        self.save();
-                    }
-                    Fetched::Failed(e) => {
-                        let transient =
-                            matches!(e, crate::engine::git::GitError::Unreachable { .. });
-                        let msg = e.to_string();
-                        if transient {
-                            git_backoff = backoff_after(git_backoff, self.max_backoff);
-                            next = next.min(Instant::now() + git_backoff);
-                            self.log(&format!(
-                                "{msg}; retrying in {:.1}s",
-                                git_backoff.as_secs_f64()
-                            ));
-                        } else {
-                            self.log(&format!("failed: {msg}"));
-                        }
-                        self.source_error("git", &msg, None);
-                        self.shared.set_ready();
-                        self.save();
-                    }
-                }
-                // A restarted daemon whose head cannot be used carries on with what it last
-                // applied.
-                if good.is_none()
-                    && pending.is_none()
-                    && let Some(rev) = resume.take()
-                {
-                    match self.load(None, None, Some(&rev)).await {
-                        Fetched::New(l) => {
-                            self.log(&format!(
-                                "resuming with {}, the revision applied before the restart",
-                                rev.short()
-                            ));
-                            let mut l = *l;
-                            l.target.opts.cancel = cancel.clone();
-                            // In force, while the head's problem stays on record.
-                            let problem = self.shared.status().source_error;
-                            self.adopt(&l);
-                            self.shared.update(|s| s.source_error = problem);
-                            good = Some(l);
-                        }
-                        _ => self.log(&format!("cannot resume with {}", rev.short())),
-                    }
-                }
-                if let (Some(w), Source::Dir(dir)) = (watcher.as_mut(), &self.source) {
-                    let want =
-                        watched_dirs(pending.as_ref().or(good.as_ref()).map(|l| &l.target), dir);
-                    if want != watching {
-                        for d in &watching {
-                            let _ = w.unwatch(d);
-                        }
-                        for d in &want {
-                            if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
-                                self.log(&format!("cannot watch {}: {e}", d.display()));
-                            }
-                        }
-                        watching = want;
-                    }
+                self.reload(&mut st, &cancel).await;
+                if let Some(w) = watcher.as_mut() {
+                    self.rewatch(&st, w, &mut watching);
                 }
             }
             let mut stopping = false;
-            let refused = |e: &ReconcileError| matches!(e.label(), "invalid" | "mass_delete");
-            let fresh = pending.take();
-            let is_fresh = fresh.is_some();
-            let mut verdict = Verdict::Keep;
-            let state = if is_fresh || check {
-                fresh.as_ref().or(good.as_ref())
-            } else {
-                None
-            };
-            if let Some(l) = state {
-                let t = &l.target;
-                let started = Instant::now();
-                let run = cycle(t);
-                tokio::pin!(run);
-                let outcome = tokio::select! {
-                    c = &mut run => c,
-                    _ = &mut stop => {
-                        self.log("stopping: finishing requests in flight");
-                        cancel.cancel();
-                        stopping = true;
-                        run.await
-                    }
-                };
-                self.log_cycle(t, &outcome, drift_reported);
-                match &outcome {
-                    Cycle::InSync(c) => {
-                        backoff = Duration::ZERO;
-                        if drift_reported || announce {
-                            self.log(&format!("in sync ({} unchanged)", c.unchanged));
-                            drift_reported = false;
-                            announce = false;
+            let fresh = st.pending.take();
+            let verdict = match rules::to_run(fresh.as_ref(), st.good.as_ref(), check) {
+                None => None,
+                Some(l) => {
+                    let started = Instant::now();
+                    let run = cycle(&l.target);
+                    tokio::pin!(run);
+                    let outcome = tokio::select! {
+                        c = &mut run => c,
+                        _ = &mut stop => {
+                            self.log("stopping: finishing requests in flight");
+                            cancel.cancel();
+                            stopping = true;
+                            run.await
                         }
-                    }
-                    Cycle::Applied(_) | Cycle::Drift { .. } => {
-                        backoff = Duration::ZERO;
-                        drift_reported = true;
-                    }
-                    Cycle::Failed(e) if e.is_transient() => {
-                        backoff = backoff_after(backoff, self.max_backoff);
-                        self.log(&format!(
-                            "{}; retrying in {:.1}s",
-                            t.env.mask(&e.to_string()),
-                            backoff.as_secs_f64()
-                        ));
-                        next = next.min(Instant::now() + backoff);
-                        verdict = Verdict::Retry;
-                    }
-                    Cycle::Failed(e) if is_fresh && refused(e) => {
-                        let keep = if good.is_some() { KEEP_GOOD } else { KEEP_NONE };
-                        let msg = t.env.mask(&e.to_string());
-                        self.log(&format!("invalid: {msg}; {keep}"));
-                        self.source_error(e.label(), &msg, l.revision.as_ref());
-                        verdict = Verdict::Reject;
-                        drift_reported = false;
-                    }
-                    Cycle::Failed(e) => {
-                        self.log(&format!("failed: {}", t.env.mask(&e.to_string())));
-                    }
+                    };
+                    let has_good = st.good.is_some();
+                    Some(self.conclude(
+                        l,
+                        &outcome,
+                        fresh.is_some(),
+                        has_good,
+                        &mut st.rules,
+                        &mut st.next,
+                        started,
+                    ))
                 }
-                if matches!(verdict, Verdict::Keep) && is_fresh {
-                    self.adopt(l);
-                }
-                self.record(l, &outcome, started);
-            }
-            if let Some(f) = fresh {
-                match verdict {
-                    Verdict::Keep => good = Some(f),
-                    Verdict::Retry => pending = Some(f),
-                    Verdict::Reject => {}
-                }
+            };
+            if let (Some(verdict), Some(f)) = (verdict, fresh) {
+                rules::settle(&mut st.good, &mut st.pending, f, verdict);
             }
             if stopping {
                 break;
             }
-            let until = next.saturating_duration_since(Instant::now());
+            let until = st.next.saturating_duration_since(Instant::now());
             self.shared.update(|s| {
                 s.next_run = Some(super::schedule::rfc3339(
                     super::schedule::unix_now() + until.as_secs() as i64,
                 ));
             });
             // Wait for a change, a trigger, the next check, or a stop.
-            check = true;
-            tokio::select! {
+            let wake = tokio::select! {
                 _ = &mut stop => break,
-                _ = sleep_until(next) => {
-                    if matches!(self.source, Source::Git(_)) {
-                        reload = true;
-                    }
-                }
+                _ = sleep_until(st.next) => Wake::Timer,
                 got = fs_rx.recv(), if watcher.is_some() => {
                     if got.is_none() {
                         break;
@@ -556,20 +568,37 @@ impl Worker {
                             _ = tokio::time::sleep(self.debounce) => break,
                         }
                     }
-                    reload = true;
+                    Wake::Files
                 }
                 got = triggers.recv(), if triggers_open => {
-                    check = false;
                     if got.is_some() {
                         while triggers.try_recv().is_ok() {}
-                        reload = true;
+                        Wake::Trigger
                     } else {
+                        // No more triggers: nothing to do until the next check.
                         triggers_open = false;
+                        (reload, check) = (false, false);
+                        continue;
                     }
                 }
-            }
+            };
+            (reload, check) = rules::on_wake(wake, polled);
         }
         self.log("stopped");
         Ok(())
     }
+}
+
+/// What the loop carries between wake-ups.
+struct LoopState {
+    rules: LoopRules,
+    /// The state last applied or checked without an error in the documents.
+    good: Option<Loaded>,
+    /// A newly loaded state that has not yet been through a cycle (or is to be retried).
+    pending: Option<Loaded>,
+    /// The revision last fetched.
+    seen: Option<CommitId>,
+    /// The revision a previous run applied, until used.
+    resume: Option<CommitId>,
+    next: Instant,
 }

@@ -138,6 +138,13 @@ pub enum EnvError {
     },
 }
 
+impl crate::core::error::Classify for EnvError {
+    fn class(&self) -> crate::core::error::ErrorClass {
+        // A directory or file that cannot be read is the input's problem, like a bad one.
+        crate::core::error::ErrorClass::Invalid
+    }
+}
+
 impl Environment {
     /// Replace every substituted value in `text` by its `${VAR}`.
     pub fn mask(&self, text: &str) -> String {

@@ -9,3 +9,4 @@ pub mod git;
 pub mod promote;
 pub mod reconcile;
 pub mod restore;
+pub mod rules;

@@ -13,6 +13,7 @@ use sha2::Sha256;
 
 use crate::core::diff::Desired;
 use crate::core::document::Document;
+use crate::core::error::{Classify, ErrorClass};
 use crate::core::secrets::Secret;
 use crate::engine::apply::{
     self, Keys, MassDelete, Options, Progress, PrunePolicy, Ready, ReadyError, Report, StepAction,
@@ -40,26 +41,17 @@ pub enum ReconcileError {
     Observe { dir: String },
 }
 
-impl ReconcileError {
-    /// A short, stable label (metrics, logs).
-    pub fn label(&self) -> &'static str {
+impl Classify for ReconcileError {
+    fn class(&self) -> ErrorClass {
         match self {
-            ReconcileError::Env(_) | ReconcileError::Config { .. } => "invalid",
-            ReconcileError::Ready(ReadyError::Gateway(_)) | ReconcileError::Gateway(_) => "gateway",
-            ReconcileError::Ready(_) => "invalid",
-            ReconcileError::MassDelete(_) => "mass_delete",
-            ReconcileError::Stale { .. } => "stale",
-            ReconcileError::Observe { .. } => "observe",
+            ReconcileError::Env(e) => e.class(),
+            ReconcileError::Config { .. } => ErrorClass::Invalid,
+            ReconcileError::Ready(e) => e.class(),
+            ReconcileError::Gateway(e) => e.class(),
+            ReconcileError::MassDelete(_) => ErrorClass::MassDelete,
+            ReconcileError::Stale { .. } => ErrorClass::Stale,
+            ReconcileError::Observe { .. } => ErrorClass::Observe,
         }
-    }
-
-    /// The gateway could not be reached or answered with a server error: worth retrying.
-    pub fn is_transient(&self) -> bool {
-        let g = match self {
-            ReconcileError::Gateway(g) | ReconcileError::Ready(ReadyError::Gateway(g)) => g,
-            _ => return false,
-        };
-        matches!(g, GatewayError::Unreachable { .. }) || g.status().is_some_and(|s| s >= 500)
     }
 }
 

@@ -44,6 +44,20 @@ pub enum GatewayError {
     Auth(#[from] super::auth::AuthError),
 }
 
+impl crate::core::error::Classify for GatewayError {
+    fn class(&self) -> crate::core::error::ErrorClass {
+        use crate::core::error::ErrorClass;
+        match self {
+            GatewayError::Unreachable { .. } => ErrorClass::Unreachable,
+            GatewayError::Unauthorized { .. } | GatewayError::Forbidden { .. } => ErrorClass::Auth,
+            GatewayError::Auth(_) => ErrorClass::Invalid,
+            GatewayError::RateLimited { .. } => ErrorClass::GatewayBusy,
+            GatewayError::Api { status, .. } if *status >= 500 => ErrorClass::GatewayBusy,
+            GatewayError::Api { .. } | GatewayError::Protocol { .. } => ErrorClass::Failed,
+        }
+    }
+}
+
 impl GatewayError {
     /// The HTTP status, when the gateway answered.
     pub fn status(&self) -> Option<u16> {

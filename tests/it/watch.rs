@@ -2,7 +2,6 @@
 //! invalid edits refused with the last good state kept, drift healed (also after a gateway
 //! restart that lost the roots), observe mode only reporting, SIGTERM a clean exit.
 
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

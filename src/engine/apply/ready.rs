@@ -64,6 +64,15 @@ pub enum ReadyError {
     Crypto(#[from] CryptoError),
 }
 
+impl crate::core::error::Classify for ReadyError {
+    fn class(&self) -> crate::core::error::ErrorClass {
+        match self {
+            ReadyError::Gateway(g) => crate::core::error::Classify::class(g),
+            _ => crate::core::error::ErrorClass::Invalid,
+        }
+    }
+}
+
 /// Check `whole` (the document as given) and prepare `desired` (what of it is to be applied)
 /// against the gateway. Reads only.
 pub async fn ready(

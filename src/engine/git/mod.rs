@@ -141,6 +141,25 @@ pub enum GitError {
     Local { context: String, reason: String },
 }
 
+impl crate::core::error::Classify for GitError {
+    fn class(&self) -> crate::core::error::ErrorClass {
+        use crate::core::error::ErrorClass;
+        match self {
+            GitError::BadUrl { .. }
+            | GitError::BadSetting { .. }
+            | GitError::UnknownRev { .. }
+            | GitError::NoPath { .. }
+            | GitError::State { .. } => ErrorClass::Invalid,
+            GitError::Unreachable { .. } => ErrorClass::Unreachable,
+            GitError::Auth { .. } | GitError::HostKey { .. } | GitError::Certificate { .. } => {
+                ErrorClass::Auth
+            }
+            GitError::Rejected { .. } => ErrorClass::Failed,
+            GitError::Local { .. } => ErrorClass::Io,
+        }
+    }
+}
+
 impl GitError {
     pub(crate) fn local(context: impl std::fmt::Display, e: impl std::fmt::Display) -> GitError {
         GitError::Local {
