@@ -132,12 +132,12 @@ pub struct Connection {
     /// The gateway's JWT signing secret, for --user.
     #[arg(long, env = "JWT_SECRET_KEY", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    #[arg(long, env = "JWT_AUDIENCE", default_value = "mcpgateway-api")]
+    #[arg(long, env = "JWT_AUDIENCE", default_value = crate::gateway::DEFAULT_JWT_AUDIENCE)]
     pub jwt_audience: String,
-    #[arg(long, env = "JWT_ISSUER", default_value = "mcpgateway")]
+    #[arg(long, env = "JWT_ISSUER", default_value = crate::gateway::DEFAULT_JWT_ISSUER)]
     pub jwt_issuer: String,
     /// Client-side limit in requests per minute (the gateway allows 500; 0 = no limit).
-    #[arg(long, default_value_t = 450)]
+    #[arg(long, default_value_t = crate::gateway::DEFAULT_RATE_LIMIT)]
     pub rate_limit: usize,
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 30)]

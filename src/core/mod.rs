@@ -10,3 +10,4 @@ pub mod kind;
 pub mod policy;
 pub mod secrets;
 pub mod select;
+pub mod window;

@@ -174,8 +174,9 @@ pub async fn serve(
                 dry_run: false,
                 default_owner,
                 stats: Some(shared.stats.clone()),
-                // The default client limit (the gateway allows 500/min), across reloads.
-                limiter: Some(Arc::new(crate::gateway::Limiter::new(450))),
+                // The process's one limiter per gateway URL, shared with every other
+                // environment on that gateway.
+                limiter: None,
             },
             mode: env.mode,
             shared: shared.clone(),

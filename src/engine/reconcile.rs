@@ -113,8 +113,8 @@ impl Target {
             env.secret(&c.token)?,
             c.user.clone(),
             env.secret(&c.jwt_secret)?,
-            "mcpgateway-api".into(),
-            "mcpgateway".into(),
+            crate::gateway::DEFAULT_JWT_AUDIENCE.into(),
+            crate::gateway::DEFAULT_JWT_ISSUER.into(),
         )
         .map_err(|e| bad(e.to_string()))?;
         crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;

@@ -245,8 +245,8 @@ mod tests {
         let auth = resolve(None, Some("admin@example.com"), Some("s3cret")).unwrap();
         let token = auth.bearer().unwrap();
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        v.set_audience(&["mcpgateway-api"]);
-        v.set_issuer(&["mcpgateway"]);
+        v.set_audience(&[crate::gateway::DEFAULT_JWT_AUDIENCE]);
+        v.set_issuer(&[crate::gateway::DEFAULT_JWT_ISSUER]);
         let data = jsonwebtoken::decode::<serde_json::Value>(
             &token,
             &jsonwebtoken::DecodingKey::from_secret(b"s3cret"),

@@ -1,7 +1,6 @@
 //! One request to the gateway: client-side rate limiting, retries with backoff and jitter
 //! (honouring `Retry-After`), timeouts, and typed errors that carry what was being done.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,6 +12,7 @@ use tokio::time::Instant;
 
 use super::auth::{Auth, AuthError};
 use crate::core::kind::Kind;
+use crate::core::window::SlidingWindow;
 
 /// What went wrong talking to the gateway. `action` says what was being done, e.g.
 /// "create tool 'weather-api'".
@@ -120,15 +120,15 @@ impl Action {
     }
 }
 
-/// A sliding-window limiter: at most `per_minute` requests in any 60 s, like the gateway's own.
+/// A client-side rate limit: a sliding one-minute window, shared by every client that talks to
+/// one gateway (see [`Limiter::for_gateway`]).
 pub struct Limiter {
-    per_minute: usize,
-    sent: Mutex<VecDeque<Instant>>,
+    window: Mutex<SlidingWindow>,
 }
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Limiter({}/min)", self.per_minute)
+        f.write_str("Limiter")
     }
 }
 
@@ -136,31 +136,40 @@ impl Limiter {
     /// `per_minute == 0` means unlimited.
     pub fn new(per_minute: usize) -> Self {
         Limiter {
-            per_minute,
-            sent: Mutex::new(VecDeque::new()),
+            window: Mutex::new(SlidingWindow::new(per_minute)),
         }
     }
 
-    pub async fn acquire(&self) {
-        if self.per_minute == 0 {
-            return;
+    /// The one limiter of this process for the gateway at `url`: every client, of every
+    /// environment, that talks to one gateway shares it, so that together they stay under the
+    /// gateway's limit and never reach its 15-minute lockout. It admits the lowest rate any of
+    /// them asked for.
+    pub fn for_gateway(url: &str, per_minute: usize) -> Arc<Limiter> {
+        type Registry = Vec<(String, std::sync::Weak<Limiter>)>;
+        static ALL: std::sync::Mutex<Registry> = std::sync::Mutex::new(Vec::new());
+        let key = url.trim_end_matches('/').to_ascii_lowercase();
+        let mut all = ALL.lock().expect("limiter registry");
+        all.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(l) = all
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            if let Ok(mut w) = l.window.try_lock() {
+                w.lower_to(per_minute);
+            }
+            return l;
         }
-        let window = Duration::from_secs(60);
+        let l = Arc::new(Limiter::new(per_minute));
+        all.push((key, Arc::downgrade(&l)));
+        l
+    }
+
+    pub async fn acquire(&self) {
         loop {
-            let wait = {
-                let mut sent = self.sent.lock().await;
-                let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= window)
-                {
-                    sent.pop_front();
-                }
-                if sent.len() < self.per_minute {
-                    sent.push_back(now);
-                    return;
-                }
-                window - now.duration_since(*sent.front().expect("non-empty"))
+            let wait = match self.window.lock().await.admit(Instant::now().into_std()) {
+                Ok(()) => return,
+                Err(wait) => wait,
             };
             tracing::debug!(?wait, "client-side rate limit reached; waiting");
             tokio::time::sleep(wait).await;
@@ -486,6 +495,22 @@ mod tests {
             message_of(b"Internal Server Error"),
             "Internal Server Error"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_limiter_per_gateway_url_keeps_the_lowest_rate() {
+        let a = Limiter::for_gateway("http://127.0.0.1:1/", 450);
+        let b = Limiter::for_gateway("HTTP://127.0.0.1:1", 2);
+        let other = Limiter::for_gateway("http://127.0.0.1:2", 450);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &other));
+        // Shared at the lower rate: two requests pass at once, the third waits a minute.
+        let start = Instant::now();
+        a.acquire().await;
+        b.acquire().await;
+        assert!(start.elapsed() < Duration::from_secs(1));
+        a.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(59));
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,14 @@ use serde_json::Value;
 pub use auth::{Auth, AuthError, MintOptions};
 pub use http::{Action, GatewayError, Limiter, RetryPolicy, Stats, message_of};
 
+/// Requests per minute a client sends by default: the gateway allows 500 on `/v1`.
+pub const DEFAULT_RATE_LIMIT: usize = 450;
+
+/// The JWT audience and issuer the gateway expects by default (its `JWT_AUDIENCE`,
+/// `JWT_ISSUER`).
+pub const DEFAULT_JWT_AUDIENCE: &str = "mcpgateway-api";
+pub const DEFAULT_JWT_ISSUER: &str = "mcpgateway";
+
 /// How to reach and talk to a gateway.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -27,7 +35,8 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Counters to share with other clients (default: the client's own).
     pub stats: Option<Arc<Stats>>,
-    /// A limiter to share with other clients (default: the client's own, at `rate_limit`).
+    /// A limiter of its own (default: the process's one for this gateway URL, at `rate_limit`
+    /// or the lowest rate another client of that gateway asked for).
     pub limiter: Option<Arc<Limiter>>,
 }
 
@@ -36,7 +45,7 @@ impl ClientOptions {
         ClientOptions {
             url: url.into(),
             auth,
-            rate_limit: 450,
+            rate_limit: DEFAULT_RATE_LIMIT,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             stats: None,
@@ -98,6 +107,9 @@ impl Client {
                 url: base.clone(),
                 reason: e.to_string(),
             })?;
+        let limiter = opts
+            .limiter
+            .unwrap_or_else(|| Limiter::for_gateway(&base, opts.rate_limit));
         Ok(Client {
             user: opts.auth.user().map(str::to_string),
             who: opts.auth.who(),
@@ -105,9 +117,7 @@ impl Client {
                 http,
                 base,
                 bearer,
-                limiter: opts
-                    .limiter
-                    .unwrap_or_else(|| Arc::new(Limiter::new(opts.rate_limit))),
+                limiter,
                 retry: opts.retry,
                 stats: opts.stats.unwrap_or_default(),
             }),
