@@ -46,6 +46,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Env(_) | ReconcileError::Config { .. } => "invalid",
             ReconcileError::Ready(ReadyError::Gateway(_)) | ReconcileError::Gateway(_) => "gateway",
+            ReconcileError::Ready(ReadyError::Conflicts(_)) => "conflict",
             ReconcileError::Ready(_) => "invalid",
             ReconcileError::MassDelete(_) => "mass_delete",
             ReconcileError::Stale { .. } => "stale",

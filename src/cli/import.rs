@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{CliError, Connection, SecretArg, exit, report};
-use crate::apply::{self, Keys, Options, Ready, Strategy};
+use crate::apply::{self, Keys, Options, Ready, ReadyError, Strategy};
 use crate::document::{self, Document};
 use crate::plan::Desired;
 use crate::secrets::Secret;
@@ -125,28 +125,18 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         observed,
         credentials,
         prepared,
-    } = apply::ready(&client, full, &desired, file, &keys, &opts).await?;
-    if !prepared.conflicts.is_empty() {
-        let mut msg = format!(
-            "{} conflict{} under --conflict-strategy fail; nothing was written:",
-            prepared.conflicts.len(),
-            if prepared.conflicts.len() == 1 {
-                ""
-            } else {
-                "s"
+    } = match apply::ready(&client, full, &desired, file, &keys, &opts).await {
+        Err(ReadyError::Conflicts(conflicts)) => {
+            if a.output == Output::Json {
+                println!(
+                    "{}",
+                    json!({"ok": false, "dry_run": a.dry_run, "conflicts": conflicts})
+                );
             }
-        );
-        for c in &prepared.conflicts {
-            msg.push_str(&format!("\n  {c}"));
+            return Err(ReadyError::Conflicts(conflicts).into());
         }
-        if a.output == Output::Json {
-            println!(
-                "{}",
-                json!({"ok": false, "dry_run": a.dry_run, "conflicts": prepared.conflicts})
-            );
-        }
-        return Err(CliError::new(exit::CONFLICT, msg));
-    }
+        r => r?,
+    };
     let owner = apply::owner(&client, &prepared, &opts).await?;
     let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
     let bar = report::progress;

@@ -62,6 +62,7 @@ impl From<crate::apply::ReadyError> for CliError {
     fn from(e: crate::apply::ReadyError) -> Self {
         match e {
             crate::apply::ReadyError::Gateway(g) => g.into(),
+            e @ crate::apply::ReadyError::Conflicts(_) => CliError::new(exit::CONFLICT, e),
             other => CliError::invalid(other),
         }
     }
