@@ -126,3 +126,102 @@ async fn conflict_strategy_fail_refuses_the_whole_run_before_any_write() {
     assert_eq!(stdout(&out), "Applied: 1 tool (2 unchanged)\n");
     assert_eq!(tool_names(&gw).await, ["alpha", "beta", "gamma"]);
 }
+
+/// The README's `plan examples/envs/dev` / `apply examples/envs/dev` transcript, run line by
+/// line from the repository's root with the dev environment's variables set (and nothing of
+/// the base's): every `$ ` command, its output and the exit code `echo $?` shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_environment_example_runs_as_printed() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let start = readme
+        .find("$ mcp-gitops plan examples/envs/dev")
+        .expect("the README shows plan examples/envs/dev");
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block.lines() {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => steps.push((cmd.to_string(), Vec::new())),
+            None => steps.last_mut().unwrap().1.push(line.to_string()),
+        }
+    }
+    assert!(steps.len() >= 3, "{block}");
+
+    // The gateway holds the base's state, as the example assumes.
+    let gw = Gateway::start();
+    for file in ["tools.yaml", "servers.yaml"] {
+        let out = gw
+            .cmd()
+            .args(["import", "--user", common::ADMIN])
+            .arg(common::root().join("examples/envs/base").join(file))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+    }
+
+    let mut last: Option<std::process::Output> = None;
+    for (cmd, want) in steps {
+        if cmd == "echo $?" {
+            let code = last.as_ref().unwrap().status.code().unwrap();
+            assert_eq!(vec![code.to_string()], want, "{cmd}");
+            continue;
+        }
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        assert_eq!(args[0], "mcp-gitops", "{cmd}");
+        let out = assert_cmd::Command::cargo_bin("mcp-gitops")
+            .unwrap()
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DEV_GATEWAY_URL", &gw.url)
+            .env("DEV_GATEWAY_TOKEN", gw.token())
+            .env("DEV_AUTH_ENCRYPTION_SECRET", gw.secret())
+            .env("WEATHER_HOST", "weather.dev.example.com")
+            .current_dir(common::root())
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdout(&out).lines().collect::<Vec<_>>(),
+            want,
+            "{cmd}: {}",
+            stderr(&out)
+        );
+        last = Some(out);
+    }
+    let live = gw.get("/v1/tools?limit=0").await;
+    let weather = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "weather-api")
+        .unwrap();
+    assert_eq!(weather["url"], "https://weather.dev.example.com/v1/current");
+}
+
+#[test]
+fn rename_is_refused_for_an_environment_before_the_gateway_is_contacted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9: a request would fail differently.
+    std::fs::write(
+        dir.path().join("mcp-gitops.yaml"),
+        "gateway: http://127.0.0.1:9\ntoken: {env: TOKEN}\nconflict_strategy: rename\n",
+    )
+    .unwrap();
+    for cmd in ["plan", "apply"] {
+        let out = assert_cmd::Command::cargo_bin("mcp-gitops")
+            .unwrap()
+            .env_clear()
+            .env("TOKEN", "not-used")
+            .arg(cmd)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(
+                "mcp-gitops.yaml: /conflict_strategy: rename is not allowed in an environment"
+            ),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+}

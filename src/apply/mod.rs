@@ -26,7 +26,7 @@ pub use entity::{EntityRef, Index};
 pub use observe::{Observed, live_ids, observe};
 pub use prune::{MassDelete, PrunePolicy};
 pub use ready::{Keys, Ready, ReadyError, owner, ready, ready_offline};
-pub use run::{Progress, execute, personal_team};
+pub use run::{Progress, execute, personal_team, short};
 
 /// What to do with an entity that exists on the gateway and differs from the document.
 #[derive(

@@ -285,7 +285,7 @@ impl Worker {
         });
     }
 
-    fn log_cycle(&self, t: &Target, outcome: &Cycle, drift_reported: bool) {
+    fn log_cycle(&self, outcome: &Cycle, drift_reported: bool) {
         match outcome {
             Cycle::Applied(r) => {
                 for res in r
@@ -297,14 +297,14 @@ impl Worker {
                         .ok()
                         .and_then(|v| v.get("result").and_then(|v| v.as_str().map(str::to_string)))
                         .unwrap_or_default();
-                    self.log(&t.env.mask(&format!("{} {} {result}", res.kind, res.name)));
+                    self.log(&format!("{} {} {result}", res.kind, res.name));
                 }
                 self.log(&summary(r));
             }
             Cycle::Drift { lines, .. } if !drift_reported => {
                 self.log(&format!("drift ({} changes, mode observe):", lines.len()));
                 for l in lines {
-                    self.log(&t.env.mask(l));
+                    self.log(l);
                 }
             }
             _ => {}
@@ -476,7 +476,7 @@ impl Worker {
                         run.await
                     }
                 };
-                self.log_cycle(t, &outcome, drift_reported);
+                self.log_cycle(&outcome, drift_reported);
                 match &outcome {
                     Cycle::InSync(c) => {
                         backoff = Duration::ZERO;
