@@ -82,18 +82,9 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
     }
     .map_err(|e| fail(e.into()))?;
     let counts = p.counts();
-    let lines: Vec<String> = p
-        .lines(a.env.verbose)
-        .iter()
-        .map(|l| t.env.mask(l))
-        .collect();
-    let notes: Vec<String> = p
-        .ready
-        .prepared
-        .notes
-        .iter()
-        .map(|n| t.env.mask(n))
-        .collect();
+    // Substituted values show as written where they were substituted (`Planned::lines`).
+    let lines = p.lines(a.env.verbose);
+    let notes = p.ready.prepared.notes.clone();
     if let Some(out) = &a.out {
         let saved = SavedPlan::new(&t, &p, super::now_rfc3339());
         let text = serde_json::to_string_pretty(&saved).expect("a plan serialises") + "\n";
@@ -166,15 +157,12 @@ pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
         }
     };
     match a.output {
-        Output::Text => print!(
-            "{}",
-            t.env.mask(&report::text(&result, 0, a.verbose, "Applied"))
-        ),
+        Output::Text => print!("{}", report::text(&result, 0, a.verbose, "Applied")),
         Output::Json => {
             let mut v = report::json(&result, 0);
             let stats = t.client.stats();
             v["requests"] = json!({"reads": stats.reads(), "writes": stats.writes()});
-            println!("{}", t.env.mask(&v.to_string()));
+            println!("{v}");
         }
     }
     Ok(if result.failed() > 0 {

@@ -12,7 +12,7 @@ use crate::core::diff::Desired;
 use crate::core::document::{self, Document};
 use crate::core::secrets::Secret;
 use crate::core::select::{self, IncludeSpec, Selection};
-use crate::engine::apply::{self, Keys, Options, Ready, Strategy};
+use crate::engine::apply::{self, Keys, Options, Ready, ReadyError, Strategy};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -125,28 +125,18 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         observed,
         credentials,
         prepared,
-    } = apply::ready(&client, full, &desired, file, &keys, &opts).await?;
-    if !prepared.conflicts.is_empty() {
-        let mut msg = format!(
-            "{} conflict{} under --conflict-strategy fail; nothing was written:",
-            prepared.conflicts.len(),
-            if prepared.conflicts.len() == 1 {
-                ""
-            } else {
-                "s"
+    } = match apply::ready(&client, full, &desired, file, &keys, &opts).await {
+        Err(ReadyError::Conflicts(conflicts)) => {
+            if a.output == Output::Json {
+                println!(
+                    "{}",
+                    json!({"ok": false, "dry_run": a.dry_run, "conflicts": conflicts})
+                );
             }
-        );
-        for c in &prepared.conflicts {
-            msg.push_str(&format!("\n  {c}"));
+            return Err(ReadyError::Conflicts(conflicts).into());
         }
-        if a.output == Output::Json {
-            println!(
-                "{}",
-                json!({"ok": false, "dry_run": a.dry_run, "conflicts": prepared.conflicts})
-            );
-        }
-        return Err(CliError::new(exit::CONFLICT, msg));
-    }
+        r => r?,
+    };
     let owner = apply::owner(&client, &prepared, &opts).await?;
     let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
     let bar = report::progress;

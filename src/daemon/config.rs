@@ -281,13 +281,15 @@ pub fn load(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DaemonConfig, ConfigError> {
     let (name, text) = document::read_text(path)?;
-    let text = crate::engine::environment::substitute_vars(&text, &name, lookup).map_err(|e| {
-        ConfigError::Invalid {
+    // Parsed first, then substituted inside strings: a value cannot change the structure.
+    let mut value = document::parse_value(&text, Some(Format::Yaml), &name)?;
+    crate::engine::environment::substitute_value(&mut value, &name, lookup, &|_| false).map_err(
+        |e| ConfigError::Invalid {
             file: name.clone(),
             problems: vec![e.to_string().replacen(&format!("{name}: "), "", 1)],
-        }
-    })?;
-    let raw: Raw = document::parse(&text, Some(Format::Yaml), &name)?;
+        },
+    )?;
+    let raw: Raw = document::from_value(value, &name)?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -292,7 +292,7 @@ impl Worker {
         });
     }
 
-    fn log_cycle(&self, t: &Target, outcome: &Cycle, report_drift: bool) {
+    fn log_cycle(&self, outcome: &Cycle, report_drift: bool) {
         match outcome {
             Cycle::Applied(r) => {
                 for res in r
@@ -304,14 +304,14 @@ impl Worker {
                         .ok()
                         .and_then(|v| v.get("result").and_then(|v| v.as_str().map(str::to_string)))
                         .unwrap_or_default();
-                    self.log(&t.env.mask(&format!("{} {} {result}", res.kind, res.name)));
+                    self.log(&format!("{} {} {result}", res.kind, res.name));
                 }
                 self.log(&summary(r));
             }
             Cycle::Drift { lines, .. } if report_drift => {
                 self.log(&format!("drift ({} changes, mode observe):", lines.len()));
                 for l in lines {
-                    self.log(&t.env.mask(l));
+                    self.log(l);
                 }
             }
             _ => {}
@@ -441,7 +441,7 @@ impl Worker {
     ) -> Verdict {
         let t = &l.target;
         let d = rules.after_cycle(outcome.kind(), fresh);
-        self.log_cycle(t, outcome, d.report_drift);
+        self.log_cycle(outcome, d.report_drift);
         match outcome {
             Cycle::InSync(c) if d.say_in_sync => {
                 self.log(&format!("in sync ({} unchanged)", c.unchanged));

@@ -1,7 +1,10 @@
 //! An environment directory: the desired state of one gateway. Document files (JSON or YAML)
 //! whose entities are merged, an `mcp-gitops.yaml` saying where the gateway is and where its
 //! credentials come from, optional `bases` whose entities are inherited and patched (JSON merge
-//! patch per entity), and `${VAR}` substitution from the process environment.
+//! patch per entity), and `${VAR}` substitution from the process environment, inside string
+//! values after parsing (`subst`).
+
+mod subst;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,8 @@ use crate::core::document::validate::identity;
 use crate::core::document::{self, Document, LoadError};
 use crate::core::kind::Kind;
 pub use crate::core::policy::{MAX_DELETE_PERCENT, Mode, Prune, Strategy};
+pub use subst::{Masks, substitute_value};
+use subst::{connection_setting, document_value, raw_key};
 
 /// The environment file's name.
 pub const CONFIG_FILE: &str = "mcp-gitops.yaml";
@@ -70,7 +75,8 @@ impl SecretRef {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The gateway's base URL.
+    /// The gateway's base URL (required unless the environment is only inherited).
+    #[serde(default)]
     pub gateway: String,
     /// A bearer token.
     #[serde(default)]
@@ -107,8 +113,8 @@ pub struct Environment {
     pub document: Document,
     /// Where each entity was defined, by (kind, identity).
     pub origin: BTreeMap<(Kind, String), String>,
-    /// Substituted values, to be masked in output.
-    substituted: Vec<(String, String)>,
+    /// Where substituted values sit in `document`, shown as written in output.
+    pub masks: Masks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +125,25 @@ pub enum EnvError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Invalid(#[from] crate::core::document::ValidationError),
-    #[error("{file}: ${{{var}}} is not set in the environment")]
-    Unset { file: String, var: String },
+    #[error("{file}: {}${{{var}}} is not set in the environment", at(pointer))]
+    Unset {
+        file: String,
+        /// Where in the file, when known.
+        pointer: Option<String>,
+        var: String,
+    },
+    #[error("{file}: {pointer}: ${{...}} makes the key '{key}', which the object already has")]
+    DuplicateKey {
+        file: String,
+        pointer: String,
+        key: String,
+    },
+    #[error(
+        "{file}: /conflict_strategy: rename is not allowed in an environment: an environment converges to its documents, and renaming would add a copy on every run (use update, skip or fail; `import --conflict-strategy rename` makes one-off copies)"
+    )]
+    Rename { file: String },
+    #[error("{file}: missing field `gateway`")]
+    NoGateway { file: String },
     #[error("{kind} '{key}' is defined twice: in {first} and in {second}")]
     Duplicate {
         kind: Kind,
@@ -145,16 +168,19 @@ impl crate::core::error::Classify for EnvError {
     }
 }
 
+fn at(pointer: &Option<String>) -> String {
+    pointer
+        .as_ref()
+        .map(|p| format!("{p}: "))
+        .unwrap_or_default()
+}
+
 impl Environment {
-    /// Replace every substituted value in `text` by its `${VAR}`.
+    /// Free text (an error message): a substituted value quoted whole in it is shown as
+    /// written (`'https://${HOST}/v1'`); nothing else changes. Plan lines and reports are
+    /// masked where the values were substituted instead ([`Masks::change`]).
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (var, value) in &self.substituted {
-            if value.len() >= 4 {
-                out = out.replace(value.as_str(), &format!("${{{var}}}"));
-            }
-        }
-        out
+        self.masks.text(text)
     }
 
     /// Read a secret reference (environment variable or file, relative to the directory).
@@ -163,55 +189,12 @@ impl Environment {
         r.read(&self.dir, &env_lookup).map_err(|e| match e {
             SecretRefError::Unset(var) => EnvError::Unset {
                 file: self.dir.join(CONFIG_FILE).display().to_string(),
+                pointer: None,
                 var,
             },
             SecretRefError::Io { path, source } => EnvError::Io { path, source },
         })
     }
-}
-
-/// Substitute `${VAR}` from `lookup`; `$${` escapes.
-fn substitute(
-    text: &str,
-    file: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    used: &mut Vec<(String, String)>,
-) -> Result<String, EnvError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        if rest[..i].ends_with('$') {
-            out.push_str(&rest[..i - 1]);
-            out.push_str("${");
-            rest = &rest[i + 2..];
-            continue;
-        }
-        out.push_str(&rest[..i]);
-        let Some(end) = rest[i..].find('}') else {
-            out.push_str(&rest[i..]);
-            rest = "";
-            break;
-        };
-        let var = &rest[i + 2..i + end];
-        let value = lookup(var).ok_or_else(|| EnvError::Unset {
-            file: file.to_string(),
-            var: var.to_string(),
-        })?;
-        out.push_str(&value);
-        used.push((var.to_string(), value));
-        rest = &rest[i + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Substitute `${VAR}` in `text` (of `file`) from `lookup`, as environment files are.
-pub fn substitute_vars(
-    text: &str,
-    file: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, EnvError> {
-    substitute(text, file, lookup, &mut Vec::new())
 }
 
 /// Look a variable up in the process environment.
@@ -246,8 +229,10 @@ fn load_with(
             dir: dir.display().to_string(),
         });
     }
+    // A base (loaded for another environment) is inherited for its entities only.
+    let inherited = !stack.is_empty();
     stack.push(canonical);
-    let mut used = Vec::new();
+    let mut masks = Masks::default();
     let config_path = dir.join(CONFIG_FILE);
     if !config_path.is_file() {
         return Err(EnvError::NoConfig {
@@ -255,11 +240,19 @@ fn load_with(
         });
     }
     let (name, text) = document::read_text(&config_path)?;
-    let text = substitute(&text, &name, lookup, &mut used)?;
-    let config: Config = document::parse(&text, Some(document::Format::Yaml), &name)?;
+    let mut raw = document::parse_value(&text, Some(document::Format::Yaml), &name)?;
+    let skip = |p: &str| inherited && connection_setting(p);
+    substitute_value(&mut raw, &name, lookup, &skip)?;
+    let config: Config = document::from_value(raw, &name)?;
+    if config.conflict_strategy == Some(Strategy::Rename) {
+        return Err(EnvError::Rename { file: name });
+    }
+    if config.gateway.is_empty() && !inherited {
+        return Err(EnvError::NoGateway { file: name });
+    }
 
     if config.bases.is_empty() {
-        let env = load_plain(dir, config, lookup, used)?;
+        let env = load_plain(dir, config, lookup)?;
         stack.pop();
         return Ok(env);
     }
@@ -268,7 +261,7 @@ fn load_with(
     let mut entities: BTreeMap<(Kind, String), (Value, String)> = BTreeMap::new();
     for base in &config.bases {
         let b = load_with(&dir.join(base), lookup, stack)?;
-        used.extend(b.substituted.iter().cloned());
+        masks.inherit(&b.masks);
         for (key, v) in entity_values(&b.document) {
             let origin = b.origin.get(&key).cloned().unwrap_or_default();
             entities.insert(key, (v, origin));
@@ -276,12 +269,15 @@ fn load_with(
     }
     let mut here: BTreeMap<(Kind, String), String> = BTreeMap::new();
     let mut version = document::DOCUMENT_VERSION.to_string();
+    let mut mine = Masks::default();
     for path in document_files(dir)? {
-        let (name, text) = document::read_text(&path)?;
-        let text = substitute(&text, &name, lookup, &mut used)?;
         // With bases a file may hold partial entities (patches), checked once merged. Patches
         // apply as written: a null removes a field.
-        let raw = document::parse_value(&text, None, &name)?;
+        let (name, text) = document::read_text(&path)?;
+        let (raw, used) = document_value(&name, &text, lookup)?;
+        for u in &used {
+            mine.record(u, &|kind, i| raw_key(&raw, kind, i));
+        }
         if let Some(v) = raw.get("version").and_then(Value::as_str) {
             version = v.to_string();
         }
@@ -297,6 +293,7 @@ fn load_with(
             here.insert(key.clone(), name.clone());
             match entities.get_mut(&key) {
                 Some((base, origin)) => {
+                    masks.forget_patched(&key, &v);
                     merge_patch(base, &v);
                     *origin = format!("{name} (patching {origin})");
                 }
@@ -307,8 +304,14 @@ fn load_with(
         }
     }
     stack.pop();
+    mine.inherit(&masks);
+    let mut masks = mine;
     let mut lists: Map<String, Value> = Map::new();
     let mut origin = BTreeMap::new();
+    if !masks.is_empty() {
+        let held = entities.iter().map(|(k, (v, _))| (k.clone(), v.clone()));
+        masks.retain_held(&held.collect());
+    }
     for ((kind, id), (v, from)) in entities {
         lists
             .entry(kind.plural())
@@ -330,7 +333,7 @@ fn load_with(
         config,
         document,
         origin,
-        substituted: used,
+        masks,
     })
 }
 
@@ -341,8 +344,8 @@ fn load_plain(
     dir: &Path,
     config: Config,
     lookup: &dyn Fn(&str) -> Option<String>,
-    mut used: Vec<(String, String)>,
 ) -> Result<Environment, EnvError> {
+    let mut masks = Masks::default();
     let mut document = Document {
         version: document::DOCUMENT_VERSION.to_string(),
         ..Document::default()
@@ -350,8 +353,16 @@ fn load_plain(
     let mut origin: BTreeMap<(Kind, String), String> = BTreeMap::new();
     for path in document_files(dir)? {
         let (name, text) = document::read_text(&path)?;
-        let text = substitute(&text, &name, lookup, &mut used)?;
-        let doc = document::from_str(&text, None, &name)?;
+        // Without any `${` the file is read straight into a document (large files load fast).
+        let doc = if text.contains("${") {
+            let (raw, used) = document_value(&name, &text, lookup)?;
+            for u in &used {
+                masks.record(u, &|kind, i| raw_key(&raw, kind, i));
+            }
+            document::document_from_value(raw, &name)?
+        } else {
+            document::from_str(&text, None, &name)?
+        };
         document::validate(&doc, &name, &Default::default())?;
         for kind in Kind::ALL {
             for key in doc.entities.keys(kind) {
@@ -377,12 +388,15 @@ fn load_plain(
         e.roots.extend(from.roots);
     }
     document.entities.sort();
+    if !masks.is_empty() {
+        masks.retain_held(&entity_values(&document).into_iter().collect());
+    }
     Ok(Environment {
         dir: dir.to_path_buf(),
         config,
         document,
         origin,
-        substituted: used,
+        masks,
     })
 }
 
@@ -503,9 +517,14 @@ mod tests {
         assert_eq!(tool.url, "https://prod-weather.example.com/v2");
         assert_eq!(tool.description, None, "null removes the field");
         assert_eq!(tool.tags.len(), 1, "unpatched fields are inherited");
+        let change = crate::core::diff::FieldChange::Value {
+            field: "url".into(),
+            from: json!("https://w.example.com"),
+            to: json!("https://prod-weather.example.com/v2"),
+        };
         assert_eq!(
-            env.mask("url: https://prod-weather.example.com/v2"),
-            "url: https://${HOST}/v2"
+            env.masks.change(Kind::Tool, "weather", &change).to_string(),
+            r#"url: "https://w.example.com" -> "https://${HOST}/v2""#
         );
 
         write(

@@ -19,7 +19,7 @@ use crate::engine::apply::{
     self, Keys, MassDelete, Options, Progress, PrunePolicy, Ready, ReadyError, Report, StepAction,
     prune,
 };
-use crate::engine::environment::{self, EnvError, Environment, Mode};
+use crate::engine::environment::{self, EnvError, Environment, Masks, Mode};
 use crate::gateway::{Auth, Client, ClientOptions, GatewayError, Limiter, Stats};
 
 /// Why a reconcile did not get to writing.
@@ -179,7 +179,7 @@ impl Target {
         )
         .await?;
         self.prune_into(&mut ready)?;
-        Ok(Planned { ready })
+        Ok(self.planned(ready))
     }
 
     /// Plan against a saved snapshot of the gateway (an export document): no request.
@@ -194,7 +194,14 @@ impl Target {
             snapshot,
         )?;
         self.prune_into(&mut ready)?;
-        Ok(Planned { ready })
+        Ok(self.planned(ready))
+    }
+
+    fn planned(&self, ready: Ready) -> Planned {
+        Planned {
+            ready,
+            masks: self.env.masks.clone(),
+        }
     }
 
     /// Add prune's deletes.
@@ -229,7 +236,7 @@ impl Target {
         }
         let r = &planned.ready;
         let owner = apply::owner(&self.client, &r.prepared, &self.opts).await?;
-        Ok(apply::execute(
+        let report = apply::execute(
             &self.client,
             &Desired {
                 document: &self.desired,
@@ -241,7 +248,8 @@ impl Target {
             owner,
             progress,
         )
-        .await)
+        .await;
+        Ok(planned.mask(report))
     }
 
     fn digest_key(&self) -> Vec<u8> {
@@ -281,6 +289,8 @@ impl Target {
 /// A plan: what the gateway holds and what to do.
 pub struct Planned {
     pub ready: Ready,
+    /// Where the desired entities hold substituted values.
+    masks: Masks,
 }
 
 /// Counts of a plan.
@@ -322,7 +332,10 @@ impl Planned {
             out.push(match &s.action {
                 StepAction::Create => format!("+ create {} {}", s.kind, s.target),
                 StepAction::Update(changes) => {
-                    let c: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                    let c: Vec<String> = changes
+                        .iter()
+                        .map(|c| self.masks.change(s.kind, &s.key, c).to_string())
+                        .collect();
                     format!("~ update {} {}: {}", s.kind, s.key, c.join("; "))
                 }
                 StepAction::Delete => format!("- delete {} {}", s.kind, s.key),
@@ -332,6 +345,38 @@ impl Planned {
             });
         }
         out
+    }
+
+    /// A report of this plan's execution with substituted values shown as written: in field
+    /// changes where they were substituted, in messages where they are quoted whole.
+    fn mask(&self, mut report: Report) -> Report {
+        if self.masks.is_empty() {
+            return report;
+        }
+        let updates: std::collections::HashMap<_, _> = self
+            .ready
+            .prepared
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                StepAction::Update(c) => Some(((s.kind, s.key.as_str()), c)),
+                _ => None,
+            })
+            .collect();
+        for r in &mut report.results {
+            if let Some(changes) = updates.get(&(r.kind, r.name.as_str())) {
+                r.changes = changes
+                    .iter()
+                    .map(|c| apply::short(&self.masks.change(r.kind, &r.name, c)))
+                    .collect();
+            }
+            if let apply::Outcome::Failed { error: m } | apply::Outcome::Skipped { reason: m } =
+                &mut r.outcome
+            {
+                *m = self.masks.text(m);
+            }
+        }
+        report
     }
 }
 
@@ -432,7 +477,7 @@ impl SavedPlan {
             desired_digest,
             live_digest,
             counts: p.counts(),
-            changes: p.lines(false).iter().map(|l| t.env.mask(l)).collect(),
+            changes: p.lines(false),
         }
     }
 

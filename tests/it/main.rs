@@ -9,6 +9,7 @@ mod common;
 mod daemon;
 mod document;
 mod env;
+mod env_rules;
 mod export;
 mod git;
 mod import;

@@ -130,7 +130,11 @@ pub fn parse<T: DeserializeOwned>(
         de.end().map_err(syntax)?;
         return Ok(v);
     }
-    let value = parse_value(text, Some(format), file)?;
+    from_value(parse_value(text, Some(format), file)?, file)
+}
+
+/// A parsed value as a `T`; shape errors carry the file and the JSON pointer.
+pub fn from_value<T: DeserializeOwned>(value: Value, file: &str) -> Result<T, LoadError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| LoadError::Shape {
         file: file.to_string(),
         pointer: to_pointer(&e.path().to_string()),
@@ -164,7 +168,15 @@ pub fn parse_value(text: &str, format: Option<Format>, file: &str) -> Result<Val
 
 /// Parse a document from text.
 pub fn from_str(text: &str, format: Option<Format>, file: &str) -> Result<Document, LoadError> {
-    let doc: Document = parse(text, format, file)?;
+    checked(parse(text, format, file)?, file)
+}
+
+/// A document from a parsed value.
+pub fn document_from_value(value: Value, file: &str) -> Result<Document, LoadError> {
+    checked(from_value(value, file)?, file)
+}
+
+fn checked(doc: Document, file: &str) -> Result<Document, LoadError> {
     if doc.version.trim().is_empty() {
         return Err(LoadError::Shape {
             file: file.to_string(),

@@ -19,7 +19,10 @@ use serde_json::Value;
 
 use crate::core::kind::Kind;
 
-pub use load::{Format, LoadError, from_str, load_path, parse, parse_value, read_text, to_string};
+pub use load::{
+    Format, LoadError, document_from_value, from_str, from_value, load_path, parse, parse_value,
+    read_text, to_string,
+};
 pub use schema::schema_json;
 pub use tag::Tag;
 pub use validate::{Problem, ValidationError, validate};

@@ -25,7 +25,7 @@ pub use crate::gateway::body::Owner;
 pub use observe::{Observed, live_ids, observe};
 pub use prune::{MassDelete, PrunePolicy};
 pub use ready::{Keys, Ready, ReadyError, owner, ready, ready_offline};
-pub use run::{Progress, execute, personal_team};
+pub use run::{Progress, execute, personal_team, short};
 
 /// How to execute.
 #[derive(Clone, Debug)]

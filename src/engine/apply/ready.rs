@@ -2,7 +2,7 @@
 //! (with the gateway's view for references), observe the target, check the target key,
 //! decrypt the document's credentials, prepare the steps.
 
-use super::{Observed, Options, Prepared, observe, prepare};
+use super::{Conflict, Observed, Options, Prepared, observe, prepare};
 use crate::core::diff::CredentialMap;
 use crate::core::document::Document;
 use crate::core::document::validate::{Context, ValidationError, validate};
@@ -62,12 +62,29 @@ pub enum ReadyError {
     },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// Entities that exist and differ under the `fail` strategy: the whole run is refused
+    /// before any write.
+    #[error("{}", conflicts_message(.0))]
+    Conflicts(Vec<Conflict>),
+}
+
+fn conflicts_message(conflicts: &[Conflict]) -> String {
+    let mut msg = format!(
+        "{} conflict{} under conflict strategy fail; nothing was written:",
+        conflicts.len(),
+        if conflicts.len() == 1 { "" } else { "s" }
+    );
+    for c in conflicts {
+        msg.push_str(&format!("\n  {c}"));
+    }
+    msg
 }
 
 impl crate::core::error::Classify for ReadyError {
     fn class(&self) -> crate::core::error::ErrorClass {
         match self {
             ReadyError::Gateway(g) => crate::core::error::Classify::class(g),
+            ReadyError::Conflicts(_) => crate::core::error::ErrorClass::Conflict,
             _ => crate::core::error::ErrorClass::Invalid,
         }
     }
@@ -177,6 +194,8 @@ pub fn ready_offline(
 }
 
 /// Decrypt the document's credentials and prepare the steps against what was observed.
+/// Conflicts (the `fail` strategy) refuse the run here, so that no front door can go on to
+/// write.
 fn prepared(
     desired: &Document,
     keys: &Keys,
@@ -185,6 +204,9 @@ fn prepared(
 ) -> Result<Ready, ReadyError> {
     let credentials = super::desired_credentials(desired, keys.document.as_ref())?;
     let prepared = prepare(desired, &credentials, &observed, opts);
+    if !prepared.conflicts.is_empty() {
+        return Err(ReadyError::Conflicts(prepared.conflicts));
+    }
     Ok(Ready {
         observed,
         credentials,

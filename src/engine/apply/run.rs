@@ -493,7 +493,7 @@ enum Blocked {
 }
 
 /// A change for display, long values cut.
-fn short(c: &FieldChange) -> String {
+pub fn short(c: &FieldChange) -> String {
     let s = c.to_string();
     if s.chars().count() > 160 {
         format!("{}…", s.chars().take(160).collect::<String>())
