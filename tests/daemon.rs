@@ -993,10 +993,13 @@ async fn an_idle_flood_under_a_low_file_limit_starves_neither_the_listener_nor_t
     let before = d.status("dev").await["cycles"].as_u64().unwrap();
 
     // 300 connections that send nothing: more than the cap, more than the file limit.
-    let mut idle = Vec::new();
-    for _ in 0..300 {
-        idle.push(tokio::net::TcpStream::connect(&d.addr).await.unwrap());
-    }
+    // All at once: the listener must not outrun the closing of the connections it evicts.
+    let connects = (0..300).map(|_| tokio::net::TcpStream::connect(&d.addr));
+    let idle: Vec<_> = futures::future::join_all(connects)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let started = Instant::now();
     let health = tokio::time::timeout(Duration::from_secs(2), d.get("/healthz"))
         .await

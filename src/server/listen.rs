@@ -4,15 +4,16 @@
 //!
 //! Over the cap, a new connection is accepted and the connection idle the longest (no request
 //! being handled) is closed to make room; when every connection is handling a request the new
-//! one is closed at once. So an idle flood never holds the listener — `/healthz` still answers —
-//! and the listener never holds more than the cap (plus the one just accepted) of descriptors.
+//! one is closed at once. The next connection is accepted only once the closed one has given its
+//! descriptor back. So an idle flood never holds the listener — `/healthz` still answers — and
+//! the listener never holds more descriptors than the cap plus the one just accepted.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ struct Conn {
     last: AtomicU64,
     /// Requests being handled.
     busy: AtomicUsize,
+    /// Chosen to make room; open until its task ends.
+    closing: AtomicBool,
     close: Notify,
 }
 
@@ -54,9 +57,20 @@ struct Registry {
     start: Instant,
     next: AtomicU64,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// A connection's task ended (its descriptor is closed).
+    removed: Notify,
 }
 
 impl Registry {
+    fn new() -> Registry {
+        Registry {
+            start: Instant::now(),
+            next: AtomicU64::new(0),
+            conns: Mutex::new(HashMap::new()),
+            removed: Notify::new(),
+        }
+    }
+
     fn now(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
@@ -65,13 +79,17 @@ impl Registry {
         self.conns.lock().expect("connections").len()
     }
 
-    /// Register a new connection if there is room, taking out the longest-idle one to make it
-    /// (returned, to be closed). None: every connection is handling a request.
+    /// Register a new connection if there is room, marking the longest-idle one as closing to
+    /// make it (returned, to be closed; it counts until its task ends). None: every connection
+    /// is handling a request.
     fn admit(&self, cap: usize) -> Option<(u64, Arc<Conn>, Option<Arc<Conn>>)> {
         let mut conns = self.conns.lock().expect("connections");
         let mut evicted = None;
         if conns.len() >= cap {
-            let idle = conns.iter().map(|(id, c)| {
+            let open = conns
+                .iter()
+                .filter(|(_, c)| !c.closing.load(Ordering::SeqCst));
+            let idle = open.map(|(id, c)| {
                 (
                     *id,
                     c.busy.load(Ordering::SeqCst),
@@ -79,12 +97,15 @@ impl Registry {
                 )
             });
             let id = longest_idle(idle)?;
-            evicted = conns.remove(&id);
+            let victim = conns[&id].clone();
+            victim.closing.store(true, Ordering::SeqCst);
+            evicted = Some(victim);
         }
         let id = self.next.fetch_add(1, Ordering::SeqCst);
         let conn = Arc::new(Conn {
             last: AtomicU64::new(self.now()),
             busy: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
             close: Notify::new(),
         });
         conns.insert(id, conn.clone());
@@ -93,6 +114,18 @@ impl Registry {
 
     fn remove(&self, id: u64) {
         self.conns.lock().expect("connections").remove(&id);
+        self.removed.notify_one();
+    }
+
+    /// Until at most `cap` connections are open (bounded: a stuck task must not stop the
+    /// listener).
+    async fn settle(&self, cap: usize) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while self.len() > cap {
+                self.removed.notified().await;
+            }
+        })
+        .await;
     }
 }
 
@@ -218,11 +251,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let registry = Arc::new(Registry {
-        start: Instant::now(),
-        next: AtomicU64::new(0),
-        conns: Mutex::new(HashMap::new()),
-    });
+    let registry = Arc::new(Registry::new());
     let mut tasks = tokio::task::JoinSet::new();
     let mut last_error: Option<Instant> = None;
     loop {
@@ -249,7 +278,7 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        if let Some(old) = evicted {
+        if let Some(old) = &evicted {
             metrics.connection_closed("evicted");
             old.close.notify_one();
         }
@@ -266,13 +295,15 @@ pub async fn serve(
             limits,
             metrics: metrics.clone(),
         };
-        let registry = registry.clone();
-        let stop = stop.clone();
+        let (reg, stop) = (registry.clone(), stop.clone());
         tasks.spawn(async move {
-            c.run(io, &registry, stop).await;
-            registry.remove(id);
-            c.metrics.connections(registry.len());
+            c.run(io, &reg, stop).await;
+            reg.remove(id);
+            c.metrics.connections(reg.len());
         });
+        if evicted.is_some() {
+            registry.settle(limits.max_connections).await;
+        }
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
@@ -348,21 +379,20 @@ mod tests {
         let conns = [(1, 0, 500), (2, 1, 10), (3, 0, 20), (4, 0, 20)];
         assert_eq!(longest_idle(conns.into_iter()), Some(3));
         assert_eq!(longest_idle([(2, 1, 10), (5, 2, 0)].into_iter()), None);
-        let r = Registry {
-            start: Instant::now(),
-            next: AtomicU64::new(0),
-            conns: Mutex::new(HashMap::new()),
-        };
+        let r = Registry::new();
         let (a, ca, none) = r.admit(2).unwrap();
         assert!(none.is_none());
         let (_, cb, _) = r.admit(2).unwrap();
         ca.last.store(5, Ordering::SeqCst);
         cb.last.store(9, Ordering::SeqCst);
-        let (_, _, evicted) = r.admit(2).unwrap();
+        let (_, cc, evicted) = r.admit(2).unwrap();
         assert!(Arc::ptr_eq(&evicted.unwrap(), &ca), "a, idle the longest");
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 3, "a counts until its task ends");
+        cc.last.store(20, Ordering::SeqCst);
+        let (_, _, evicted) = r.admit(2).unwrap();
+        assert!(Arc::ptr_eq(&evicted.unwrap(), &cb), "not a again: b");
         r.remove(a);
-        assert_eq!(r.len(), 2, "a was already gone");
+        assert_eq!(r.len(), 3);
         // Every connection handling a request: no room.
         let all: Vec<Arc<Conn>> = r.conns.lock().unwrap().values().cloned().collect();
         let _busy: Vec<Busy> = all.iter().map(Busy::new).collect();
