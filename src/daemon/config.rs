@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::listener::{self, ListenerSpec, RawListener};
 use super::schedule::{Schedule, parse_duration};
 use crate::core::document::{self, Format};
 use crate::engine::environment::{Mode, SecretRef};
@@ -21,6 +22,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Webhook requests allowed per minute unless `webhook.rate_limit` says otherwise.
 pub const DEFAULT_WEBHOOK_RATE: u32 = 60;
+/// Wrongly signed webhook requests allowed per client address and minute unless
+/// `webhook.failure_limit` says otherwise.
+pub const DEFAULT_WEBHOOK_FAILURES: u32 = 10;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +35,8 @@ struct Raw {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     webhook: Option<RawWebhook>,
+    #[serde(default)]
+    listener: Option<RawListener>,
     environments: Vec<RawEnv>,
 }
 
@@ -40,6 +46,8 @@ struct RawWebhook {
     secret: SecretRef,
     #[serde(default)]
     rate_limit: Option<u32>,
+    #[serde(default)]
+    failure_limit: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -115,7 +123,7 @@ struct RawBackup {
 /// `90`, `"90s"`, `"5m"`, `"1h30m"`.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum RawDuration {
+pub(super) enum RawDuration {
     Seconds(u64),
     Text(String),
 }
@@ -127,14 +135,17 @@ pub struct DaemonConfig {
     /// State, the Git cache and checkouts live here.
     pub state_dir: PathBuf,
     pub webhook: Option<Webhook>,
+    pub listener: ListenerSpec,
     pub environments: Vec<EnvSpec>,
 }
 
-/// `POST /hooks/git`: the shared secret of the `X-Hub-Signature-256` HMAC and a rate limit.
+/// `POST /hooks/git`: the shared secret of the `X-Hub-Signature-256` HMAC, a rate limit for
+/// signed requests and one per client address for wrongly signed ones.
 #[derive(Debug)]
 pub struct Webhook {
     pub secret: HookSecret,
     pub per_minute: u32,
+    pub failures_per_minute: u32,
 }
 
 /// One managed environment.
@@ -317,16 +328,27 @@ pub fn load(
                 "must be at least 1 (requests per minute)",
             );
         }
+        let failures_per_minute = w.failure_limit.unwrap_or(DEFAULT_WEBHOOK_FAILURES);
+        if failures_per_minute == 0 {
+            p.add(
+                "/webhook/failure_limit",
+                "must be at least 1 (requests per client and minute)",
+            );
+        }
         match read_secret(&w.secret, &base, lookup) {
             Ok(s) => Some(Webhook {
                 secret: HookSecret::new(&s),
                 per_minute,
+                failures_per_minute,
             }),
             Err(e) => {
                 p.add("/webhook/secret", e);
                 None
             }
         }
+    });
+    let listener = listener::check(raw.listener.unwrap_or_default(), &mut |at, why| {
+        p.add(at, why)
     });
     if raw.environments.is_empty() {
         p.add("/environments", "lists no environment");
@@ -356,6 +378,7 @@ pub fn load(
         listen,
         state_dir,
         webhook,
+        listener,
         environments,
     })
 }

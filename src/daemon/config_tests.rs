@@ -25,7 +25,8 @@ fn a_full_configuration_reads_with_its_defaults() {
         r#"
 listen: 0.0.0.0:9191
 state_dir: state
-webhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}
+webhook: {secret: {env: HOOK_SECRET}, rate_limit: 5, failure_limit: 3}
+listener: {max_connections: 50, idle_timeout: 2m}
 environments:
   - name: prod
     source: {git: {url: "${REPO}", branch: main, path: envs/prod}}
@@ -44,7 +45,13 @@ environments:
     assert_eq!(c.listen.to_string(), "0.0.0.0:9191");
     assert_eq!(c.state_dir, t.path().join("state"));
     let w = c.webhook.as_ref().unwrap();
-    assert_eq!(w.per_minute, 5);
+    assert_eq!((w.per_minute, w.failures_per_minute), (5, 3));
+    assert_eq!(c.listener.max_connections, 50);
+    assert_eq!(c.listener.idle_timeout, Duration::from_secs(120));
+    assert_eq!(
+        c.listener.header_timeout,
+        super::listener::DEFAULT_HEADER_TIMEOUT
+    );
     assert_eq!(
         w.secret.sign(b"x"),
         HookSecret::new("s3cret-hook").sign(b"x")
@@ -78,7 +85,7 @@ environments:
     assert_eq!(b.branch, "dev-backups");
     assert_eq!(
         format!("{w:?}"),
-        "Webhook { secret: HookSecret(*****), per_minute: 5 }"
+        "Webhook { secret: HookSecret(*****), per_minute: 5, failures_per_minute: 3 }"
     );
 }
 
@@ -89,7 +96,8 @@ fn every_problem_is_listed_with_its_pointer() {
         t.path(),
         r#"
 listen: localhost
-webhook: {secret: {env: NOT_SET_ANYWHERE}}
+webhook: {secret: {env: NOT_SET_ANYWHERE}, failure_limit: 0}
+listener: {header_timeout: soon}
 environments:
   - name: Prod
     source: {git: {url: /srv/config.git, path: envs/prod}}
@@ -111,6 +119,8 @@ environments:
     for want in [
         "/listen: 'localhost' is not an address:port",
         "/webhook/secret: the environment variable NOT_SET_ANYWHERE is not set",
+        "/webhook/failure_limit: must be at least 1",
+        "/listener/header_timeout: 'soon' is not a duration",
         "/environments/0/name: 'Prod' must be 1-63 characters",
         "/environments/0/interval: 'soon' is not a duration",
         "/environments/0/backup/schedule: 'every hour' is not a cron schedule",
@@ -126,7 +136,7 @@ environments:
             "missing {want:?} in\n{err}"
         );
     }
-    assert!(err.starts_with(&format!("{file}: 12 problems")), "{err}");
+    assert!(err.starts_with(&format!("{file}: 14 problems")), "{err}");
 }
 
 #[test]

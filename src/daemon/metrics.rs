@@ -1,6 +1,6 @@
 //! Prometheus metrics of the daemon (`GET /metrics`, OpenMetrics text): reconcile duration and
 //! outcome, drift, gateway requests and errors, the last-applied time, source errors, backups
-//! and webhook requests — each labelled by environment.
+//! and webhook requests — each labelled by environment — and the listener's connections.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +44,11 @@ struct HookResult {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloseReason {
+    reason: String,
+}
+
 fn duration_histogram() -> Histogram {
     // 10 ms .. ~80 s
     Histogram::new(exponential_buckets(0.01, 2.0, 14))
@@ -62,6 +67,8 @@ pub struct Metrics {
     backups: Family<EnvOutcome, Counter>,
     last_backup: Family<Env, Gauge>,
     webhooks: Family<HookResult, Counter>,
+    connections: Gauge,
+    closed: Family<CloseReason, Counter>,
     sync: Mutex<()>,
 }
 
@@ -98,6 +105,8 @@ impl Metrics {
             backups: Family::default(),
             last_backup: Family::default(),
             webhooks: Family::default(),
+            connections: Gauge::default(),
+            closed: Family::default(),
             sync: Mutex::new(()),
             registry: Registry::default(),
         };
@@ -148,8 +157,18 @@ impl Metrics {
         );
         registry.register(
             "webhook_requests",
-            "Webhook requests by result: accepted, unauthorized, rate_limited, bad_request",
+            "Webhook requests by result: accepted, unauthorized, throttled (a client over its limit of wrongly signed requests), rate_limited, bad_request, disabled",
             m.webhooks.clone(),
+        );
+        registry.register(
+            "http_connections",
+            "Connections the listener holds open",
+            m.connections.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "Connections the listener closed itself, by reason: idle, header_timeout, evicted (the longest idle, for a new one over the cap), refused (over the cap, every connection busy)",
+            m.closed.clone(),
         );
         m.registry = registry;
         m
@@ -207,6 +226,20 @@ impl Metrics {
         self.webhooks
             .get_or_create(&HookResult {
                 result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// The listener holds `open` connections.
+    pub fn connections(&self, open: usize) {
+        self.connections.set(open as i64);
+    }
+
+    /// The listener closed a connection itself.
+    pub fn connection_closed(&self, reason: &str) {
+        self.closed
+            .get_or_create(&CloseReason {
+                reason: reason.to_string(),
             })
             .inc();
     }
@@ -276,6 +309,8 @@ mod tests {
         m.source_error("prod", SourceFault::Invalid);
         m.backup("prod", BackupOutcome::Committed);
         m.webhook("unauthorized");
+        m.connections(3);
+        m.connection_closed("evicted");
         prod.stats.reads.fetch_add(7, Ordering::Relaxed);
         prod.stats.writes.fetch_add(2, Ordering::Relaxed);
         let text = m.encode(std::slice::from_ref(&prod));
@@ -290,6 +325,8 @@ mod tests {
             r#"mcp_gitops_gateway_errors_total{environment="prod"} 0"#,
             r#"mcp_gitops_backups_total{environment="prod",outcome="committed"} 1"#,
             r#"mcp_gitops_webhook_requests_total{result="unauthorized"} 1"#,
+            "mcp_gitops_http_connections 3",
+            r#"mcp_gitops_http_connections_closed_total{reason="evicted"} 1"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -6,6 +6,7 @@
 
 pub mod backups;
 pub mod config;
+pub mod listener;
 pub mod local;
 pub mod metrics;
 pub mod schedule;
@@ -24,7 +25,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::engine::git::CommitId;
 use crate::engine::reconcile::Settings;
-use crate::http::{self, AppState, EnvHandle, HookState};
+use crate::http::{AppState, EnvHandle, HookState};
 use config::{DaemonConfig, EnvSpec, SourceSpec};
 use metrics::Metrics;
 use source::{GitSource, Source};
@@ -218,13 +219,28 @@ pub async fn serve(
     }
     let app = Arc::new(AppState {
         envs: handles,
-        metrics,
+        metrics: metrics.clone(),
         hook: cfg.webhook.as_ref().map(|w| HookState {
             secret: w.secret.clone(),
             window: std::sync::Mutex::new(crate::http::hooks::Window::new(w.per_minute)),
+            failures: std::sync::Mutex::new(crate::http::hooks::Failures::new(
+                w.failures_per_minute,
+            )),
         }),
         draining: Default::default(),
+        body_timeout: cfg.listener.body_timeout,
     });
+    let cap = listener::Cap::new(
+        cfg.listener.max_connections,
+        listener::file_limit(),
+        cfg.environments.len(),
+    );
+    log(&format!("listener: {}", cap.describe(&cfg.listener)));
+    let limits = crate::http::listen::Limits {
+        max_connections: cap.connections,
+        header_timeout: cfg.listener.header_timeout,
+        idle_timeout: cfg.listener.idle_timeout,
+    };
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -237,11 +253,13 @@ pub async fn serve(
         names.join(", ")
     ));
     let (srv_tx, srv_rx) = watch::channel(false);
-    let server = tokio::spawn(
-        axum::serve(listener, http::router(app.clone()))
-            .with_graceful_shutdown(stopped(srv_rx))
-            .into_future(),
-    );
+    let server = tokio::spawn(crate::http::listen::serve(
+        listener,
+        crate::http::router(app.clone()),
+        limits,
+        metrics,
+        srv_rx,
+    ));
     stop.await;
     log("stopping: finishing work in flight");
     app.draining.store(true, Ordering::SeqCst);

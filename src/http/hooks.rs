@@ -1,11 +1,14 @@
 //! `POST /hooks/git`: a push webhook. GitHub and Gitea sign the raw body: `X-Hub-Signature-256`
 //! is `sha256=` + hex HMAC-SHA256 with the shared secret; GitLab sends the secret itself as
-//! `X-Gitlab-Token`. Either is checked in constant time before anything else is read; requests
-//! are rate limited; a push names the repository and branch, and only the environments reading
-//! that branch of that repository fetch.
+//! `X-Gitlab-Token`. Either is checked in constant time before anything else is read. Signed
+//! requests are rate limited together; wrongly signed ones are counted per client address with
+//! a limit of their own, so a bad client never holds up signed pushes. A push names the
+//! repository and branch, and only the environments reading that branch of that repository
+//! fetch.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -90,22 +93,70 @@ impl Window {
         }
     }
 
-    /// Admit a request at `now`, or say how long until one would be admitted.
-    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
-        let minute = Duration::from_secs(60);
+    /// Forget what is older than a minute at `now`; whether anything is left.
+    fn expire(&mut self, now: Instant) -> bool {
         while self
             .seen
             .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= minute)
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60))
         {
             self.seen.pop_front();
         }
+        !self.seen.is_empty()
+    }
+
+    /// Admit a request at `now`, or say how long until one would be admitted.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        let minute = Duration::from_secs(60);
+        self.expire(now);
         if self.seen.len() >= self.per_minute {
             let oldest = *self.seen.front().expect("non-empty");
             return Err(minute.saturating_sub(now.saturating_duration_since(oldest)));
         }
         self.seen.push_back(now);
         Ok(())
+    }
+}
+
+/// Wrongly signed requests, counted per client: an IPv4 address, or an IPv6 /64 (what one
+/// host is usually given). Each client has its own window; at most [`Failures::MAX_CLIENTS`]
+/// are tracked, and past that the newcomers share one window.
+pub struct Failures {
+    per_minute: u32,
+    clients: HashMap<IpAddr, Window>,
+}
+
+impl Failures {
+    pub const MAX_CLIENTS: usize = 4096;
+
+    pub fn new(per_minute: u32) -> Failures {
+        Failures {
+            per_minute,
+            clients: HashMap::new(),
+        }
+    }
+
+    /// Count a failure from `ip` at `now`, or say how long that client must wait.
+    pub fn record(&mut self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut key = match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("mapped")),
+            v4 => v4,
+        };
+        if !self.clients.contains_key(&key) && self.clients.len() >= Self::MAX_CLIENTS {
+            self.clients.retain(|_, w| w.expire(now));
+            if self.clients.len() >= Self::MAX_CLIENTS {
+                key = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+            }
+        }
+        let per_minute = self.per_minute;
+        self.clients
+            .entry(key)
+            .or_insert_with(|| Window::new(per_minute))
+            .admit(now)
     }
 }
 
@@ -255,6 +306,41 @@ mod tests {
         let wait = w.admit(t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
         assert!(w.admit(t0 + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn failures_are_counted_per_client() {
+        let mut f = Failures::new(2);
+        let t0 = Instant::now();
+        let bad: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(f.record(bad, t0).is_ok());
+        assert!(f.record(bad, t0).is_ok());
+        assert_eq!(f.record(bad, t0), Err(Duration::from_secs(60)));
+        // Another client is not affected; one host's IPv6 addresses are one client.
+        assert!(f.record("192.0.2.8".parse().unwrap(), t0).is_ok());
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(f.record(v6("2001:db8:0:1::1"), t0).is_ok());
+        assert!(f.record(v6("2001:db8:0:1::2"), t0).is_ok());
+        assert!(f.record(v6("2001:db8:0:1:ffff::3"), t0).is_err());
+        assert!(f.record(v6("2001:db8:0:2::1"), t0).is_ok());
+        assert!(f.record(v6("::ffff:192.0.2.7"), t0).is_err(), "mapped IPv4");
+        // A minute later the bad client may try again.
+        assert!(f.record(bad, t0 + Duration::from_secs(60)).is_ok());
+        // Many clients: expired ones are forgotten, then newcomers share one window.
+        let mut f = Failures::new(1);
+        for i in 0..Failures::MAX_CLIENTS as u32 {
+            assert!(f.record(IpAddr::V4(i.into()), t0).is_ok());
+        }
+        let later = t0 + Duration::from_secs(61);
+        assert!(f.record("198.51.100.1".parse().unwrap(), later).is_ok());
+        assert_eq!(f.clients.len(), 1, "the expired windows were dropped");
+        let mut f = Failures::new(1);
+        for i in 0..Failures::MAX_CLIENTS as u32 {
+            assert!(f.record(IpAddr::V4(i.into()), t0).is_ok());
+        }
+        assert!(f.record("198.51.100.1".parse().unwrap(), t0).is_ok());
+        assert!(f.record("198.51.100.2".parse().unwrap(), t0).is_err());
+        assert_eq!(f.clients.len(), Failures::MAX_CLIENTS + 1);
     }
 
     #[test]

@@ -1,26 +1,30 @@
 //! The daemon's HTTP listener (axum): `POST /hooks/git` (signed push webhooks trigger an
 //! immediate fetch), `GET /healthz`, `GET /readyz`, `GET /status` and `GET /metrics`. Handlers
 //! only read shared state or send triggers: the work happens in the environments' workers.
+//! [`listen`] serves them with the listener's limits.
 
 pub mod hooks;
+pub mod listen;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::daemon::metrics::Metrics;
 use crate::daemon::status::EnvShared;
 use crate::daemon::worker::Trigger;
-use hooks::{HookSecret, Window};
+use hooks::{Failures, HookSecret, Window};
 
 /// The largest webhook body read (GitHub caps payloads at 25 MB; pushes are far smaller).
 pub const MAX_HOOK_BODY: usize = 5 * 1024 * 1024;
@@ -33,10 +37,12 @@ pub struct EnvHandle {
     pub git: Option<(String, String)>,
 }
 
-/// The webhook's secret and rate limit.
+/// The webhook's secret, the rate limit of signed requests and the per-client count of
+/// wrongly signed ones.
 pub struct HookState {
     pub secret: HookSecret,
     pub window: std::sync::Mutex<Window>,
+    pub failures: std::sync::Mutex<Failures>,
 }
 
 /// Everything the handlers share.
@@ -46,6 +52,8 @@ pub struct AppState {
     pub hook: Option<HookState>,
     /// Set once a stop was asked for: not ready any more.
     pub draining: AtomicBool,
+    /// A webhook body must arrive within this.
+    pub body_timeout: Duration,
 }
 
 /// The routes.
@@ -56,7 +64,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/hooks/git", post(git_hook))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_HOOK_BODY))
         .with_state(state)
 }
 
@@ -107,7 +114,44 @@ fn refuse(s: &AppState, code: StatusCode, result: &str, message: &str) -> Respon
     (code, Json(json!({"error": message}))).into_response()
 }
 
-async fn git_hook(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+fn too_many(s: &AppState, result: &str, wait: Duration, message: &str) -> Response {
+    s.metrics.webhook(result);
+    let secs = wait.as_secs().max(1).to_string();
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs)],
+        Json(json!({"error": message})),
+    )
+        .into_response()
+}
+
+/// Why a webhook body could not be read.
+enum BodyError {
+    TooLarge,
+    TimedOut,
+    Broken,
+}
+
+/// The body, at most [`MAX_HOOK_BODY`] bytes (a chunked body is cut there), within `timeout`.
+async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, BodyError> {
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| BodyError::Broken)?;
+            if out.len() + chunk.len() > MAX_HOOK_BODY {
+                return Err(BodyError::TooLarge);
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
+}
+
+async fn git_hook(State(s): State<Arc<AppState>>, request: Request) -> Response {
     let Some(hook) = &s.hook else {
         return refuse(
             &s,
@@ -116,29 +160,61 @@ async fn git_hook(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Byte
             "webhooks are off: daemon.yaml sets no webhook.secret",
         );
     };
+    let (parts, body) = request.into_parts();
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let headers = parts.headers;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (signature, gitlab) = (header("x-hub-signature-256"), header("x-gitlab-token"));
+    // Without either header nothing can match: the body is not even read.
+    let body = if signature.is_none() && gitlab.is_none() {
+        Bytes::new()
+    } else {
+        match read_body(body, s.body_timeout).await {
+            Ok(b) => b,
+            Err(e) => {
+                let (code, why) = match e {
+                    BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+                    BodyError::TimedOut => {
+                        (StatusCode::REQUEST_TIMEOUT, "body not received in time")
+                    }
+                    BodyError::Broken => (StatusCode::BAD_REQUEST, "body not received"),
+                };
+                let mut r = refuse(&s, code, "bad_request", why);
+                r.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return r;
+            }
+        }
+    };
+    // The signature first: a wrongly signed request only counts against its own client.
+    if let Err(why) = hook.secret.check(&body, signature, gitlab) {
+        let counted = hook
+            .failures
+            .lock()
+            .expect("failures lock")
+            .record(client, Instant::now());
+        return match counted {
+            Ok(()) => refuse(&s, StatusCode::UNAUTHORIZED, "unauthorized", why),
+            Err(wait) => too_many(
+                &s,
+                "throttled",
+                wait,
+                "too many wrongly signed webhook requests from this address",
+            ),
+        };
+    }
     let admitted = hook
         .window
         .lock()
         .expect("window lock")
         .admit(Instant::now());
     if let Err(wait) = admitted {
-        s.metrics.webhook("rate_limited");
-        let secs = wait.as_secs().max(1).to_string();
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, secs)],
-            Json(json!({"error": "too many webhook requests"})),
-        )
-            .into_response();
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let checked = hook.secret.check(
-        &body,
-        header("x-hub-signature-256"),
-        header("x-gitlab-token"),
-    );
-    if let Err(why) = checked {
-        return refuse(&s, StatusCode::UNAUTHORIZED, "unauthorized", why);
+        return too_many(&s, "rate_limited", wait, "too many webhook requests");
     }
     let event = header("x-github-event")
         .or_else(|| header("x-gitea-event"))

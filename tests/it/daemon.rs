@@ -32,6 +32,11 @@ impl Daemon {
 
     /// With more variables in its environment.
     fn start_with(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> Daemon {
+        Self::spawn(Self::command(gw, config, vars))
+    }
+
+    /// The command `start_with` runs.
+    fn command(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> std::process::Command {
         let mut cmd = Logged::command(&["run", "--config"]);
         cmd.arg(config)
             .env("HOME", gw.dir.path())
@@ -40,6 +45,11 @@ impl Daemon {
             .env("AUTH_ENCRYPTION_SECRET", gw.secret())
             .env("HOOK_SECRET", HOOK)
             .envs(vars.iter().copied());
+        cmd
+    }
+
+    /// Start `cmd` (an `mcp-gitops run`) and wait until it listens.
+    fn spawn(cmd: std::process::Command) -> Daemon {
         let mut proc = Logged::spawn(cmd);
         let at = proc.wait_log(0, "daemon: listening on ");
         let line = proc.line(at);
@@ -886,4 +896,307 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
     assert!(text.contains("dev: directory "), "{text}");
     assert!(text.contains("every 300s, mode observe"), "{text}");
     assert!(text.contains("listen 127.0.0.1:9090"), "{text}");
+}
+
+/// Run `cmd` with at most `files` open files (soft and hard limit).
+fn limit_files(cmd: &mut std::process::Command, files: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the child only calls setrlimit, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = libc::rlimit {
+                rlim_cur: files,
+                rlim_max: files,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// A client that opens a new connection for every request (the listener may close idle ones).
+fn unpooled() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// The value of the metric line starting with `name` (labels included).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// Read from `r` up to the end of a response head (or EOF); the text read.
+async fn read_head(r: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Whether the peer closes `r` within `within` (EOF or reset), reading what it sends.
+async fn closes(r: &mut (impl tokio::io::AsyncRead + Unpin), within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_flood_under_a_low_file_limit_starves_neither_the_listener_nor_the_reconciles() {
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let dev = root.join("envs/dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(dev.join("mcp-gitops.yaml"), ENV_CONFIG).unwrap();
+    std::fs::write(dev.join("tools.yaml"), tool_doc("dev-api", "v1", "GET")).unwrap();
+    // Timeouts out of the way: the cap alone must hold the flood.
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nlistener: {header_timeout: 1h, idle_timeout: 1h}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 1s}\n",
+    );
+    let mut cmd = Daemon::command(&gw, &config, &[]);
+    limit_files(&mut cmd, 200);
+    let mut d = Daemon::spawn(cmd);
+    d.http = unpooled();
+    let at = d.proc.wait_log(0, "daemon: listener: ");
+    let line = d.proc.line(at);
+    assert!(
+        line.contains(
+            "up to 104 connections (file limit 200, 96 kept for reconciles, backups and state)"
+        ),
+        "{line}"
+    );
+    d.wait_ready().await;
+    let before = d.status("dev").await["cycles"].as_u64().unwrap();
+
+    // 300 connections that send nothing: more than the cap, more than the file limit.
+    // All at once: the listener must not outrun the closing of the connections it evicts.
+    let connects = (0..300).map(|_| tokio::net::TcpStream::connect(&d.addr));
+    let idle: Vec<_> = futures::future::join_all(connects)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let started = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(2), d.get("/healthz"))
+        .await
+        .unwrap_or_else(|_| panic!("/healthz took over 2 s:\n{}", d.text()));
+    assert_eq!(health.0, 200);
+    eprintln!("/healthz after the flood: {:?}", started.elapsed());
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.proc.pid()))
+        .unwrap()
+        .count();
+    let (_, m) = d.get("/metrics").await;
+    let open = metric(&m, "mcp_gitops_http_connections");
+    let evicted = metric(
+        &m,
+        r#"mcp_gitops_http_connections_closed_total{reason="evicted"}"#,
+    );
+    eprintln!("open files {fds}, connections {open}, evicted {evicted}");
+    assert!(open <= 104.0, "{open} connections");
+    assert!(evicted >= 190.0, "{evicted} evicted");
+    assert!(fds <= 200 - 64, "{fds} files open: the reserve is used up");
+
+    // With the flood still connected, reconciles go on, apply an edit, and save the state.
+    std::fs::write(dev.join("tools.yaml"), tool_doc("dev-api", "v2", "GET")).unwrap();
+    wait_description(&gw, "dev-api", "v2").await;
+    let s = d
+        .wait_status("dev", "two more cycles", |s| {
+            s["cycles"].as_u64().unwrap() >= before + 2 && s["last_result"]["outcome"] == "in_sync"
+        })
+        .await;
+    let state = common::read_json(&root.join("state/state.json"));
+    assert!(
+        state["environments"][0]["cycles"].as_u64().unwrap() > before,
+        "{state:#} {s:#}"
+    );
+    drop(idle);
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_oversized_and_wrongly_signed_requests_are_cut_off_without_holding_up_signed_pushes() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    // No gateway needed: the listener answers whatever the environment's cycles do.
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let (remote, work) = repository(root);
+    push_prod(&work, "prod-api");
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}\nlistener: {header_timeout: 3s, idle_timeout: 1s, body_timeout: 2s}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h}\n",
+    );
+    let mut cmd = Logged::command(&["run", "--config"]);
+    let nowhere = format!("http://127.0.0.1:{}", common::free_port());
+    cmd.arg(&config)
+        .env("HOME", root)
+        .env("GW_URL", &nowhere)
+        .env(
+            "JWT_SECRET_KEY",
+            "jwt-secret-of-a-gateway-that-is-not-there",
+        )
+        .env(
+            "AUTH_ENCRYPTION_SECRET",
+            "key-of-a-gateway-that-is-not-there",
+        )
+        .env("HOOK_SECRET", HOOK);
+    let mut d = Daemon::spawn(cmd);
+    d.http = unpooled();
+    let signed = "X-Hub-Signature-256: sha256=00\r\n";
+
+    // (b) A declared 1 GiB body: 413 at once, nothing read, the connection closed.
+    let mut s = TcpStream::connect(&d.addr).await.unwrap();
+    let head = format!(
+        "POST /hooks/git HTTP/1.1\r\nHost: mcp-gitops\r\nContent-Type: application/json\r\n{signed}Content-Length: 1073741824\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(1), read_head(&mut s))
+        .await
+        .expect("an answer within a second");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(closes(&mut s, Duration::from_secs(1)).await);
+
+    // A chunked body is cut at the limit: 413, and the connection is closed while the client
+    // still has 64 MiB to send.
+    let (mut rd, mut wr) = TcpStream::connect(&d.addr).await.unwrap().into_split();
+    let head = format!(
+        "POST /hooks/git HTTP/1.1\r\nHost: mcp-gitops\r\n{signed}Transfer-Encoding: chunked\r\n\r\n"
+    );
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, "a".repeat(1 << 20));
+        let mut sent = 0;
+        while sent < 64 && wr.write_all(chunk.as_bytes()).await.is_ok() {
+            sent += 1;
+        }
+        sent
+    });
+    let answer = tokio::time::timeout(Duration::from_secs(10), read_head(&mut rd))
+        .await
+        .expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let sent = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    assert!(sent < 64, "the whole body was read");
+
+    // A body that stops coming: 408 after body_timeout.
+    let mut s = TcpStream::connect(&d.addr).await.unwrap();
+    let head = format!(
+        "POST /hooks/git HTTP/1.1\r\nHost: mcp-gitops\r\n{signed}Content-Length: 100\r\n\r\n{{\"ref\":"
+    );
+    let started = Instant::now();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(6), read_head(&mut s))
+        .await
+        .expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // (c) Slowloris: a head sent a byte every 200 ms is cut off after header_timeout (3 s),
+    // although bytes keep coming (so the 1 s idle timeout never applies).
+    let (mut rd, mut wr) = TcpStream::connect(&d.addr).await.unwrap().into_split();
+    let started = Instant::now();
+    wr.write_all(b"GET /healthz HTTP/1.1\r\nHost: mcp-gitops\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        while wr.write_all(b"a").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(
+        closes(&mut rd, Duration::from_secs(10)).await,
+        "never cut off"
+    );
+    let took = started.elapsed();
+    trickle.abort();
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(8),
+        "closed after {took:?}"
+    );
+    // A kept-alive connection with nothing more to say is closed after idle_timeout (1 s).
+    let mut s = TcpStream::connect(&d.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: mcp-gitops\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    assert!(closes(&mut s, Duration::from_secs(5)).await);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2900),
+        "closed after {took:?}"
+    );
+
+    // (d) A burst of unsigned and wrongly signed requests (more than rate_limit) is throttled
+    // per client; a signed push still goes through.
+    let mut codes = Vec::new();
+    for i in 0..30 {
+        let sign = if i % 2 == 0 { Sign::None } else { Sign::Wrong };
+        codes.push(d.hook(&push_event(&remote), sign).await.status().as_u16());
+    }
+    assert_eq!(&codes[..10], &[401; 10], "{codes:?}");
+    assert_eq!(&codes[10..], &[429; 20], "{codes:?}");
+    let r = d.hook(&push_event(&remote), Sign::Good).await;
+    assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
+    let (_, m) = d.get("/metrics").await;
+    for (result, n) in [
+        ("unauthorized", 10.0),
+        ("throttled", 20.0),
+        ("accepted", 1.0),
+        ("bad_request", 2.0),
+    ] {
+        let name = format!(r#"mcp_gitops_webhook_requests_total{{result="{result}"}}"#);
+        assert_eq!(metric(&m, &name), n, "{result}");
+    }
+    assert!(
+        metric(
+            &m,
+            r#"mcp_gitops_http_connections_closed_total{reason="header_timeout"}"#
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &m,
+            r#"mcp_gitops_http_connections_closed_total{reason="idle"}"#
+        ) >= 1.0
+    );
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
 }

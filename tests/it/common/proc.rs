@@ -52,6 +52,10 @@ impl Logged {
         self.log.lock().unwrap()[n - 1].clone()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
