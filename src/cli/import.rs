@@ -97,8 +97,11 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
             .filter(|s| !s.is_empty())
             .map(Secret::new),
     );
+    // What peer gateways federate is set aside before anything else (reported as skipped).
+    let aside = document::federated::detect(full);
+    let kept = document::federated::without(full, &aside);
     let selected = select::select(
-        full,
+        &kept,
         &Selection {
             include,
             include_inactive: true,
@@ -140,7 +143,7 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
     let owner = apply::owner(&client, &prepared, &opts).await?;
     let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
     let bar = report::progress;
-    let result = apply::execute(
+    let mut result = apply::execute(
         &client,
         &Desired {
             document: &desired,
@@ -153,6 +156,16 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         tty.then_some(&bar as apply::Progress<'_>),
     )
     .await;
+    result.results.splice(
+        0..0,
+        aside.into_iter().map(|s| apply::EntityResult {
+            kind: s.kind,
+            name: s.key,
+            renamed_to: None,
+            outcome: apply::Outcome::Skipped { reason: s.reason },
+            changes: Vec::new(),
+        }),
+    );
 
     let stats = client.stats();
     let audit = keys

@@ -30,11 +30,29 @@ pub fn validate(a: ValidateArgs) -> Result<u8, CliError> {
         },
     )
     .map_err(CliError::invalid)?;
+    let aside = document::federated::detect(&doc);
+    let kept = document::federated::without(&doc, &aside);
+    let also = match aside.len() {
+        0 => String::new(),
+        n => format!(
+            "; {n} federated entr{} set aside",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
     println!(
-        "{file}: valid ({} entities: {})",
-        doc.entities.total(),
-        doc.entities.summary()
+        "{file}: valid ({} entities: {}{also})",
+        kept.entities.total(),
+        kept.entities.summary()
     );
+    for s in &aside {
+        println!(
+            "  set aside {} {} ({}): {}",
+            s.kind,
+            s.key,
+            s.pointer(),
+            s.reason
+        );
+    }
     Ok(exit::OK)
 }
 

@@ -96,6 +96,38 @@ impl fmt::Display for Kind {
 )]
 pub struct UnknownKind(pub String);
 
+impl Kind {
+    /// The kind a mistyped plural name most likely meant: a singular (`tool`), another case
+    /// (`Tools`), or a plural at most two edits away (`tols`, `promts`).
+    pub fn suggest(name: &str) -> Option<Kind> {
+        if let Ok(k) = name.parse::<Kind>() {
+            return Some(k);
+        }
+        let lower = name.trim().to_ascii_lowercase();
+        Kind::DISPLAY
+            .into_iter()
+            .map(|k| (edit_distance(&lower, k.plural()), k))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| k)
+    }
+}
+
+/// Levenshtein distance over chars (short names only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 impl FromStr for Kind {
     type Err = UnknownKind;
 
@@ -138,6 +170,16 @@ mod tests {
             vec![Kind::Tool, Kind::Server]
         );
         assert!(Kind::parse_list("tool,bogus").is_err());
+    }
+
+    #[test]
+    fn suggests_the_plural_a_mistyped_name_meant() {
+        assert_eq!(Kind::suggest("tool"), Some(Kind::Tool));
+        assert_eq!(Kind::suggest("Servers"), Some(Kind::Server));
+        assert_eq!(Kind::suggest("promts"), Some(Kind::Prompt));
+        assert_eq!(Kind::suggest("resourcs"), Some(Kind::Resource));
+        assert_eq!(Kind::suggest("a2a_agents"), None);
+        assert_eq!(Kind::suggest("widgets"), None);
     }
 
     #[test]

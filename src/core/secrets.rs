@@ -104,13 +104,7 @@ impl Secret {
 
     /// Decrypt to the raw plaintext bytes.
     pub fn decrypt_bytes(&self, encoded: &str) -> Result<Vec<u8>, CryptoError> {
-        let blob = URL_SAFE_LENIENT
-            .decode(encoded.trim())
-            .or_else(|_| general_purpose::STANDARD.decode(encoded.trim()))
-            .map_err(|_| CryptoError::Base64)?;
-        if blob.len() < 12 + 16 {
-            return Err(CryptoError::TooShort);
-        }
+        let blob = decode_blob(encoded)?;
         let (nonce, sealed) = blob.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().expect("12 bytes");
         let cipher = Aes256Gcm::new_from_slice(&self.key).expect("32-byte key");
@@ -137,6 +131,28 @@ impl Secret {
     pub fn rekey(&self, encoded: &str, to: &Secret) -> Result<String, CryptoError> {
         Ok(to.encrypt(&self.decrypt(encoded)?))
     }
+}
+
+/// What can be known of an encrypted value without the key: it is base64 (URL-safe or
+/// standard, padded or not) of at least a nonce and a tag. Decryption starts here too.
+pub fn decode_blob(encoded: &str) -> Result<Vec<u8>, CryptoError> {
+    let blob = URL_SAFE_LENIENT
+        .decode(encoded.trim())
+        .or_else(|_| general_purpose::STANDARD.decode(encoded.trim()))
+        .map_err(|_| CryptoError::Base64)?;
+    if blob.len() < 12 + 16 {
+        return Err(CryptoError::TooShort);
+    }
+    Ok(blob)
+}
+
+/// The keyless check of an `auth_value`: empty (no credential) or a well-formed encrypted
+/// value. [`Secret::decrypt`] accepts nothing this refuses.
+pub fn check_encoded(encoded: &str) -> Result<(), CryptoError> {
+    if encoded.is_empty() {
+        return Ok(());
+    }
+    decode_blob(encoded).map(|_| ())
 }
 
 /// Decrypted credential headers, in their original order. `Debug` masks the values.

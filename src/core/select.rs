@@ -212,6 +212,7 @@ pub fn select(doc: &Document, sel: &Selection) -> Selected {
         prompts: filter(&e.prompts, &keep),
         resources: filter(&e.resources, &keep),
         roots: filter(&e.roots, &keep),
+        ..Entities::default()
     };
     let skipped = e.total() - entities.total();
     Selected {

@@ -142,6 +142,8 @@ pub fn from_live(live: &LiveState) -> (Document, Ids) {
                 .and_then(|a| a.auth_type.clone())
                 .filter(|s| !s.is_empty()),
             auth_value: None,
+            gateway_id: None,
+            gateway_name: None,
         });
     }
     for g in &live.gateways {
@@ -187,6 +189,8 @@ pub fn from_live(live: &LiveState) -> (Document, Ids) {
             tags: p.tags.clone(),
             visibility: p.visibility,
             is_active: p.enabled,
+            gateway_id: None,
+            gateway_name: None,
         });
     }
     for r in live.resources.iter().filter(|r| r.gateway_id.is_none()) {
@@ -200,6 +204,8 @@ pub fn from_live(live: &LiveState) -> (Document, Ids) {
             tags: r.tags.clone(),
             visibility: r.visibility,
             is_active: r.enabled,
+            gateway_id: None,
+            gateway_name: None,
         });
     }
     for r in &live.roots {

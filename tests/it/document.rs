@@ -105,3 +105,75 @@ fn example_environments_load_and_validate() {
     let server = &staging.document.entities.servers[0];
     assert_eq!(server.tool_ids.len(), 3, "the patch replaces the list");
 }
+
+/// `mcp-gitops validate FILE` without a secret: (exit code, stdout, stderr).
+fn validate_offline(name: &str, text: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = assert_cmd::Command::cargo_bin("mcp-gitops")
+        .unwrap()
+        .env_clear()
+        .args(["validate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn validate_refuses_unknown_entity_types() {
+    let (code, out, err) = validate_offline(
+        "typo.json",
+        r#"{"version":"2025-03-26","entities":{"tool":[{"name":"a","url":"https://x.example/a"}]}}"#,
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("typo.json: /entities/tool: unknown entity type 'tool' (did you mean `tools`?); known types: tools, gateways, servers, prompts, resources, roots"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+}
+
+#[test]
+fn validate_without_a_secret_refuses_what_import_would() {
+    // The shape of ContextForge's documented export (seed 000), placeholders included.
+    let (code, out, err) = validate_offline(
+        "documented.json",
+        r#"{"version":"2025-03-26","exported_at":"2025-01-15T10:30:00Z","exported_by":"admin",
+            "source_gateway":"https://gateway.example.com:4444","encryption_method":"AES-256-GCM",
+            "entities":{
+              "tools":[{"name":"weather_api","url":"https://api.weather.com/v1/current","integration_type":"REST",
+                        "request_type":"GET","auth_type":"bearer","auth_value":"encrypted_token_here","tags":["weather","api"]}],
+              "gateways":[{"name":"production-east","url":"https://prod-east.gateway.com:4444","auth_type":"basic",
+                           "auth_value":"encrypted_credentials_here!","transport":"SSE"}],
+              "servers":[{"name":"ai-tools-server","tool_ids":["weather_api","translate_text"],
+                          "capabilities":{"tools":{"list_changed":true}}}]},
+            "metadata":{"entity_counts":{"tools":1,"gateways":1,"servers":1}}}"#,
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    for want in [
+        "documented.json: /entities/tools/0/auth_value: too short to be an encrypted credential",
+        "documented.json: /entities/gateways/0/auth_value: not valid base64",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+}
+
+#[test]
+fn validate_reports_what_a_contextforge_export_sets_aside() {
+    let text =
+        std::fs::read_to_string(common::root().join("tests/data/cf-export-cli-full.json")).unwrap();
+    let (code, out, err) = validate_offline("full.json", &text);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("; 1 federated entry set aside)"), "{out}");
+    assert!(
+        out.contains(
+            "  set aside prompt greet (/entities/prompts/0): the document holds an empty template"
+        ),
+        "{out}"
+    );
+}

@@ -14,5 +14,6 @@ mod export;
 mod git;
 mod import;
 mod interop;
+mod interop_federated;
 mod secrets;
 mod watch;

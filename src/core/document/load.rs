@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Document;
+use super::shape::{self, UnknownType};
 
 /// A serialisation format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +70,25 @@ pub enum LoadError {
         pointer: String,
         reason: String,
     },
+    /// Keys of `entities` that name no entity type (ContextForge's import refuses them too).
+    #[error("{}", unknown_list(file, types))]
+    UnknownTypes {
+        file: String,
+        types: Vec<UnknownType>,
+    },
+}
+
+fn unknown_list(file: &str, types: &[UnknownType]) -> String {
+    match types {
+        [one] => format!("{file}: {one}"),
+        _ => {
+            let mut s = format!("{file}: {} unknown entity types", types.len());
+            for t in types {
+                s.push_str(&format!("\n  {file}: {t}"));
+            }
+            s
+        }
+    }
 }
 
 /// Read a document from a path, `-` meaning standard input.
@@ -166,7 +186,8 @@ pub fn parse_value(text: &str, format: Option<Format>, file: &str) -> Result<Val
     }
 }
 
-/// Parse a document from text.
+/// Parse a document from text: every key of `entities` must name a type; server links to
+/// resources by name become URIs.
 pub fn from_str(text: &str, format: Option<Format>, file: &str) -> Result<Document, LoadError> {
     checked(parse(text, format, file)?, file)
 }
@@ -176,7 +197,7 @@ pub fn document_from_value(value: Value, file: &str) -> Result<Document, LoadErr
     checked(from_value(value, file)?, file)
 }
 
-fn checked(doc: Document, file: &str) -> Result<Document, LoadError> {
+fn checked(mut doc: Document, file: &str) -> Result<Document, LoadError> {
     if doc.version.trim().is_empty() {
         return Err(LoadError::Shape {
             file: file.to_string(),
@@ -184,6 +205,14 @@ fn checked(doc: Document, file: &str) -> Result<Document, LoadError> {
             reason: "must not be empty".into(),
         });
     }
+    let unknown = shape::unknown_types(&doc);
+    if !unknown.is_empty() {
+        return Err(LoadError::UnknownTypes {
+            file: file.to_string(),
+            types: unknown,
+        });
+    }
+    shape::resource_links_by_uri(&mut doc);
     Ok(doc)
 }
 
@@ -261,6 +290,64 @@ mod tests {
             from_str(json, None, "a").unwrap(),
             from_str(yaml, None, "b").unwrap()
         );
+    }
+
+    #[test]
+    fn unknown_entity_types_are_refused_with_pointer_and_suggestion() {
+        for (text, format) in [
+            (
+                r#"{"version":"1","entities":{"tool":[{"name":"a","url":"https://x.example/a"}]}}"#,
+                None,
+            ),
+            (
+                "version: '1'\nentities:\n  tool:\n    - {name: a, url: 'https://x.example/a'}\n",
+                Some(Format::Yaml),
+            ),
+        ] {
+            let err = from_str(text, format, "d.json").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "d.json: /entities/tool: unknown entity type 'tool' (did you mean `tools`?); known types: tools, gateways, servers, prompts, resources, roots"
+            );
+        }
+        let err = from_str(
+            r#"{"version":"1","entities":{"widgets":[],"tools":[],"a2a_agents":[]}}"#,
+            None,
+            "d.json",
+        )
+        .unwrap_err();
+        let LoadError::UnknownTypes { types, .. } = &err else {
+            panic!("{err}")
+        };
+        let pointers: Vec<&str> = types.iter().map(|t| t.pointer.as_str()).collect();
+        assert_eq!(pointers, vec!["/entities/widgets", "/entities/a2a_agents"]);
+        assert!(
+            err.to_string()
+                .starts_with("d.json: 2 unknown entity types\n"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn entity_shape_errors_keep_their_pointer_and_duplicates_are_refused() {
+        let err = from_str(
+            r#"{"version":"1","entities":{"prompts":[{"name":"p","template":7}]}}"#,
+            None,
+            "d.json",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("d.json: /entities/prompts/0/template: invalid type"),
+            "{err}"
+        );
+        let err = from_str(
+            r#"{"version":"1","entities":{"roots":[],"roots":[]}}"#,
+            None,
+            "d.json",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("duplicate field `roots`"), "{err}");
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! by name or URI, tags as plain strings).
 
 pub mod entity;
+pub mod federated;
 mod load;
 mod schema;
+mod shape;
 pub mod tag;
 pub mod validate;
 
@@ -24,6 +26,7 @@ pub use load::{
     read_text, to_string,
 };
 pub use schema::schema_json;
+pub use shape::UnknownType;
 pub use tag::Tag;
 pub use validate::{Problem, ValidationError, validate};
 
@@ -59,8 +62,8 @@ pub struct Document {
     pub metadata: Option<Metadata>,
 }
 
-/// The entities, one list per kind.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// The entities, one list per kind; any other key is refused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Entities {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Tool>,
@@ -74,6 +77,11 @@ pub struct Entities {
     pub resources: Vec<Resource>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roots: Vec<Root>,
+    /// Keys of `entities` that name no kind, in document order (a loaded document has none:
+    /// loading refuses them).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub unknown_types: Vec<String>,
 }
 
 /// Document metadata.
@@ -165,6 +173,15 @@ pub struct Tool {
     /// The upstream credential headers, AES-256-GCM encrypted (see `secrets`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_value: Option<String>,
+    /// The peer gateway this entry comes from, as ContextForge's own documents and tests mark
+    /// federated items (`gateway_id`, `gateway_name`). Read, never written: such entries are
+    /// set aside (see [`federated`]).
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub gateway_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub gateway_name: Option<String>,
 }
 
 fn rest() -> String {
@@ -215,11 +232,19 @@ pub struct Server {
     /// Tools by name (ContextForge's selective export writes ids, which are also read).
     #[serde(default, alias = "associated_tools")]
     pub tool_ids: Vec<String>,
-    /// Resources by URI.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Resources by URI (ContextForge's `associated_resources`: URIs, names or ids).
+    #[serde(
+        default,
+        alias = "associated_resources",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub resource_uris: Vec<String>,
-    /// Prompts by name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Prompts by name (ContextForge's `associated_prompts`: names or ids).
+    #[serde(
+        default,
+        alias = "associated_prompts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub prompt_names: Vec<String>,
     #[serde(default)]
     pub tags: Vec<Tag>,
@@ -250,6 +275,15 @@ pub struct Prompt {
     pub visibility: Option<Visibility>,
     #[serde(default = "yes")]
     pub is_active: bool,
+    /// The peer gateway this entry comes from, as ContextForge's own documents and tests mark
+    /// federated items (`gateway_id`, `gateway_name`). Read, never written: such entries are
+    /// set aside (see [`federated`]).
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub gateway_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub gateway_name: Option<String>,
 }
 
 /// One prompt argument.
@@ -281,6 +315,15 @@ pub struct Resource {
     pub visibility: Option<Visibility>,
     #[serde(default = "yes")]
     pub is_active: bool,
+    /// The peer gateway this entry comes from, as ContextForge's own documents and tests mark
+    /// federated items (`gateway_id`, `gateway_name`). Read, never written: such entries are
+    /// set aside (see [`federated`]).
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub gateway_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub gateway_name: Option<String>,
 }
 
 /// A root the gateway exposes to MCP clients (held in the gateway's memory only).

@@ -1,12 +1,14 @@
 //! Meaning checks on a parsed document, all at once, before anything is written: names and URIs
-//! obey the gateway's rules, nothing is duplicated, references resolve, credentials decrypt.
+//! obey the gateway's rules, nothing is duplicated, references resolve, credentials are well
+//! formed (and, given the key, decrypt). Entries a peer gateway federates
+//! ([`super::federated`]) are not checked: they are never applied.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use super::{Document, Entity};
+use super::{Document, Entity, federated};
 use crate::core::kind::Kind;
-use crate::core::secrets::Secret;
+use crate::core::secrets::{self, Secret};
 
 /// MIME types the gateway accepts for resources (`VALIDATION_ALLOWED_MIME_TYPES`).
 pub const ALLOWED_MIME_TYPES: &[&str] = &[
@@ -71,10 +73,17 @@ pub struct Context<'a> {
 
 /// Check a document; every problem is reported at once.
 pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), ValidationError> {
-    let mut v = Checker::default();
+    let aside = federated::positions(&federated::detect(doc));
+    let mut v = Checker {
+        problems: Vec::new(),
+        aside,
+    };
     let e = &doc.entities;
 
     for (i, t) in e.tools.iter().enumerate() {
+        if v.aside.contains(&(Kind::Tool, i)) {
+            continue;
+        }
         let at = |f: &str| format!("/entities/tools/{i}{f}");
         v.name(&at("/name"), &t.name);
         v.url(&at("/url"), &t.url);
@@ -124,9 +133,14 @@ pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), Vali
         );
     }
     for (i, p) in e.prompts.iter().enumerate() {
-        v.name(&format!("/entities/prompts/{i}/name"), &p.name);
+        if !v.aside.contains(&(Kind::Prompt, i)) {
+            v.name(&format!("/entities/prompts/{i}/name"), &p.name);
+        }
     }
     for (i, r) in e.resources.iter().enumerate() {
+        if v.aside.contains(&(Kind::Resource, i)) {
+            continue;
+        }
         if r.uri.trim().is_empty() {
             v.push(
                 format!("/entities/resources/{i}/uri"),
@@ -186,9 +200,10 @@ pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), Vali
     }
 }
 
-#[derive(Default)]
 struct Checker {
     problems: Vec<Problem>,
+    /// Set-aside entries (kind, index): not checked, never duplicates.
+    aside: HashSet<(Kind, usize)>,
 }
 
 impl Checker {
@@ -224,7 +239,11 @@ impl Checker {
                 format!("'{t}' is not one of {}", allowed.join(", ")),
             );
         }
+        for (field, reason) in keyless_auth_problems(auth_type, auth_value) {
+            self.push(format!("{at}/{field}"), reason);
+        }
         if let (Some(value), Some(secret)) = (auth_value, cx.secret)
+            && secrets::check_encoded(value).is_ok()
             && let Err(e) = secret.decrypt(value)
         {
             self.push(format!("{at}/auth_value"), e.to_string());
@@ -234,6 +253,9 @@ impl Checker {
     fn duplicates<E: Entity>(&mut self, list: &[E], plural: &str) {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (i, item) in list.iter().enumerate() {
+            if self.aside.contains(&(E::KIND, i)) {
+                continue;
+            }
             let key = identity(E::KIND, item.key());
             if let Some(first) = seen.get(&key) {
                 self.push(
@@ -294,6 +316,30 @@ impl Checker {
             }
         }
     }
+}
+
+/// What is wrong with a credential without the key to decrypt it: a value that is not an
+/// encrypted credential at all, or one no `auth_type` says how to apply (the gateway would
+/// never receive it). `validate` runs these with and without a secret, so an offline
+/// `validate` refuses everything an import would refuse before decrypting.
+pub fn keyless_auth_problems(
+    auth_type: Option<&str>,
+    auth_value: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let Some(value) = auth_value else {
+        return out;
+    };
+    if let Err(e) = secrets::check_encoded(value) {
+        out.push(("auth_value", e.to_string()));
+    }
+    if !value.is_empty() && auth_type.is_none_or(|t| t.trim().is_empty()) {
+        out.push((
+            "auth_type",
+            "missing: the document carries an auth_value but no auth_type (basic, bearer or authheaders) to apply it with".into(),
+        ));
+    }
+    out
 }
 
 /// The form two keys are compared in: the gateway's slug for names, the URI as written for
@@ -477,7 +523,7 @@ mod tests {
               "tools":[{"name":"ok","url":"https://a.example/x"},{"name":"bad name","url":"ftp://x","request_type":"FETCH"},{"name":"OK","url":"https://a.example/y"}],
               "resources":[{"name":"r","uri":"x://r","mime_type":"text/csv"}],
               "roots":[{"uri":"nope"}],
-              "prompts":[{"name":"p q","template":""}]}}"#,
+              "prompts":[{"name":"p q","template":"Hi"}]}}"#,
         );
         assert_eq!(
             got,
@@ -519,6 +565,68 @@ mod tests {
                 "/entities/servers/0/tool_ids/2",
                 "/entities/servers/0/prompt_names/0"
             ]
+        );
+    }
+
+    #[test]
+    fn credentials_are_checked_without_the_key() {
+        let enc = Secret::new("k")
+            .encrypt_headers(&[("Authorization".into(), "Bearer x".into())])
+            .unwrap();
+        let got = problems(&format!(
+            r#"{{"version":"1","entities":{{
+              "tools":[{{"name":"a","url":"https://x.example/a","auth_type":"bearer","auth_value":"not base64!"}},
+                       {{"name":"b","url":"https://x.example/b","auth_type":"bearer","auth_value":"c2hvcnQ"}},
+                       {{"name":"c","url":"https://x.example/c","auth_value":"{enc}"}},
+                       {{"name":"d","url":"https://x.example/d","auth_type":"bearer","auth_value":"{enc}"}},
+                       {{"name":"e","url":"https://x.example/e","auth_type":"bearer","auth_value":null}}],
+              "gateways":[{{"name":"g","url":"https://p.example/mcp","auth_type":"basic","auth_value":"%%%"}}]}}}}"#
+        ));
+        assert_eq!(
+            got,
+            vec![
+                "/entities/tools/0/auth_value: not valid base64",
+                "/entities/tools/1/auth_value: too short to be an encrypted credential",
+                "/entities/tools/2/auth_type: missing: the document carries an auth_value but no auth_type (basic, bearer or authheaders) to apply it with",
+                "/entities/gateways/0/auth_value: not valid base64",
+            ]
+        );
+        // With the key, the same problems once each (no second "cannot be decrypted").
+        let doc = from_str(
+            r#"{"version":"1","entities":{"tools":[{"name":"a","url":"https://x.example/a","auth_type":"bearer","auth_value":"c2hvcnQ"}]}}"#,
+            None,
+            "t.json",
+        )
+        .unwrap();
+        let key = Secret::new("k");
+        let err = validate(
+            &doc,
+            "t.json",
+            &Context {
+                secret: Some(&key),
+                live: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+    }
+
+    #[test]
+    fn federated_entries_are_neither_checked_nor_duplicates() {
+        let got = problems(
+            r#"{"version":"1","entities":{
+              "prompts":[{"name":"greet","template":""},{"name":"greet","template":""},
+                         {"name":"greet","template":"Hello {{ name }}"},{"name":"bad name","template":"","gateway_name":"p"}],
+              "resources":[{"name":"m","uri":"tiny://motd"},{"name":"m","uri":"tiny://motd","mime_type":"text/csv"}]}}"#,
+        );
+        assert!(got.is_empty(), "{got:?}");
+        // Two local prompts of one name still are.
+        let got = problems(
+            r#"{"version":"1","entities":{"prompts":[{"name":"greet","template":"a"},{"name":"greet","template":"b"}]}}"#,
+        );
+        assert_eq!(
+            got,
+            vec!["/entities/prompts/1: duplicate prompt 'greet' (also at /entities/prompts/0)"]
         );
     }
 
