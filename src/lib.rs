@@ -20,6 +20,7 @@ pub mod kind;
 pub mod memory;
 pub mod plan;
 pub mod promote;
+pub mod quote;
 pub mod reconcile;
 pub mod restore;
 pub mod secrets;

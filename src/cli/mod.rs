@@ -226,7 +226,7 @@ pub fn main() -> u8 {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            eprintln!("error: {}", crate::quote::clean_lines(&e.message));
             e.code
         }
     }

@@ -63,7 +63,11 @@ pub struct CycleResult {
     /// Why it failed: `invalid`, `gateway`, `mass_delete`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "safe_opt"
+    )]
     pub error: Option<String>,
 }
 
@@ -75,6 +79,7 @@ pub struct SourceError {
     pub revision: Option<String>,
     /// `invalid` (the documents), `git` (fetching or reading the repository).
     pub reason: String,
+    #[serde(serialize_with = "safe")]
     pub error: String,
 }
 
@@ -89,8 +94,25 @@ pub struct BackupResult {
     /// The commit subject, or the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "safe_opt"
+    )]
     pub error: Option<String>,
+}
+
+/// Errors repeat values from documents and peers: in `/status` and `state.json` every line
+/// is escaped and cut (see `quote::clean_lines`).
+fn safe<S: serde::Serializer>(e: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::quote::clean_lines(e))
+}
+
+fn safe_opt<S: serde::Serializer>(e: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => safe(e, s),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Document;
+use crate::quote::clean;
 
 /// A serialisation format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -102,14 +103,14 @@ pub fn parse<T: DeserializeOwned>(
         let syntax = |e: serde_json::Error| LoadError::Syntax {
             file: file.to_string(),
             format: "JSON",
-            reason: e.to_string(),
+            reason: clean(&e.to_string(), false),
         };
         let v = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
             if e.inner().is_data() {
                 LoadError::Shape {
                     file: file.to_string(),
-                    pointer: to_pointer(&e.path().to_string()),
-                    reason: without_position(&e.inner().to_string()),
+                    pointer: clean(&to_pointer(&e.path().to_string()), false),
+                    reason: clean(&without_position(&e.inner().to_string()), false),
                 }
             } else {
                 syntax(e.into_inner())
@@ -121,8 +122,8 @@ pub fn parse<T: DeserializeOwned>(
     let value = parse_value(text, Some(format), file)?;
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| LoadError::Shape {
         file: file.to_string(),
-        pointer: to_pointer(&e.path().to_string()),
-        reason: e.inner().to_string(),
+        pointer: clean(&to_pointer(&e.path().to_string()), false),
+        reason: clean(&e.inner().to_string(), false),
     })
 }
 
@@ -140,12 +141,12 @@ pub fn parse_value(text: &str, format: Option<Format>, file: &str) -> Result<Val
         Format::Json => serde_json::from_str(text).map_err(|e| LoadError::Syntax {
             file: file.to_string(),
             format: "JSON",
-            reason: e.to_string(),
+            reason: clean(&e.to_string(), false),
         }),
         Format::Yaml => serde_saphyr::from_str::<Value>(text).map_err(|e| LoadError::Syntax {
             file: file.to_string(),
             format: "YAML",
-            reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+            reason: clean(e.to_string().lines().next().unwrap_or_default(), false),
         }),
     }
 }
