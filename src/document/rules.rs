@@ -95,6 +95,10 @@ pub fn description(s: &str, tool: bool) -> Result<(), String> {
             quote(p)
         ));
     }
+    if tool {
+        // Verified on 1.0.7: tool descriptions also go through the malicious-content scan.
+        content_patterns(s)?;
+    }
     Ok(())
 }
 

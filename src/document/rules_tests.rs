@@ -120,7 +120,10 @@ fn urls_like_the_gateway() {
 
 #[test]
 fn descriptions_the_gateway_alters_or_refuses() {
-    assert!(description("Adds a < b, R&D, `code`; done.", true).is_ok());
+    assert!(description("Adds a < b, R&D, 'code'; done.", true).is_ok());
+    // Tool descriptions also go through the gateway's malicious-content scan.
+    assert!(description("Adds `code`", false).is_ok());
+    assert!(description("Adds `code`", true).is_err());
     for bad in [
         "<b>bold</b>",
         "Tom &amp; Jerry",
