@@ -236,7 +236,7 @@ pub fn main() -> u8 {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            eprintln!("error: {}", crate::core::quote::clean_lines(&e.message));
             e.code
         }
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fsutil;
 pub mod kind;
 pub mod policy;
+pub mod quote;
 pub mod secrets;
 pub mod select;
 pub mod window;

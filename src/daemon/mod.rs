@@ -45,14 +45,16 @@ pub enum DaemonError {
 /// One line on standard error: `<time> <label>: <message>`, a multi-line message joined with
 /// "; " (one event, one line).
 pub fn log_line(label: &str, msg: &str) {
-    let msg: Vec<&str> = msg
+    let msg: Vec<String> = msg
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .map(crate::core::quote::clean_lines)
         .collect();
     eprintln!(
-        "{} {label}: {}",
+        "{} {}: {}",
         crate::core::clock::now_rfc3339(),
+        crate::core::quote::clean_lines(label),
         msg.join("; ")
     );
 }

@@ -174,8 +174,25 @@ pub struct BackupResult {
     /// The commit subject, or the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "safe_opt"
+    )]
     pub error: Option<String>,
+}
+
+/// Errors repeat values from documents and peers: in `/status` and `state.json` every line
+/// is escaped and cut (see `quote::clean_lines`).
+fn safe<S: serde::Serializer>(e: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::core::quote::clean_lines(e))
+}
+
+fn safe_opt<S: serde::Serializer>(e: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => safe(e, s),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

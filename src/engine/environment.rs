@@ -487,7 +487,7 @@ mod tests {
         write(
             &base,
             "tools.yaml",
-            "version: '1'\nentities:\n  tools:\n    - {name: weather, url: 'https://w.example.com', tags: [a], description: base}\n",
+            "version: '1'\nentities:\n  tools:\n    - {name: weather, url: 'https://w.example.com', tags: [aa], description: base}\n",
         );
         write(
             &prod,

@@ -46,6 +46,17 @@ fn put(m: &mut Map<String, Value>, k: &str, v: Option<Value>) {
 /// Credentials as the helper fields `auth_type` + `auth_username`/`auth_password`,
 /// `auth_token` or `auth_headers`, which the gateway encrypts itself.
 pub fn auth_fields(auth_type: &str, creds: &Credentials) -> Result<Map<String, Value>, BodyError> {
+    // The last guard before a credential leaves: a CR or LF would forge header lines on
+    // every call the gateway makes with it (validation refuses it first).
+    if let Some((k, _)) = creds
+        .pairs()
+        .find(|(k, v)| crate::core::document::rules::header_value(&format!("{k}{v}")).is_err())
+    {
+        return Err(BodyError(format!(
+            "credential header {} holds CR, LF or NUL",
+            crate::core::quote::quote(k)
+        )));
+    }
     let mut m = Map::new();
     m.insert("auth_type".into(), Value::from(auth_type));
     let authorization = || {
@@ -437,6 +448,14 @@ mod tests {
             json!([{"key":"X-Key","value":"1"},{"key":"X-Tenant","value":"a"}])
         );
         assert!(auth_fields("basic", &headers).is_err());
+        let forged = Credentials::from_pairs([(
+            "Authorization".to_string(),
+            "Bearer t\r\nX-Evil: 1".to_string(),
+        )]);
+        assert_eq!(
+            auth_fields("bearer", &forged).unwrap_err().0,
+            "credential header 'Authorization' holds CR, LF or NUL"
+        );
         assert!(auth_fields("bearer", &basic).is_err());
     }
 }

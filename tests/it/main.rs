@@ -15,5 +15,6 @@ mod git;
 mod import;
 mod interop;
 mod interop_federated;
+mod limits;
 mod secrets;
 mod watch;

@@ -91,6 +91,12 @@ fn one<E: Entity + Serialize>(item: &E) -> Comparable {
             "request_type" | "transport" => {
                 Value::String(value.as_str().unwrap_or_default().to_ascii_uppercase())
             }
+            // The gateway strips surrounding whitespace from the strings it is given (a YAML
+            // block scalar's final newline, say).
+            "description" | "template" | "displayName" | "jsonpath_filter" => match value {
+                Value::String(s) => Value::String(s.trim().to_string()),
+                other => other,
+            },
             "input_schema" if kind == Kind::Prompt => prompt_arguments(&value),
             // The gateway stores an empty tool input schema as the typed default.
             "input_schema" if value.as_object().is_some_and(|o| o.is_empty()) => {

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Document;
 use super::shape::{self, UnknownType};
+use crate::core::quote::clean;
 
 /// A serialisation format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,14 +135,14 @@ pub fn parse<T: DeserializeOwned>(
         let syntax = |e: serde_json::Error| LoadError::Syntax {
             file: file.to_string(),
             format: "JSON",
-            reason: e.to_string(),
+            reason: clean(&e.to_string(), false),
         };
         let v = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
             if e.inner().is_data() {
                 LoadError::Shape {
                     file: file.to_string(),
-                    pointer: to_pointer(&e.path().to_string()),
-                    reason: without_position(&e.inner().to_string()),
+                    pointer: clean(&to_pointer(&e.path().to_string()), false),
+                    reason: clean(&without_position(&e.inner().to_string()), false),
                 }
             } else {
                 syntax(e.into_inner())
@@ -157,8 +158,8 @@ pub fn parse<T: DeserializeOwned>(
 pub fn from_value<T: DeserializeOwned>(value: Value, file: &str) -> Result<T, LoadError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| LoadError::Shape {
         file: file.to_string(),
-        pointer: to_pointer(&e.path().to_string()),
-        reason: e.inner().to_string(),
+        pointer: clean(&to_pointer(&e.path().to_string()), false),
+        reason: clean(&e.inner().to_string(), false),
     })
 }
 
@@ -176,12 +177,12 @@ pub fn parse_value(text: &str, format: Option<Format>, file: &str) -> Result<Val
         Format::Json => serde_json::from_str(text).map_err(|e| LoadError::Syntax {
             file: file.to_string(),
             format: "JSON",
-            reason: e.to_string(),
+            reason: clean(&e.to_string(), false),
         }),
         Format::Yaml => serde_saphyr::from_str::<Value>(text).map_err(|e| LoadError::Syntax {
             file: file.to_string(),
             format: "YAML",
-            reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+            reason: clean(e.to_string().lines().next().unwrap_or_default(), false),
         }),
     }
 }

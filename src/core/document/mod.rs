@@ -5,9 +5,11 @@
 //! `auth_value: null`, unknown fields); writing is deterministic (fixed field order, entities sorted
 //! by name or URI, tags as plain strings).
 
+mod content_rules;
 pub mod entity;
 pub mod federated;
 mod load;
+pub mod rules;
 mod schema;
 mod shape;
 pub mod tag;
@@ -114,13 +116,41 @@ pub struct Dependencies {
 }
 
 /// Who can see an entity on the gateway.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     #[default]
     Public,
     Team,
     Private,
+}
+
+/// Read from a string only, so that any other value is a data error naming the field's
+/// pointer and the allowed values (serde's derived enum reading makes a number a JSON syntax
+/// error with no pointer).
+impl<'de> Deserialize<'de> for Visibility {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "one of \"public\", \"team\", \"private\"";
+        impl serde::de::Visitor<'_> for V {
+            type Value = Visibility;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Visibility, E> {
+                match s {
+                    "public" => Ok(Visibility::Public),
+                    "team" => Ok(Visibility::Team),
+                    "private" => Ok(Visibility::Private),
+                    other => Err(E::custom(format!(
+                        "{} is not {EXPECTED}",
+                        crate::core::quote::quote(other)
+                    ))),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 fn yes() -> bool {

@@ -22,13 +22,14 @@ impl Tag {
     }
 }
 
-/// Normalise a tag the way the gateway does before storing its id.
+/// Normalise a tag the way the gateway does before storing its id (`_` becomes `-` too).
 pub fn normalize(s: &str) -> String {
     s.trim()
         .to_lowercase()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join("-")
+        .replace('_', "-")
 }
 
 impl From<&str> for Tag {
@@ -56,7 +57,10 @@ impl<'de> Deserialize<'de> for Tag {
                 label: Option<String>,
             },
         }
-        match Repr::deserialize(d)? {
+        let repr = Repr::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("a tag must be a string (or an {\"id\", \"label\"} object)")
+        })?;
+        match repr {
             Repr::Plain(s) => Ok(Tag(s)),
             Repr::Object { id, label } => label
                 .filter(|l| !l.is_empty())
@@ -108,5 +112,6 @@ mod tests {
     fn normalizes_like_the_gateway() {
         assert_eq!(Tag::from("  Public  API ").normalized(), "public-api");
         assert_eq!(normalize("weather"), "weather");
+        assert_eq!(normalize("Under_Score"), "under-score");
     }
 }

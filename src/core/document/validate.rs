@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use super::{Document, Entity, federated};
+use super::{Document, Entity, Tag, federated, rules};
 use crate::core::kind::Kind;
+use crate::core::quote::quote;
 use crate::core::secrets::{self, Secret};
 
 /// MIME types the gateway accepts for resources (`VALIDATION_ALLOWED_MIME_TYPES`).
@@ -85,14 +86,17 @@ pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), Vali
             continue;
         }
         let at = |f: &str| format!("/entities/tools/{i}{f}");
-        v.name(&at("/name"), &t.name);
+        v.rule(
+            &at("/name"),
+            check_name(&t.name).and_then(|()| rules::tool_name_length(&slugify(&t.name))),
+        );
         v.url(&at("/url"), &t.url);
         if t.integration_type != "REST" {
             v.push(
                 at("/integration_type"),
                 format!(
-                    "'{}' tools come from peer gateways and cannot be created; only REST",
-                    t.integration_type
+                    "{} tools come from peer gateways and cannot be created; only REST",
+                    quote(&t.integration_type)
                 ),
             );
         }
@@ -101,9 +105,10 @@ pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), Vali
         {
             v.push(
                 at("/request_type"),
-                format!("'{rt}' is not one of GET, POST, PUT, DELETE, PATCH"),
+                format!("{} is not one of GET, POST, PUT, DELETE, PATCH", quote(rt)),
             );
         }
+        v.gateway_rules_tool(&at(""), t);
         v.auth(
             &at(""),
             t.auth_type.as_deref(),
@@ -121,7 +126,15 @@ pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), Vali
         {
             v.push(
                 at("/transport"),
-                format!("'{t}' is not SSE or STREAMABLEHTTP"),
+                format!("{} is not SSE or STREAMABLEHTTP", quote(t)),
+            );
+        }
+        v.description(&at("/description"), g.description.as_deref(), false);
+        v.tags(&at("/tags"), &g.tags);
+        for (j, h) in g.passthrough_headers.iter().flatten().enumerate() {
+            v.rule(
+                &at(&format!("/passthrough_headers/{j}")),
+                rules::header_name(h),
             );
         }
         v.auth(
@@ -133,53 +146,64 @@ pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), Vali
         );
     }
     for (i, p) in e.prompts.iter().enumerate() {
-        if !v.aside.contains(&(Kind::Prompt, i)) {
-            v.name(&format!("/entities/prompts/{i}/name"), &p.name);
+        if v.aside.contains(&(Kind::Prompt, i)) {
+            continue;
         }
+        let at = |f: &str| format!("/entities/prompts/{i}{f}");
+        v.name(&at("/name"), &p.name);
+        v.description(&at("/description"), p.description.as_deref(), false);
+        v.rule(&at("/template"), rules::template(&p.template));
+        if let Some(s) = &p.input_schema {
+            v.rule(&at("/input_schema"), rules::json_object(s));
+        }
+        v.tags(&at("/tags"), &p.tags);
     }
     for (i, r) in e.resources.iter().enumerate() {
         if v.aside.contains(&(Kind::Resource, i)) {
             continue;
         }
-        if r.uri.trim().is_empty() {
-            v.push(
-                format!("/entities/resources/{i}/uri"),
-                "must not be empty".into(),
-            );
-        }
-        if r.name.trim().is_empty() {
-            v.push(
-                format!("/entities/resources/{i}/name"),
-                "must not be empty".into(),
-            );
-        }
+        let at = |f: &str| format!("/entities/resources/{i}{f}");
+        v.rule(&at("/uri"), rules::resource_uri(&r.uri));
+        v.rule(&at("/name"), rules::plain_name(&r.name));
         if let Some(m) = &r.mime_type
             && !ALLOWED_MIME_TYPES.contains(&m.as_str())
         {
             v.push(
-                format!("/entities/resources/{i}/mime_type"),
+                at("/mime_type"),
                 format!(
-                    "'{m}' is not a MIME type the gateway accepts ({})",
+                    "{} is not a MIME type the gateway accepts ({})",
+                    quote(m),
                     ALLOWED_MIME_TYPES.join(", ")
                 ),
             );
         }
+        v.description(&at("/description"), r.description.as_deref(), false);
+        if let Some(c) = &r.content {
+            v.rule(&at("/content"), rules::content(c));
+        }
+        v.tags(&at("/tags"), &r.tags);
     }
     for (i, r) in e.roots.iter().enumerate() {
         if let Err(reason) = check_root_uri(&r.uri) {
             v.push(format!("/entities/roots/{i}/uri"), reason);
         }
+        if let Some(n) = &r.name {
+            v.rule(&format!("/entities/roots/{i}/name"), rules::root_name(n));
+        }
     }
     for (i, s) in e.servers.iter().enumerate() {
-        v.name(&format!("/entities/servers/{i}/name"), &s.name);
+        let at = |f: &str| format!("/entities/servers/{i}{f}");
+        v.rule(&at("/name"), rules::plain_name(&s.name));
         if let Some(id) = &s.id
             && !is_uuid(id)
         {
-            v.push(
-                format!("/entities/servers/{i}/id"),
-                format!("'{id}' is not a UUID"),
-            );
+            v.push(at("/id"), format!("{} is not a UUID", quote(id)));
         }
+        v.description(&at("/description"), s.description.as_deref(), false);
+        if let Some(icon) = &s.icon {
+            v.rule(&at("/icon"), rules::url(icon, &["http", "https"]));
+        }
+        v.tags(&at("/tags"), &s.tags);
     }
 
     v.duplicates(&e.tools, "tools");
@@ -211,16 +235,57 @@ impl Checker {
         self.problems.push(Problem { pointer, reason });
     }
 
-    fn name(&mut self, at: &str, name: &str) {
-        if let Err(reason) = check_name(name) {
+    fn rule(&mut self, at: &str, result: Result<(), String>) {
+        if let Err(reason) = result {
             self.push(at.to_string(), reason);
         }
     }
 
+    fn name(&mut self, at: &str, name: &str) {
+        self.rule(at, check_name(name));
+    }
+
     fn url(&mut self, at: &str, url: &str) {
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-            self.push(at.to_string(), format!("'{url}' is not an http(s) URL"));
+        self.rule(at, rules::url(url, &["http", "https"]));
+    }
+
+    fn description(&mut self, at: &str, d: Option<&str>, tool: bool) {
+        if let Some(d) = d {
+            self.rule(at, rules::description(d, tool));
         }
+    }
+
+    fn tags(&mut self, at: &str, tags: &[Tag]) {
+        for (j, t) in tags.iter().enumerate() {
+            self.rule(&format!("{at}/{j}"), rules::tag(t.as_str()));
+        }
+    }
+
+    /// The gateway's rules for a tool's free-form fields.
+    fn gateway_rules_tool(&mut self, at: &str, t: &super::Tool) {
+        let at = |f: &str| format!("{at}{f}");
+        if let Some(d) = &t.display_name {
+            self.rule(&at("/displayName"), rules::display_name(d));
+        }
+        self.description(&at("/description"), t.description.as_deref(), true);
+        for (k, val) in t.headers.iter().flatten() {
+            let p = at(&format!(
+                "/headers/{}",
+                k.replace('~', "~0").replace('/', "~1")
+            ));
+            self.rule(&p, rules::header_name(k));
+            self.rule(&p, rules::header_value(val));
+        }
+        for (f, val) in [
+            ("/input_schema", &t.input_schema),
+            ("/output_schema", &t.output_schema),
+            ("/annotations", &t.annotations),
+        ] {
+            if let Some(val) = val {
+                self.rule(&at(f), rules::json_object(val));
+            }
+        }
+        self.tags(&at("/tags"), &t.tags);
     }
 
     fn auth(
@@ -236,7 +301,7 @@ impl Checker {
         {
             self.push(
                 format!("{at}/auth_type"),
-                format!("'{t}' is not one of {}", allowed.join(", ")),
+                format!("{} is not one of {}", quote(t), allowed.join(", ")),
             );
         }
         for (field, reason) in keyless_auth_problems(auth_type, auth_value) {
@@ -244,9 +309,18 @@ impl Checker {
         }
         if let (Some(value), Some(secret)) = (auth_value, cx.secret)
             && secrets::check_encoded(value).is_ok()
-            && let Err(e) = secret.decrypt(value)
         {
-            self.push(format!("{at}/auth_value"), e.to_string());
+            match secret.decrypt(value) {
+                Err(e) => self.push(format!("{at}/auth_value"), e.to_string()),
+                Ok(creds) => {
+                    if let Some(t) = auth_type {
+                        self.rule(
+                            &format!("{at}/auth_value"),
+                            rules::credentials(t, creds.pairs()),
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -261,9 +335,9 @@ impl Checker {
                 self.push(
                     format!("/entities/{plural}/{i}"),
                     format!(
-                        "duplicate {} '{}' (also at /entities/{plural}/{first})",
+                        "duplicate {} {} (also at /entities/{plural}/{first})",
                         E::KIND,
-                        item.key()
+                        quote(item.key())
                     ),
                 );
             } else {
@@ -307,8 +381,10 @@ impl Checker {
                         self.push(
                             format!("/entities/servers/{i}/{field}/{j}"),
                             format!(
-                                "server '{}' refers to {} '{r}', which is neither in the document nor on the gateway",
-                                s.name, kind
+                                "server {} refers to {} {}, which is neither in the document nor on the gateway",
+                                quote(&s.name),
+                                kind,
+                                quote(r)
                             ),
                         );
                     }
@@ -409,26 +485,36 @@ pub fn slugify(name: &str) -> String {
     out
 }
 
-/// Entity names: letters, digits and `._-/`, starting with a letter, digit or `_`.
+/// Entity names sent in slug form (tools, gateways, prompts): ASCII letters, digits and
+/// `._-/`, starting with a letter, digit or `_`, at most 255 characters.
 pub fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     match chars.next() {
         None => return Err("must not be empty".into()),
-        Some(c) if !(c.is_alphanumeric() || c == '_') => {
-            return Err(format!("'{name}' must start with a letter, digit or '_'"));
+        Some(c) if !(c.is_ascii_alphanumeric() || c == '_') => {
+            return Err(format!(
+                "{} must start with a letter, digit or '_'",
+                quote(name)
+            ));
         }
         _ => {}
     }
     if let Some(bad) = name
         .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
     {
         return Err(format!(
-            "'{name}' contains '{bad}'; names may hold letters, digits and . _ - / only"
+            "{} contains {}; names may hold letters, digits and . _ - / only",
+            quote(name),
+            quote(bad.encode_utf8(&mut [0; 4]))
         ));
     }
-    if name.len() > 255 {
-        return Err("is longer than 255 characters".into());
+    let n = name.chars().count();
+    if n > rules::MAX_NAME {
+        return Err(format!(
+            "is {n} characters long; the gateway allows at most {}",
+            rules::MAX_NAME
+        ));
     }
     Ok(())
 }
@@ -436,25 +522,35 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// The gateway's root URI policy, as far as it is fixed: a scheme, no query, fragment, user
 /// info or control characters. (Which schemes are allowed is the gateway's setting.)
 pub fn check_root_uri(uri: &str) -> Result<(), String> {
+    let n = uri.chars().count();
+    if n > rules::MAX_URL {
+        return Err(format!(
+            "is {n} characters long; the gateway allows root URIs of at most {}",
+            rules::MAX_URL
+        ));
+    }
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(format!("'{uri}' has no scheme (file://, https://, ...)"));
+        return Err(format!(
+            "{} has no scheme (file://, https://, ...)",
+            quote(uri)
+        ));
     };
     if scheme.is_empty()
         || !scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     {
-        return Err(format!("'{uri}' has an invalid scheme"));
+        return Err(format!("{} has an invalid scheme", quote(uri)));
     }
     if uri.chars().any(char::is_control) {
         return Err("contains control characters".into());
     }
     if uri.contains('?') || uri.contains('#') {
-        return Err(format!("'{uri}' must not have a query or fragment"));
+        return Err(format!("{} must not have a query or fragment", quote(uri)));
     }
     let authority = rest.split('/').next().unwrap_or("");
     if authority.contains('@') {
-        return Err(format!("'{uri}' must not carry user info"));
+        return Err(format!("{} must not carry user info", quote(uri)));
     }
     Ok(())
 }
