@@ -125,6 +125,9 @@ impl Target {
             "mcpgateway".into(),
         )
         .map_err(|e| bad(e.to_string()))?;
+        if c.gateway.trim().is_empty() {
+            return Err(bad("gateway: is required (the gateway's base URL)".into()));
+        }
         crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
         let mut client_opts = ClientOptions::new(c.gateway.clone(), auth);
         client_opts.stats = s.stats.clone();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::schedule::{Schedule, parse_duration};
+use super::trust::{Connection, Trust};
 use crate::document::{self, Format};
 use crate::envdir::{Mode, SecretRef};
 use crate::git::{self, GitAuth, Remote};
@@ -31,6 +32,8 @@ struct Raw {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     webhook: Option<RawWebhook>,
+    #[serde(default)]
+    secrets_dir: Option<PathBuf>,
     environments: Vec<RawEnv>,
 }
 
@@ -57,6 +60,10 @@ struct RawEnv {
     allow_mass_delete: bool,
     #[serde(default)]
     backup: Option<RawBackup>,
+    #[serde(default)]
+    gateway: Option<Connection>,
+    #[serde(default)]
+    allowed_env: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +155,8 @@ pub struct EnvSpec {
     pub parallelism: usize,
     pub allow_mass_delete: bool,
     pub backup: Option<BackupSpec>,
+    /// A Git source's connection and what its files may read (never the repository's).
+    pub trust: Option<Trust>,
 }
 
 /// Where an environment's desired state comes from.
@@ -325,6 +334,15 @@ pub fn load(
             }
         }
     });
+    let secrets_dir = raw.secrets_dir.map(|d| base.join(d));
+    if let Some(d) = &secrets_dir
+        && !d.is_dir()
+    {
+        p.add(
+            "/secrets_dir",
+            format!("{} is not a directory", d.display()),
+        );
+    }
     if raw.environments.is_empty() {
         p.add("/environments", "lists no environment");
     }
@@ -339,7 +357,7 @@ pub fn load(
             p.add(format!("{at}/name"), format!("'{}' is used twice", e.name));
         }
         names.push(e.name.clone());
-        if let Some(spec) = env_spec(e, &at, &base, &mut p) {
+        if let Some(spec) = env_spec(e, &at, &base, secrets_dir.as_deref(), lookup, &mut p) {
             environments.push(spec);
         }
     }
@@ -371,7 +389,80 @@ fn branch(b: Option<String>, at: &str, p: &mut Problems) -> String {
     b
 }
 
-fn env_spec(e: RawEnv, at: &str, base: &Path, p: &mut Problems) -> Option<EnvSpec> {
+/// A Git source's `gateway:` and `allowed_env`, checked: every secret reference names exactly
+/// one of a set variable or a file inside `secrets_dir`.
+fn trust_spec(
+    e: &mut RawEnv,
+    at: &str,
+    secrets_dir: Option<&Path>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<Trust> {
+    let git = e.source.git.is_some() && e.source.dir.is_none();
+    let Some(connection) = e.gateway.take() else {
+        if git {
+            p.add(
+                format!("{at}/gateway"),
+                "is required for a Git source: the gateway's url and credentials come from daemon.yaml, never from the repository",
+            );
+        }
+        return None;
+    };
+    if !git {
+        p.add(
+            format!("{at}/gateway"),
+            "only for Git sources: a directory's own mcp-gitops.yaml names its gateway",
+        );
+        return None;
+    }
+    if let Err(e) = crate::gateway::check_url(&connection.url) {
+        p.add(format!("{at}/gateway/url"), e);
+    }
+    let trust = Trust {
+        connection,
+        allowed_env: std::mem::take(&mut e.allowed_env),
+        secrets_dir: secrets_dir.map(Path::to_path_buf),
+    };
+    let c = &trust.connection;
+    for (field, r) in [
+        ("token", &c.token),
+        ("jwt_secret", &c.jwt_secret),
+        ("secret", &c.secret),
+        ("gateway_secret", &c.gateway_secret),
+    ] {
+        let Some(r) = r else { continue };
+        let at = format!("{at}/gateway/{field}");
+        match (&r.env, &r.file) {
+            (Some(var), None) if lookup(var).is_none_or(|v| v.is_empty()) => {
+                p.add(at, format!("the environment variable {var} is not set"))
+            }
+            (Some(_), None) => {}
+            (None, Some(_)) => {
+                if let Err(e) = trust.resolve(field, &Some(r.clone())) {
+                    p.add(at, e.to_string().replacen(&format!("{field}: "), "", 1));
+                }
+            }
+            _ => p.add(at, "give exactly one of env: VAR or file: PATH"),
+        }
+    }
+    if c.token.is_none() && (c.user.is_none() || c.jwt_secret.is_none()) {
+        p.add(
+            format!("{at}/gateway"),
+            "give token, or user and jwt_secret",
+        );
+    }
+    Some(trust)
+}
+
+fn env_spec(
+    mut e: RawEnv,
+    at: &str,
+    base: &Path,
+    secrets_dir: Option<&Path>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<EnvSpec> {
+    let trust = trust_spec(&mut e, at, secrets_dir, lookup, p);
     let source = match (e.source.dir, e.source.git) {
         (Some(dir), None) => {
             let dir = base.join(dir);
@@ -447,6 +538,7 @@ fn env_spec(e: RawEnv, at: &str, base: &Path, p: &mut Problems) -> Option<EnvSpe
         parallelism,
         allow_mass_delete: e.allow_mass_delete,
         backup,
+        trust,
     })
 }
 
