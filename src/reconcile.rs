@@ -117,6 +117,9 @@ impl Target {
     pub fn new(mut env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
         let c = &env.config;
         let bad = |m: String| config_error(&env.dir, m);
+        if c.gateway.trim().is_empty() {
+            return Err(bad("gateway: is required (the gateway's base URL)".into()));
+        }
         let auth = Auth::resolve(
             env.secret(&c.token)?,
             c.user.clone(),
@@ -125,9 +128,6 @@ impl Target {
             "mcpgateway".into(),
         )
         .map_err(|e| bad(e.to_string()))?;
-        if c.gateway.trim().is_empty() {
-            return Err(bad("gateway: is required (the gateway's base URL)".into()));
-        }
         crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
         let mut client_opts = ClientOptions::new(c.gateway.clone(), auth);
         client_opts.stats = s.stats.clone();

@@ -586,13 +586,16 @@ async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_app
     let mut d = Daemon::start(&gw, &config);
     d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
         .await;
-    // One daemon per state directory.
+    // One daemon per state directory (with what daemon.yaml's gateway: needs set).
     let out = assert_cmd::Command::cargo_bin("mcp-gitops")
         .unwrap()
         .args(["run", "--config"])
         .arg(&config)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GW_URL", &gw.url)
+        .env("JWT_SECRET_KEY", gw.jwt_secret())
+        .env("AUTH_ENCRYPTION_SECRET", gw.secret())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(6));

@@ -389,71 +389,6 @@ fn branch(b: Option<String>, at: &str, p: &mut Problems) -> String {
     b
 }
 
-/// A Git source's `gateway:` and `allowed_env`, checked: every secret reference names exactly
-/// one of a set variable or a file inside `secrets_dir`.
-fn trust_spec(
-    e: &mut RawEnv,
-    at: &str,
-    secrets_dir: Option<&Path>,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    p: &mut Problems,
-) -> Option<Trust> {
-    let git = e.source.git.is_some() && e.source.dir.is_none();
-    let Some(connection) = e.gateway.take() else {
-        if git {
-            p.add(
-                format!("{at}/gateway"),
-                "is required for a Git source: the gateway's url and credentials come from daemon.yaml, never from the repository",
-            );
-        }
-        return None;
-    };
-    if !git {
-        p.add(
-            format!("{at}/gateway"),
-            "only for Git sources: a directory's own mcp-gitops.yaml names its gateway",
-        );
-        return None;
-    }
-    if let Err(e) = crate::gateway::check_url(&connection.url) {
-        p.add(format!("{at}/gateway/url"), e);
-    }
-    let trust = Trust {
-        connection,
-        allowed_env: std::mem::take(&mut e.allowed_env),
-        secrets_dir: secrets_dir.map(Path::to_path_buf),
-    };
-    let c = &trust.connection;
-    for (field, r) in [
-        ("token", &c.token),
-        ("jwt_secret", &c.jwt_secret),
-        ("secret", &c.secret),
-        ("gateway_secret", &c.gateway_secret),
-    ] {
-        let Some(r) = r else { continue };
-        let at = format!("{at}/gateway/{field}");
-        match (&r.env, &r.file) {
-            (Some(var), None) if lookup(var).is_none_or(|v| v.is_empty()) => {
-                p.add(at, format!("the environment variable {var} is not set"))
-            }
-            (Some(_), None) => {}
-            (None, Some(_)) => {
-                if let Err(e) = trust.resolve(field, &Some(r.clone())) {
-                    p.add(at, e.to_string().replacen(&format!("{field}: "), "", 1));
-                }
-            }
-            _ => p.add(at, "give exactly one of env: VAR or file: PATH"),
-        }
-    }
-    if c.token.is_none() && (c.user.is_none() || c.jwt_secret.is_none()) {
-        p.add(
-            format!("{at}/gateway"),
-            "give token, or user and jwt_secret",
-        );
-    }
-    Some(trust)
-}
-
 fn env_spec(
     mut e: RawEnv,
     at: &str,
@@ -462,7 +397,21 @@ fn env_spec(
     lookup: &dyn Fn(&str) -> Option<String>,
     p: &mut Problems,
 ) -> Option<EnvSpec> {
-    let trust = trust_spec(&mut e, at, secrets_dir, lookup, p);
+    let git = e.source.git.is_some() && e.source.dir.is_none();
+    let allowed_env = std::mem::take(&mut e.allowed_env);
+    let trust = e.gateway.take().and_then(|c| {
+        let (trust, problems) = Trust::checked(c, allowed_env, git, secrets_dir, lookup);
+        for (pointer, reason) in problems {
+            p.add(format!("{at}/gateway{pointer}"), reason);
+        }
+        trust
+    });
+    if git && trust.is_none() {
+        p.add(
+            format!("{at}/gateway"),
+            "is required for a Git source: the gateway's url and credentials come from daemon.yaml, never from the repository",
+        );
+    }
     let source = match (e.source.dir, e.source.git) {
         (Some(dir), None) => {
             let dir = base.join(dir);

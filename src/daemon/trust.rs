@@ -81,6 +81,62 @@ fn same_url(a: &str, b: &str) -> bool {
 }
 
 impl Trust {
+    /// The rules of an environment from `daemon.yaml`'s `gateway:` and `allowed_env`, checked:
+    /// only for Git sources, a gateway URL, token or user and jwt_secret, every secret reference
+    /// a set variable or a file inside `secrets_dir`. The problems as (pointer below
+    /// `gateway`, reason).
+    pub fn checked(
+        connection: Connection,
+        allowed_env: Vec<String>,
+        git: bool,
+        secrets_dir: Option<&Path>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> (Option<Trust>, Vec<(String, String)>) {
+        let mut p: Vec<(String, String)> = Vec::new();
+        let mut add = |at: &str, why: String| p.push((at.to_string(), why));
+        if !git {
+            add(
+                "",
+                "only for Git sources: a directory's own mcp-gitops.yaml names its gateway".into(),
+            );
+            return (None, p);
+        }
+        if let Err(e) = crate::gateway::check_url(&connection.url) {
+            add("/url", e.to_string());
+        }
+        let trust = Trust {
+            connection,
+            allowed_env,
+            secrets_dir: secrets_dir.map(Path::to_path_buf),
+        };
+        let c = &trust.connection;
+        for (field, r) in [
+            ("token", &c.token),
+            ("jwt_secret", &c.jwt_secret),
+            ("secret", &c.secret),
+            ("gateway_secret", &c.gateway_secret),
+        ] {
+            let Some(r) = r else { continue };
+            let at = format!("/{field}");
+            match (&r.env, &r.file) {
+                (Some(var), None) if lookup(var).is_none_or(|v| v.is_empty()) => {
+                    add(&at, format!("the environment variable {var} is not set"))
+                }
+                (Some(_), None) => {}
+                (None, Some(_)) => {
+                    if let Err(e) = trust.resolve(field, &Some(r.clone())) {
+                        add(&at, e.to_string().replacen(&format!("{field}: "), "", 1));
+                    }
+                }
+                _ => add(&at, "give exactly one of env: VAR or file: PATH".into()),
+            }
+        }
+        if c.token.is_none() && (c.user.is_none() || c.jwt_secret.is_none()) {
+            add("", "give token, or user and jwt_secret".into());
+        }
+        (Some(trust), p)
+    }
+
     pub fn allows(&self, var: &str) -> bool {
         self.allowed_env.iter().any(|a| a == var)
     }
@@ -208,6 +264,55 @@ mod tests {
             },
             ..Trust::default()
         }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn confined_bases_stay_inside_the_root_at_every_level() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, outside) = (t.path().join("checkout"), t.path().join("outside"));
+        write(&outside, CONFIG_FILE, "gateway: http://x\n");
+        let prod = root.join("envs/prod");
+        write(
+            &root.join("envs/base"),
+            CONFIG_FILE,
+            "bases: [../../../outside]\n",
+        );
+        write(&prod, CONFIG_FILE, "bases: [../base]\n");
+        // Unconfined (plan/apply of one's own files): the base of the base is read.
+        envdir::load_with_vars(&prod, &|_| None).unwrap();
+        let err = envdir::load_confined(&prod, &root, &|_| None).unwrap_err();
+        let EnvError::Escape { base, source } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            base.ends_with("envs/prod/../base/../../../outside"),
+            "{base}"
+        );
+        assert!(matches!(
+            source,
+            crate::fsutil::ConfineError::Outside { .. }
+        ));
+        // A symbolic link inside the root that leads out of it.
+        std::os::unix::fs::symlink(&outside, root.join("envs/link")).unwrap();
+        write(&prod, CONFIG_FILE, "bases: [../link]\n");
+        assert!(matches!(
+            envdir::load_confined(&prod, &root, &|_| None),
+            Err(EnvError::Escape { .. })
+        ));
+        // Inside: fine, and the file without a gateway loads (the CLI then asks for one).
+        write(&prod, CONFIG_FILE, "bases: [../base]\n");
+        write(&root.join("envs/base"), CONFIG_FILE, "mode: auto\n");
+        let env = envdir::load_confined(&prod, &root, &|_| None).unwrap();
+        let err = Target::new(env, &Default::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("gateway: is required"), "{err}");
     }
 
     #[test]
