@@ -35,6 +35,10 @@ fn describe(cfg: &config::DaemonConfig) -> Vec<String> {
             SourceSpec::Dir(d) => format!("directory {}", d.display()),
             SourceSpec::Git(g) => format!("{}@{}:{}", g.remote.url, g.branch, g.path),
         };
+        let source = match &e.trust {
+            Some(t) => format!("{source} to {}", t.connection.url),
+            None => source,
+        };
         let mode = e.mode.map_or("from its mcp-gitops.yaml".to_string(), |m| {
             format!("{m:?}").to_lowercase()
         });

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::listener::{self, ListenerSpec, RawListener};
 use super::schedule::{Schedule, parse_duration};
+use super::trust::{Connection, Trust};
 use crate::core::document::{self, Format};
 use crate::engine::environment::{Mode, SecretRef};
 use crate::engine::git::{self, GitAuth, Remote};
@@ -37,6 +38,7 @@ struct Raw {
     webhook: Option<RawWebhook>,
     #[serde(default)]
     listener: Option<RawListener>,
+    secrets_dir: Option<PathBuf>,
     environments: Vec<RawEnv>,
 }
 
@@ -65,6 +67,10 @@ struct RawEnv {
     allow_mass_delete: bool,
     #[serde(default)]
     backup: Option<RawBackup>,
+    #[serde(default)]
+    gateway: Option<Connection>,
+    #[serde(default)]
+    allowed_env: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +165,8 @@ pub struct EnvSpec {
     pub parallelism: usize,
     pub allow_mass_delete: bool,
     pub backup: Option<BackupSpec>,
+    /// A Git source's connection and what its files may read (never the repository's).
+    pub trust: Option<Trust>,
 }
 
 /// Where an environment's desired state comes from.
@@ -350,6 +358,15 @@ pub fn load(
     let listener = listener::check(raw.listener.unwrap_or_default(), &mut |at, why| {
         p.add(at, why)
     });
+    let secrets_dir = raw.secrets_dir.map(|d| base.join(d));
+    if let Some(d) = &secrets_dir
+        && !d.is_dir()
+    {
+        p.add(
+            "/secrets_dir",
+            format!("{} is not a directory", d.display()),
+        );
+    }
     if raw.environments.is_empty() {
         p.add("/environments", "lists no environment");
     }
@@ -364,7 +381,7 @@ pub fn load(
             p.add(format!("{at}/name"), format!("'{}' is used twice", e.name));
         }
         names.push(e.name.clone());
-        if let Some(spec) = env_spec(e, &at, &base, &mut p) {
+        if let Some(spec) = env_spec(e, &at, &base, secrets_dir.as_deref(), lookup, &mut p) {
             environments.push(spec);
         }
     }
@@ -397,7 +414,29 @@ fn branch(b: Option<String>, at: &str, p: &mut Problems) -> String {
     b
 }
 
-fn env_spec(e: RawEnv, at: &str, base: &Path, p: &mut Problems) -> Option<EnvSpec> {
+fn env_spec(
+    mut e: RawEnv,
+    at: &str,
+    base: &Path,
+    secrets_dir: Option<&Path>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<EnvSpec> {
+    let git = e.source.git.is_some() && e.source.dir.is_none();
+    let allowed_env = std::mem::take(&mut e.allowed_env);
+    let trust = e.gateway.take().and_then(|c| {
+        let (trust, problems) = Trust::checked(c, allowed_env, git, secrets_dir, lookup);
+        for (pointer, reason) in problems {
+            p.add(format!("{at}/gateway{pointer}"), reason);
+        }
+        trust
+    });
+    if git && trust.is_none() {
+        p.add(
+            format!("{at}/gateway"),
+            "is required for a Git source: the gateway's url and credentials come from daemon.yaml, never from the repository",
+        );
+    }
     let source = match (e.source.dir, e.source.git) {
         (Some(dir), None) => {
             let dir = base.join(dir);
@@ -473,6 +512,7 @@ fn env_spec(e: RawEnv, at: &str, base: &Path, p: &mut Problems) -> Option<EnvSpe
         parallelism,
         allow_mass_delete: e.allow_mass_delete,
         backup,
+        trust,
     })
 }
 

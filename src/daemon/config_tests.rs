@@ -6,6 +6,7 @@ fn vars(v: &str) -> Option<String> {
     match v {
         "HOOK_SECRET" => Some("s3cret-hook".into()),
         "REPO" => Some("/srv/git/config.git".into()),
+        "JWT_SECRET_KEY" | "KEY" => Some("k3y".into()),
         _ => None,
     }
 }
@@ -30,6 +31,8 @@ listener: {max_connections: 50, idle_timeout: 2m}
 environments:
   - name: prod
     source: {git: {url: "${REPO}", branch: main, path: envs/prod}}
+    gateway: {url: "http://gw:4444", user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}}
+    allowed_env: [WEATHER_HOST]
     interval: 90s
     mode: observe
     backup: {schedule: "0 * * * *", path: backups/prod.json}
@@ -66,6 +69,11 @@ environments:
     };
     assert_eq!(g.remote.url.to_string(), "/srv/git/config.git");
     assert_eq!((g.branch.as_str(), g.path.as_str()), ("main", "envs/prod"));
+    let trust = prod.trust.as_ref().unwrap();
+    assert_eq!(trust.connection.url, "http://gw:4444");
+    assert_eq!(trust.allowed_env, ["WEATHER_HOST"]);
+    assert_eq!(trust.secrets_dir, None);
+    assert!(dev.trust.is_none(), "a directory names its own connection");
     let b = prod.backup.as_ref().unwrap();
     assert_eq!(
         b.remote.url, g.remote.url,
@@ -136,7 +144,78 @@ environments:
             "missing {want:?} in\n{err}"
         );
     }
-    assert!(err.starts_with(&format!("{file}: 14 problems")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}: /environments/0/gateway: is required for a Git source"
+        )),
+        "{err}"
+    );
+    assert!(err.starts_with(&format!("{file}: 15 problems")), "{err}");
+}
+
+#[test]
+fn a_git_sources_connection_is_checked_here_with_files_inside_secrets_dir() {
+    let t = tempfile::tempdir().unwrap();
+    let secrets = t.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("prod-token"), "t").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", secrets.join("host")).unwrap();
+    let envs = |secrets_dir: &str| {
+        format!(
+            r#"{secrets_dir}
+environments:
+  - name: a
+    source: {{git: {{url: /srv/c.git, path: a}}}}
+    gateway: {{url: "http://gw:4444", token: {{file: prod-token}}, secret: {{env: KEY}}}}
+  - name: b
+    source: {{git: {{url: /srv/c.git, path: b}}}}
+    gateway: {{url: "ftp://gw", token: {{file: ../outside}}, secret: {{env: NOT_SET}}, gateway_secret: {{env: KEY, file: x}}}}
+  - name: c
+    source: {{git: {{url: /srv/c.git, path: c}}}}
+    gateway: {{url: "http://gw:4444", token: {{file: host}}}}
+  - name: d
+    source: {{git: {{url: /srv/c.git, path: d}}}}
+    gateway: {{url: "http://gw:4444", user: admin@example.com}}
+  - name: e
+    source: {{dir: .}}
+    gateway: {{url: "http://gw:4444", token: {{env: KEY}}}}
+"#
+        )
+    };
+    let p = write(t.path(), &envs("secrets_dir: secrets"));
+    let err = load(&p, &vars).unwrap_err().to_string();
+    let file = p.display().to_string();
+    for want in [
+        "/environments/1/gateway/url: ",
+        "/environments/1/gateway/token: cannot read ",
+        "/environments/1/gateway/secret: the environment variable NOT_SET is not set",
+        "/environments/1/gateway/gateway_secret: give exactly one of env: VAR or file: PATH",
+        "/environments/2/gateway/token: ",
+        "/environments/3/gateway: give token, or user and jwt_secret",
+        "/environments/4/gateway: only for Git sources",
+    ] {
+        assert!(
+            err.contains(&format!("{file}: {want}")),
+            "missing {want:?} in
+{err}"
+        );
+    }
+    assert!(err.contains("is outside"), "the symbolic link: {err}");
+    assert!(err.starts_with(&format!("{file}: 7 problems")), "{err}");
+    assert!(!err.contains("/environments/0/"), "{err}");
+
+    // Without secrets_dir no file reference is taken.
+    let p = write(t.path(), &envs(""));
+    let err = load(&p, &vars).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "/environments/0/gateway/token: prod-token: a file reference needs secrets_dir"
+        ),
+        "{err}"
+    );
+    let p = write(t.path(), &envs("secrets_dir: nowhere"));
+    let err = load(&p, &vars).unwrap_err().to_string();
+    assert!(err.contains("/secrets_dir: "), "{err}");
 }
 
 #[test]
@@ -172,15 +251,23 @@ fn shape_errors_name_the_field() {
 #[test]
 fn the_example_configuration_reads() {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/daemon.yaml");
-    let lookup = |v: &str| (v == "MCP_GITOPS_WEBHOOK_SECRET").then(|| "x".to_string());
+    let lookup = |v: &str| {
+        v.starts_with("MCP_GITOPS_WEBHOOK_SECRET")
+            .then(|| "x".to_string())
+            .or_else(|| v.ends_with("_SECRET_KEY").then(|| "k".into()))
+            .or_else(|| v.ends_with("_AUTH_ENCRYPTION_SECRET").then(|| "k".into()))
+            .or_else(|| v.ends_with("_GATEWAY_URL").then(|| "http://gw:4444".into()))
+    };
     // `token_env` must name a variable that is set (checked through the process environment).
     let err = load(&example, &lookup).unwrap_err().to_string();
+    // (secrets_dir, /run/secrets, must exist too: this host may or may not have it.)
     assert!(err.contains("BACKUP_GIT_TOKEN"), "{err}");
-    assert!(err.contains("1 problem"), "{err}");
     let text = std::fs::read_to_string(&example)
         .unwrap()
         .replace("token_env: BACKUP_GIT_TOKEN", "token_env: PATH");
     let t = tempfile::tempdir().unwrap();
+    let text = text.replace("/run/secrets", &t.path().display().to_string());
+    std::fs::write(t.path().join("prod-gateway-token"), "t").unwrap();
     std::fs::create_dir_all(t.path().join("envs/dev")).unwrap();
     let c = load(&write(t.path(), &text), &lookup).unwrap();
     let names: Vec<&str> = c.environments.iter().map(|e| e.name.as_str()).collect();
@@ -191,4 +278,6 @@ fn the_example_configuration_reads() {
         ("backups", "backups/staging.json")
     );
     assert_eq!(c.environments[2].mode, Some(Mode::Observe));
+    let prod = c.environments[2].trust.as_ref().unwrap();
+    assert_eq!(prod.connection.url, "http://gw:4444");
 }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod schedule;
 pub mod source;
 pub mod status;
+pub mod trust;
 pub mod worker;
 
 use std::future::Future;
@@ -85,6 +86,7 @@ fn source_of(env: &EnvSpec, cfg: &DaemonConfig) -> Source {
         SourceSpec::Dir(d) => Source::Dir(d.clone()),
         SourceSpec::Git(g) => Source::Git(Box::new(GitSource {
             spec: (**g).clone(),
+            trust: env.trust.clone().unwrap_or_default(),
             cache_dir: cfg.state_dir.join("git"),
             checkouts: cfg.state_dir.join("checkouts"),
         })),

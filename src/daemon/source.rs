@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::GitSpec;
 use super::status::{SourceInfo, SourceKind};
+use super::trust::Trust;
 use crate::engine::git::{self, CommitId, GitError, Repo};
 use crate::engine::reconcile::{Settings, Target};
 
@@ -21,6 +22,9 @@ pub enum Source {
 #[derive(Clone, Debug)]
 pub struct GitSource {
     pub spec: GitSpec,
+    /// The connection and the rules of `daemon.yaml`: the repository chooses only the desired
+    /// state.
+    pub trust: Trust,
     /// The clone cache.
     pub cache_dir: PathBuf,
     /// Where commits are laid out while they load (emptied again at once).
@@ -204,8 +208,11 @@ fn lay_out_and_load(
     }
     let shown = format!("{}@{}:", spec.remote.url, head.short());
     let prefix = format!("{}/", tmp.path().display());
-    let show = |text: String| text.replace(&prefix, &shown);
-    let mut target = match Target::open(&tmp.path().join(&spec.path), settings) {
+    let checkout = tmp.path().display().to_string();
+    let whole = format!("the checkout of {}@{}", spec.remote.url, head.short());
+    let show = |text: String| text.replace(&prefix, &shown).replace(&checkout, &whole);
+    let dir = tmp.path().join(&spec.path);
+    let mut target = match src.trust.open(&dir, tmp.path(), settings) {
         Ok(t) => t,
         Err(e) => return Ok(Err(show(e.to_string()))),
     };

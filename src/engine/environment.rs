@@ -75,7 +75,8 @@ impl SecretRef {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The gateway's base URL (required unless the environment is only inherited).
+    /// The gateway's base URL (required unless the environment is only inherited, or the
+    /// daemon's configuration names it).
     #[serde(default)]
     pub gateway: String,
     /// A bearer token.
@@ -153,6 +154,12 @@ pub enum EnvError {
     },
     #[error("{dir}: bases form a cycle")]
     Cycle { dir: String },
+    #[error("base {base}: {source}")]
+    Escape {
+        base: String,
+        #[source]
+        source: crate::core::fsutil::ConfineError,
+    },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -215,11 +222,36 @@ pub fn load_with_vars(
     load_with(dir, lookup, &mut Vec::new())
 }
 
+/// Load with variables from `lookup`, every base (and base of a base) confined to `root`:
+/// after resolving `..` and symbolic links it must be inside it.
+pub fn load_confined(
+    dir: &Path,
+    root: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Environment, EnvError> {
+    load_within(dir, lookup, &mut Vec::new(), Some(root))
+}
+
 fn load_with(
     dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
     stack: &mut Vec<PathBuf>,
 ) -> Result<Environment, EnvError> {
+    load_within(dir, lookup, stack, None)
+}
+
+fn load_within(
+    dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stack: &mut Vec<PathBuf>,
+    root: Option<&Path>,
+) -> Result<Environment, EnvError> {
+    if let Some(root) = root {
+        crate::core::fsutil::confined(root, dir).map_err(|source| EnvError::Escape {
+            base: dir.display().to_string(),
+            source,
+        })?;
+    }
     let canonical = dir.canonicalize().map_err(|source| EnvError::Io {
         path: dir.display().to_string(),
         source,
@@ -247,7 +279,8 @@ fn load_with(
     if config.conflict_strategy == Some(Strategy::Rename) {
         return Err(EnvError::Rename { file: name });
     }
-    if config.gateway.is_empty() && !inherited {
+    // A confined load (the daemon's Git sources) takes its connection from daemon.yaml.
+    if config.gateway.is_empty() && !inherited && root.is_none() {
         return Err(EnvError::NoGateway { file: name });
     }
 
@@ -260,7 +293,7 @@ fn load_with(
     // Entities by (kind, identity), as JSON objects, with where they came from.
     let mut entities: BTreeMap<(Kind, String), (Value, String)> = BTreeMap::new();
     for base in &config.bases {
-        let b = load_with(&dir.join(base), lookup, stack)?;
+        let b = load_within(&dir.join(base), lookup, stack, root)?;
         masks.inherit(&b.masks);
         for (key, v) in entity_values(&b.document) {
             let origin = b.origin.get(&key).cloned().unwrap_or_default();

@@ -109,6 +109,9 @@ impl Target {
     pub fn new(mut env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
         let c = &env.config;
         let bad = |m: String| config_error(&env.dir, m);
+        if c.gateway.trim().is_empty() {
+            return Err(bad("gateway: is required (the gateway's base URL)".into()));
+        }
         let auth = Auth::resolve(
             env.secret(&c.token)?,
             c.user.clone(),

@@ -465,6 +465,12 @@ daemon_setup() {
   export DURL DD
 }
 
+# daemon.yaml's connection of a Git environment (the same as its mcp-gitops.yaml says).
+bench_gateway() {
+  printf 'gateway: {url: "%s", user: %s, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}' \
+    "$DURL" "$ADMIN"
+}
+
 bench_daemon() {
   local n="${BENCH_DAEMON_COMMITS:-15}"
   heading "Daemon: commit pushed -> webhook -> change live, $n single-entity commits, 1,000-entity environment from Git"
@@ -474,7 +480,7 @@ listen: 127.0.0.1:0
 state_dir: state
 webhook: {secret: {env: HOOK_SECRET}}
 environments:
-  - {name: bench, source: {git: {url: config.git, path: envs/bench}}, interval: 1h}
+  - {name: bench, source: {git: {url: config.git, path: envs/bench}}, interval: 1h, $(bench_gateway)}
 YAML
   (set -a; . "$DIR/daemon/gateway.env"; set +a
    export HOOK_SECRET=bench-webhook-secret
@@ -551,8 +557,8 @@ listen: 127.0.0.1:0
 state_dir: state
 webhook: {secret: {env: HOOK_SECRET}}
 environments:
-  - {name: staging, source: {git: {url: ../config.git, path: envs/staging}}, interval: 60s}
-  - {name: prod, source: {git: {url: ../config.git, path: envs/prod}}, interval: 60s}
+  - {name: staging, source: {git: {url: ../config.git, path: envs/staging}}, interval: 60s, $(bench_gateway)}
+  - {name: prod, source: {git: {url: ../config.git, path: envs/prod}}, interval: 60s, $(bench_gateway)}
   - {name: dev, source: {dir: envs/dev}, interval: 60s}
 YAML
   (set -a; . "$DIR/daemon/gateway.env"; set +a

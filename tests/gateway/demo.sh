@@ -120,14 +120,17 @@ gitc init -q --bare "$G/config.git"
 gitc clone -q "$G/config.git" "$G/work" 2>/dev/null
 mkdir -p "$G/work/envs"
 cp -r "$ENVD" "$G/work/envs/prod"
+# In Git only the desired state: the gateway and its credentials are daemon.yaml's to say.
+echo "prune: {enabled: true, owner: prod}" >"$G/work/envs/prod/mcp-gitops.yaml"
 (cd "$G/work" && gitc add -A && gitc commit -qm "prod environment" && gitc push -q origin HEAD:main)
-cat >"$G/daemon.yaml" <<'YAML'
+cat >"$G/daemon.yaml" <<YAML
 listen: 127.0.0.1:0
 state_dir: state
 webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
 environments:
   - name: prod
     source: {git: {url: config.git, branch: main, path: envs/prod}}
+    gateway: {url: "$URL2", user: $PLATFORM_ADMIN_EMAIL, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}
     interval: 30s
     backup: {schedule: "*/3 * * * * *", path: backups/prod.json}
 YAML

@@ -17,6 +17,10 @@ use serde_json::{Value, json};
 
 const HOOK: &str = "hook-secret-for-tests";
 const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
+/// A Git environment's file: desired state only (daemon.yaml names the gateway).
+const DESIRED: &str = "conflict_strategy: update\n";
+/// daemon.yaml's connection of a Git environment to the test's gateway.
+const GATEWAY: &str = "gateway: {url: '${GW_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}";
 
 /// A running `mcp-gitops run`.
 struct Daemon {
@@ -196,7 +200,7 @@ fn push(work: &Path, files: &[(&str, String)], message: &str) -> String {
 /// Push an environment envs/prod holding one tool; the new head.
 fn push_prod(work: &Path, tool: &str) -> String {
     let files = [
-        ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.to_string()),
+        ("envs/prod/mcp-gitops.yaml", DESIRED.to_string()),
         ("envs/prod/tools.yaml", tool_doc(tool, "v1", "GET")),
     ];
     push(work, &files, "prod")
@@ -265,9 +269,10 @@ async fn delete_tool(gw: &Gateway, name: &str) {
         .unwrap();
 }
 
+/// Write daemon.yaml; `@GATEWAY` in `text` stands for [`GATEWAY`].
 fn write_config(root: &Path, text: &str) -> PathBuf {
     let p = root.join("daemon.yaml");
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(&p, text.replace("@GATEWAY", GATEWAY)).unwrap();
     p
 }
 
@@ -280,11 +285,12 @@ async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_
     let c1 = push(
         &work,
         &[
-            ("envs/staging/mcp-gitops.yaml", ENV_CONFIG.into()),
+            ("envs/staging/mcp-gitops.yaml", DESIRED.into()),
             (
                 "envs/staging/tools.yaml",
                 tool_doc("staging-api", "v1", "GET"),
             ),
+            // A file may repeat daemon.yaml's connection (here with a variable it may read).
             ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
             ("envs/prod/tools.yaml", tool_doc("prod-api", "v1", "GET")),
         ],
@@ -296,7 +302,7 @@ async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_
     std::fs::write(dev.join("tools.yaml"), tool_doc("dev-api", "v1", "GET")).unwrap();
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 40}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s}\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 40}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, @GATEWAY}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY, allowed_env: [GW_URL]}\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_ready().await;
@@ -474,9 +480,9 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
     let c1 = push(
         &work,
         &[
-            ("envs/prod/mcp-gitops.yaml", ENV_CONFIG.into()),
+            ("envs/prod/mcp-gitops.yaml", DESIRED.into()),
             ("envs/prod/tools.yaml", prod_doc),
-            ("envs/staging/mcp-gitops.yaml", ENV_CONFIG.into()),
+            ("envs/staging/mcp-gitops.yaml", DESIRED.into()),
             (
                 "envs/staging/tools.yaml",
                 tool_doc("staging-api", "v1", "GET"),
@@ -486,7 +492,7 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/prod.json}\n  - name: staging\n    source: {git: {url: config.git, path: envs/staging}}\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/staging.json}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/prod.json}\n  - name: staging\n    source: {git: {url: config.git, path: envs/staging}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/staging.json}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_ready().await;
@@ -585,18 +591,21 @@ async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_app
     let c1 = push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY}\n",
     );
     let mut d = Daemon::start(&gw, &config);
     d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
         .await;
-    // One daemon per state directory.
+    // One daemon per state directory (with what daemon.yaml's gateway: needs set).
     let out = assert_cmd::Command::cargo_bin("mcp-gitops")
         .unwrap()
         .args(["run", "--config"])
         .arg(&config)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GW_URL", &gw.url)
+        .env("JWT_SECRET_KEY", gw.jwt_secret())
+        .env("AUTH_ENCRYPTION_SECRET", gw.secret())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(6));
@@ -681,7 +690,7 @@ async fn a_git_source_over_ssh_needs_a_known_host_key() {
         write_config(
             root,
             &format!(
-                "listen: 127.0.0.1:0\nstate_dir: {name}\nenvironments:\n  - name: prod\n    interval: 1h\n    source:\n      git:\n        url: '{url}'\n        path: envs/prod\n        auth: {{ssh_key: '{}', known_hosts: '{}'}}\n",
+                "listen: 127.0.0.1:0\nstate_dir: {name}\nenvironments:\n  - name: prod\n    interval: 1h\n    @GATEWAY\n    source:\n      git:\n        url: '{url}'\n        path: envs/prod\n        auth: {{ssh_key: '{}', known_hosts: '{}'}}\n",
                 sshd.dir.path().join("client_key").display(),
                 hosts.display()
             ),
@@ -720,11 +729,8 @@ async fn a_promotion_committed_and_pushed_reaches_prod_with_the_credential_rekey
     let prod = Gateway::start_with(&[("AUTH_ENCRYPTION_SECRET", "prod-key-9876543210")]);
     let root = staging.dir.path();
     let (remote, work) = repository(root);
-    let env_config = |who: &str| {
-        format!(
-            "gateway: ${{{who}_URL}}\nuser: admin@example.com\njwt_secret: {{env: JWT_SECRET_KEY}}\nsecret: {{env: {who}_KEY}}\n"
-        )
-    };
+    // promote reads each environment's key from its file: daemon.yaml's, repeated.
+    let env_config = |who: &str| format!("secret: {{env: {who}_KEY}}\n");
     let (translate, credential) =
         tool_with_token(staging.secret(), "translate", "v2", "CANARY-translate");
     push(
@@ -743,7 +749,7 @@ async fn a_promotion_committed_and_pushed_reaches_prod_with_the_credential_rekey
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, gateway: {url: '${STAGING_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: STAGING_KEY}}}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: '${PROD_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: PROD_KEY}}}\n",
     );
     let vars = [
         ("STAGING_URL", staging.url.as_str()),
@@ -862,7 +868,7 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
     let err = String::from_utf8_lossy(&out.stderr);
     let file = config.display().to_string();
     assert!(
-        err.starts_with(&format!("error: {file}: 5 problems")),
+        err.starts_with(&format!("error: {file}: 6 problems")),
         "{err}"
     );
     for want in [
@@ -871,6 +877,7 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
         "/environments/1/name: 'prod' is used twice",
         "/environments/1/backup/schedule: '61 * * * *' is not a cron schedule",
         "/environments/1/backup/path: 'b.json' is inside the environment's source (the whole repository) on the same branch",
+        "/environments/1/gateway: is required for a Git source",
     ] {
         assert!(err.contains(&format!("{file}: {want}")), "{want}: {err}");
     }
@@ -1197,6 +1204,232 @@ async fn slow_oversized_and_wrongly_signed_requests_are_cut_off_without_holding_
             r#"mcp_gitops_http_connections_closed_total{reason="idle"}"#
         ) >= 1.0
     );
+}
+
+/// Nothing ever connected to `l` (a non-blocking listener the test holds).
+fn never_contacted(l: &std::net::TcpListener) {
+    match l.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, from)) => panic!("the daemon connected to the repository's URL (from {from})"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Push `files`, send the webhook, and wait until prod rejects that commit; its status.
+async fn rejected(d: &Daemon, remote: &Path, work: &Path, files: &[(&str, String)]) -> Value {
+    let c = push(work, files, "an attempt");
+    d.pushed(remote).await;
+    let s = d
+        .wait_status("prod", "the commit rejected", |s| {
+            s["source_error"]["revision"] == c.as_str()
+        })
+        .await;
+    assert_eq!(s["source_error"]["reason"], "invalid", "{s:#}");
+    assert_eq!(s["health"], "failed", "{s:#}");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_cannot_send_the_daemons_secrets_elsewhere_and_backups_keep_daemon_yamls_gateway()
+{
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let (remote, work) = repository(root);
+    // The daemon's credential: a token in a file of the secrets directory, reached through a
+    // symbolic link inside it. A planted secret outside it.
+    let secrets = root.join("secrets");
+    std::fs::create_dir_all(secrets.join("tokens")).unwrap();
+    std::fs::write(secrets.join("tokens/prod"), gw.token()).unwrap();
+    std::os::unix::fs::symlink(secrets.join("tokens/prod"), secrets.join("prod-token")).unwrap();
+    let planted = root.join("planted-secret");
+    std::fs::write(&planted, "PLANTED-host-secret").unwrap();
+    let thief = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    thief.set_nonblocking(true).unwrap();
+    let thief_url = format!("http://{}", thief.local_addr().unwrap());
+
+    let c1 = push(
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", DESIRED.into()),
+            (
+                "envs/prod/tools.yaml",
+                tool_doc("prod-api", "v1", "GET")
+                    .replace("https://prod-api.example.com", "https://${WEATHER_HOST}"),
+            ),
+        ],
+        "prod",
+    );
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nsecrets_dir: secrets\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    gateway: {url: '${GW_URL}', token: {file: prod-token}, secret: {env: AUTH_ENCRYPTION_SECRET}}\n    allowed_env: [WEATHER_HOST]\n    interval: 1s\n    backup: {schedule: '*/2 * * * * *', path: prod.json, git: {branch: backups}}\n",
+    );
+    let d = Daemon::start_with(&gw, &config, &[("WEATHER_HOST", "weather.example.com")]);
+    let s = d
+        .wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
+        .await;
+    assert_eq!(s["gateway"], gw.url.as_str(), "{s:#}");
+    let t = tools(&gw).await;
+    let tool = t.iter().find(|t| t["name"] == "prod-api").unwrap();
+    assert_eq!(
+        tool["url"], "https://weather.example.com/v1",
+        "an allowed variable"
+    );
+    d.wait_status("prod", "a backup with the file token", |s| {
+        s["backup"]["last"]["outcome"] == "committed"
+    })
+    .await;
+
+    // A commit naming another gateway and a host file as the token.
+    let hostile = format!(
+        "gateway: {thief_url}\ntoken: {{file: {}}}\n",
+        planted.display()
+    );
+    let s = rejected(
+        &d,
+        &remote,
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", hostile),
+            ("envs/prod/tools.yaml", tool_doc("prod-api", "v2", "GET")),
+        ],
+    )
+    .await;
+    let err = s["source_error"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("envs/prod/mcp-gitops.yaml: the repository may not choose this environment's gateway or credentials")
+            && err.contains(&format!("gateway {thief_url}"))
+            && err.contains(&format!("token {{file: {}}}", planted.display())),
+        "{err}"
+    );
+    assert_eq!(s["revision"], c1.as_str(), "{s:#}");
+    assert_eq!(s["gateway"], gw.url.as_str(), "{s:#}");
+
+    // One that signs a JWT with the webhook's secret (the daemon's variable HOOK_SECRET).
+    let s = rejected(
+        &d,
+        &remote,
+        &work,
+        &[(
+            "envs/prod/mcp-gitops.yaml",
+            format!(
+                "gateway: {thief_url}\nuser: admin@example.com\njwt_secret: {{env: HOOK_SECRET}}\n"
+            ),
+        )],
+    )
+    .await;
+    let err = s["source_error"]["error"].as_str().unwrap();
+    assert!(err.contains("jwt_secret {env: HOOK_SECRET}"), "{err}");
+
+    // One that puts the webhook's secret into the desired state with ${VAR}.
+    let s = rejected(
+        &d,
+        &remote,
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", DESIRED.into()),
+            (
+                "envs/prod/tools.yaml",
+                tool_doc("prod-api", "${HOOK_SECRET}", "GET"),
+            ),
+        ],
+    )
+    .await;
+    let err = s["source_error"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("envs/prod/tools.yaml: ${HOOK_SECRET}: not in this environment's allowed_env"),
+        "{err}"
+    );
+
+    // The last good state stays in force, on daemon.yaml's gateway; backups go on with it.
+    delete_tool(&gw, "prod-api").await;
+    wait_description(&gw, "prod-api", "v1").await;
+    let after = d.status("prod").await["backup"]["last"]["at"].clone();
+    let s = d
+        .wait_status("prod", "a backup after the attempts", |s| {
+            s["backup"]["last"]["at"] != after
+        })
+        .await;
+    assert_ne!(s["backup"]["last"]["outcome"], "failed", "{s:#}");
+    let backup = git(&remote, &["show", "backups:prod.json"]);
+    assert!(backup.contains("prod-api"), "{backup}");
+    never_contacted(&thief);
+    let status_text = d.get("/status").await.1;
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    for text in [&log, &status_text, &backup] {
+        assert!(!text.contains("PLANTED") && !text.contains(HOOK), "{text}");
+        assert!(!text.contains(&gw.token()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bases_may_not_leave_the_checkout() {
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let (remote, work) = repository(root);
+    // An environment directory on the daemon's host, outside the repository.
+    let outside = root.join("outside-env");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("mcp-gitops.yaml"), DESIRED).unwrap();
+    std::fs::write(outside.join("tools.yaml"), tool_doc("planted", "x", "GET")).unwrap();
+    let c1 = push_prod(&work, "prod-api");
+    let config = write_config(
+        root,
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, @GATEWAY}\n",
+    );
+    let d = Daemon::start(&gw, &config);
+    d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
+        .await;
+    let with_bases = |bases: &str| format!("{DESIRED}bases: [{bases}]\n");
+    // The checkout is state/checkouts/<tmp>: five levels up from envs/prod is the daemon's
+    // directory.
+    let up = "../../../../../outside-env";
+    let s = rejected(
+        &d,
+        &remote,
+        &work,
+        &[("envs/prod/mcp-gitops.yaml", with_bases(up))],
+    )
+    .await;
+    let err = s["source_error"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("outside-env") && err.contains("outside"),
+        "{err}"
+    );
+    // Through a base inside the repository whose own base leaves it.
+    let s = rejected(
+        &d,
+        &remote,
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", with_bases("../base")),
+            ("envs/base/mcp-gitops.yaml", with_bases(up)),
+        ],
+    )
+    .await;
+    let err = s["source_error"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("is outside the checkout of") && err.contains("outside-env"),
+        "{err}"
+    );
+    // Through a symbolic link committed into the repository.
+    std::os::unix::fs::symlink(&outside, work.join("envs/link")).unwrap();
+    let s = rejected(
+        &d,
+        &remote,
+        &work,
+        &[("envs/prod/mcp-gitops.yaml", with_bases("../link"))],
+    )
+    .await;
+    let err = s["source_error"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("envs/prod/../link") && err.contains("cannot read"),
+        "not laid out: {err}"
+    );
+    assert_eq!(s["revision"], c1.as_str(), "{s:#}");
+    let t = tools(&gw).await;
+    assert!(description(&t, "planted").is_none(), "{t:?}");
+    assert_eq!(description(&t, "prod-api").as_deref(), Some("v1"));
     let (code, log) = d.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
