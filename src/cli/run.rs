@@ -76,8 +76,12 @@ pub async fn run(a: RunArgs) -> Result<u8, CliError> {
     }
     let io = |e: DaemonError| CliError::new(exit::IO, e);
     let listener = daemon::bind(&cfg).await.map_err(io)?;
-    daemon::serve(cfg, listener, shutdown_signal())
-        .await
-        .map_err(io)?;
+    daemon::serve(
+        cfg,
+        move |cfg, served, stop| crate::http::start(listener, cfg, served, stop),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(io)?;
     Ok(exit::OK)
 }

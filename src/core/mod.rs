@@ -11,4 +11,5 @@ pub mod policy;
 pub mod quote;
 pub mod secrets;
 pub mod select;
+pub mod webhook;
 pub mod window;

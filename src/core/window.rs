@@ -33,11 +33,8 @@ impl SlidingWindow {
         }
     }
 
-    /// Admit an event at `now`, or say how long until one would be admitted.
-    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
-        if self.per_minute == 0 {
-            return Ok(());
-        }
+    /// Forget what is older than a minute at `now`; whether anything is left.
+    pub fn expire(&mut self, now: Instant) -> bool {
         while self
             .seen
             .front()
@@ -45,6 +42,15 @@ impl SlidingWindow {
         {
             self.seen.pop_front();
         }
+        !self.seen.is_empty()
+    }
+
+    /// Admit an event at `now`, or say how long until one would be admitted.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        self.expire(now);
         if self.seen.len() >= self.per_minute {
             let oldest = *self.seen.front().expect("non-empty");
             return Err(MINUTE.saturating_sub(now.saturating_duration_since(oldest)));

@@ -13,9 +13,9 @@ use super::listener::{self, ListenerSpec, RawListener};
 use super::schedule::{Schedule, parse_duration};
 use super::trust::{Connection, Trust};
 use crate::core::document::{self, Format};
+use crate::core::webhook::HookSecret;
 use crate::engine::environment::{Mode, SecretRef};
 use crate::engine::git::{self, GitAuth, Remote};
-use crate::http::hooks::HookSecret;
 
 /// Where the listener binds unless `listen` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";

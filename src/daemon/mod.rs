@@ -18,7 +18,7 @@ pub mod worker;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -26,7 +26,6 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::engine::git::CommitId;
 use crate::engine::reconcile::Settings;
-use crate::http::{AppState, EnvHandle, HookState};
 use config::{DaemonConfig, EnvSpec, SourceSpec};
 use metrics::Metrics;
 use source::{GitSource, Source};
@@ -110,12 +109,33 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Run the daemon on `listener` until `stop` resolves.
-pub async fn serve(
+/// One environment as a listener sees it: its status and a way to ask for a fetch.
+pub struct EnvHandle {
+    pub shared: Arc<EnvShared>,
+    pub trigger: mpsc::UnboundedSender<worker::Trigger>,
+    /// The repository URL and branch a Git source reads (None for directories).
+    pub git: Option<(String, String)>,
+}
+
+/// What the daemon gives its listener (the `http` front door): the environments, the
+/// metrics, and whether a stop was asked for (not ready any more).
+pub struct Served {
+    pub envs: Vec<EnvHandle>,
+    pub metrics: Arc<Metrics>,
+    pub draining: Arc<AtomicBool>,
+}
+
+/// Run the daemon until `stop` resolves. `listen` starts the listener with what the daemon
+/// serves; it is told to stop (its receiver turns true) once the work in flight is done.
+pub async fn serve<L, F>(
     cfg: DaemonConfig,
-    listener: TcpListener,
+    listen: L,
     stop: impl Future<Output = ()>,
-) -> Result<(), DaemonError> {
+) -> Result<(), DaemonError>
+where
+    L: FnOnce(&DaemonConfig, Served, watch::Receiver<bool>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let dir = &cfg.state_dir;
     for d in [dir.clone(), dir.join("git"), dir.join("checkouts")] {
         std::fs::create_dir_all(&d).map_err(|e| state_error(&d, e))?;
@@ -221,52 +241,20 @@ pub async fn serve(
             },
         });
     }
-    let app = Arc::new(AppState {
-        envs: handles,
-        metrics: metrics.clone(),
-        hook: cfg.webhook.as_ref().map(|w| HookState {
-            secret: w.secret.clone(),
-            window: std::sync::Mutex::new(crate::http::hooks::Window::new(w.per_minute)),
-            failures: std::sync::Mutex::new(crate::http::hooks::Failures::new(
-                w.failures_per_minute,
-            )),
-        }),
-        draining: Default::default(),
-        body_timeout: cfg.listener.body_timeout,
-    });
-    let cap = listener::Cap::new(
-        cfg.listener.max_connections,
-        listener::file_limit(),
-        cfg.environments.len(),
-    );
-    log(&format!("listener: {}", cap.describe(&cfg.listener)));
-    let limits = crate::http::listen::Limits {
-        max_connections: cap.connections,
-        header_timeout: cfg.listener.header_timeout,
-        idle_timeout: cfg.listener.idle_timeout,
-    };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let names: Vec<&str> = cfg.environments.iter().map(|e| e.name.as_str()).collect();
-    log(&format!(
-        "listening on {addr}; {} environment{}: {}",
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
-        names.join(", ")
-    ));
+    let draining = Arc::new(AtomicBool::new(false));
     let (srv_tx, srv_rx) = watch::channel(false);
-    let server = tokio::spawn(crate::http::listen::serve(
-        listener,
-        crate::http::router(app.clone()),
-        limits,
-        metrics,
+    let server = tokio::spawn(listen(
+        &cfg,
+        Served {
+            envs: handles,
+            metrics,
+            draining: draining.clone(),
+        },
         srv_rx,
     ));
     stop.await;
     log("stopping: finishing work in flight");
-    app.draining.store(true, Ordering::SeqCst);
+    draining.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -6,116 +6,18 @@
 //! repository and branch, and only the environments reading that branch of that repository
 //! fetch.
 
-use std::collections::{HashMap, VecDeque};
-use std::fmt;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
-/// The webhook's shared secret. Its debug form never shows it.
-#[derive(Clone)]
-pub struct HookSecret(Vec<u8>);
+pub use crate::core::webhook::HookSecret;
+pub use crate::core::window::SlidingWindow as Window;
 
-impl HookSecret {
-    pub fn new(secret: &str) -> HookSecret {
-        HookSecret(secret.as_bytes().to_vec())
-    }
-
-    /// `sha256=<hex>` for `body` (what a sender puts in `X-Hub-Signature-256`).
-    pub fn sign(&self, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={hex}")
-    }
-
-    /// Check a signature header against the body, in constant time.
-    pub fn verify(&self, body: &[u8], header: Option<&str>) -> Result<(), &'static str> {
-        let header = header.ok_or("no X-Hub-Signature-256 header")?;
-        let hex = header
-            .trim()
-            .strip_prefix("sha256=")
-            .ok_or("X-Hub-Signature-256 must start with sha256=")?;
-        let given = crate::core::secrets::unhex(hex).ok_or("X-Hub-Signature-256 is not hex")?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(body);
-        mac.verify_slice(&given)
-            .map_err(|_| "signature does not match")
-    }
-}
-
-impl HookSecret {
-    /// Check a request: a GitLab token when one is sent, else the GitHub-style signature.
-    pub fn check(
-        &self,
-        body: &[u8],
-        signature: Option<&str>,
-        gitlab_token: Option<&str>,
-    ) -> Result<(), &'static str> {
-        match gitlab_token {
-            Some(t) if constant_time_eq(t.as_bytes(), &self.0) => Ok(()),
-            Some(_) => Err("X-Gitlab-Token does not match"),
-            None => self.verify(body, signature),
-        }
-    }
-}
-
-/// Equal bytes, in time that depends on the lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl fmt::Debug for HookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HookSecret(*****)")
-    }
-}
-
-/// A sliding window: at most `per_minute` requests in any 60 s.
-pub struct Window {
-    per_minute: usize,
-    seen: VecDeque<Instant>,
-}
-
-impl Window {
-    pub fn new(per_minute: u32) -> Window {
-        Window {
-            per_minute: per_minute.max(1) as usize,
-            seen: VecDeque::new(),
-        }
-    }
-
-    /// Forget what is older than a minute at `now`; whether anything is left.
-    fn expire(&mut self, now: Instant) -> bool {
-        while self
-            .seen
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60))
-        {
-            self.seen.pop_front();
-        }
-        !self.seen.is_empty()
-    }
-
-    /// Admit a request at `now`, or say how long until one would be admitted.
-    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
-        let minute = Duration::from_secs(60);
-        self.expire(now);
-        if self.seen.len() >= self.per_minute {
-            let oldest = *self.seen.front().expect("non-empty");
-            return Err(minute.saturating_sub(now.saturating_duration_since(oldest)));
-        }
-        self.seen.push_back(now);
-        Ok(())
-    }
+/// At most `per_minute` requests (at least one) in any 60 s.
+pub fn window(per_minute: u32) -> Window {
+    Window::new(per_minute.max(1) as usize)
 }
 
 /// Wrongly signed requests, counted per client: an IPv4 address, or an IPv6 /64 (what one
@@ -155,7 +57,7 @@ impl Failures {
         let per_minute = self.per_minute;
         self.clients
             .entry(key)
-            .or_insert_with(|| Window::new(per_minute))
+            .or_insert_with(|| window(per_minute))
             .admit(now)
     }
 }
@@ -299,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_window_admits_per_minute() {
-        let mut w = Window::new(2);
+        let mut w = window(2);
         let t0 = Instant::now();
         assert!(w.admit(t0).is_ok());
         assert!(w.admit(t0 + Duration::from_secs(1)).is_ok());

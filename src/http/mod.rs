@@ -19,23 +19,19 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
 
+use crate::daemon::log_line;
+
+use crate::daemon::config::DaemonConfig;
 use crate::daemon::metrics::Metrics;
 use crate::daemon::status::EnvShared;
 use crate::daemon::worker::Trigger;
+use crate::daemon::{EnvHandle, Served, listener};
 use hooks::{Failures, HookSecret, Window};
 
 /// The largest webhook body read (GitHub caps payloads at 25 MB; pushes are far smaller).
 pub const MAX_HOOK_BODY: usize = 5 * 1024 * 1024;
-
-/// One environment as the listener sees it.
-pub struct EnvHandle {
-    pub shared: Arc<EnvShared>,
-    pub trigger: mpsc::UnboundedSender<Trigger>,
-    /// The repository URL and branch a Git source reads (None for directories).
-    pub git: Option<(String, String)>,
-}
 
 /// The webhook's secret, the rate limit of signed requests and the per-client count of
 /// wrongly signed ones.
@@ -51,9 +47,60 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub hook: Option<HookState>,
     /// Set once a stop was asked for: not ready any more.
-    pub draining: AtomicBool,
+    pub draining: Arc<AtomicBool>,
     /// A webhook body must arrive within this.
     pub body_timeout: Duration,
+}
+
+/// Start serving the daemon's routes on `listener` with `daemon.yaml`'s listener limits until
+/// `stop` turns true (`daemon::serve` calls it).
+pub fn start(
+    listener: TcpListener,
+    cfg: &DaemonConfig,
+    served: Served,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + use<> {
+    let metrics = served.metrics.clone();
+    let app = Arc::new(AppState {
+        envs: served.envs,
+        metrics: served.metrics,
+        hook: cfg.webhook.as_ref().map(|w| HookState {
+            secret: w.secret.clone(),
+            window: std::sync::Mutex::new(hooks::window(w.per_minute)),
+            failures: std::sync::Mutex::new(Failures::new(w.failures_per_minute)),
+        }),
+        draining: served.draining,
+        body_timeout: cfg.listener.body_timeout,
+    });
+    let cap = listener::Cap::new(
+        cfg.listener.max_connections,
+        listener::file_limit(),
+        cfg.environments.len(),
+    );
+    log_line(
+        "daemon",
+        &format!("listener: {}", cap.describe(&cfg.listener)),
+    );
+    let limits = listen::Limits {
+        max_connections: cap.connections,
+        header_timeout: cfg.listener.header_timeout,
+        idle_timeout: cfg.listener.idle_timeout,
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let names: Vec<&str> = cfg.environments.iter().map(|e| e.name.as_str()).collect();
+    log_line(
+        "daemon",
+        &format!(
+            "listening on {addr}; {} environment{}: {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ),
+    );
+    listen::serve(listener, router(app), limits, metrics, stop)
 }
 
 /// The routes.
