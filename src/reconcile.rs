@@ -449,9 +449,9 @@ impl SavedPlan {
         if !path.is_file() {
             return None;
         }
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => return Some(Err(format!("cannot read {}: {e}", path.display()))),
+        let text = match crate::document::read_text(path) {
+            Ok((_, t)) => t,
+            Err(e) => return Some(Err(e.to_string())),
         };
         Some(
             serde_json::from_str::<SavedPlan>(&text)

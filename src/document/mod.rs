@@ -18,7 +18,10 @@ use serde_json::Value;
 
 use crate::kind::Kind;
 
-pub use load::{Format, LoadError, from_str, load_path, parse, parse_value, read_text, to_string};
+pub use load::{
+    DEFAULT_MAX_INPUT, Format, LoadError, check_size, from_str, load_path, max_input, parse,
+    parse_size, parse_value, read_text, set_max_input, to_string,
+};
 pub use schema::schema_json;
 pub use tag::Tag;
 pub use validate::{Problem, ValidationError, validate};
