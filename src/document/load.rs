@@ -27,6 +27,14 @@ impl Format {
         }
     }
 
+    /// The format to read a file named `path` with: by its content (JSON when it starts with
+    /// `{` or `[`, else YAML), except that a `.yaml`/`.yml` file is always read as YAML (which
+    /// also reads JSON, and YAML's flow style starts with `{` too). So a YAML document in a
+    /// `.json` file still reads.
+    pub fn for_reading(path: &Path) -> Option<Format> {
+        Format::from_path(path).filter(|f| *f == Format::Yaml)
+    }
+
     /// Guess from the content: JSON documents start with `{` or `[`.
     fn sniff(text: &str) -> Format {
         match text.trim_start().chars().next() {
@@ -68,7 +76,7 @@ pub enum LoadError {
 /// Read a document from a path, `-` meaning standard input.
 pub fn load_path(path: &Path) -> Result<Document, LoadError> {
     let (name, text) = read_text(path)?;
-    from_str(&text, Format::from_path(path), &name)
+    from_str(&text, Format::for_reading(path), &name)
 }
 
 /// The default of the most that is read from one input file or standard input: 256 MiB.
@@ -315,6 +323,33 @@ mod tests {
         let e = read_text_limited(&p, 99).unwrap_err();
         assert!(matches!(e, LoadError::TooLarge { limit: 99, .. }), "{e}");
         assert!(e.to_string().contains("limit of 99 bytes"), "{e}");
+    }
+
+    #[test]
+    fn documents_are_read_by_content_unless_named_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "version: '2025-03-26'\nentities:\n  roots:\n    - uri: file:///data\n      name: data\n";
+        let json = r#"{"version":"2025-03-26","entities":{"roots":[{"uri":"file:///data","name":"data"}]}}"#;
+        let flow =
+            "{version: '2025-03-26', entities: {roots: [{uri: 'file:///data', name: data}]}}";
+        let mut docs = Vec::new();
+        for (file, text) in [
+            ("yaml-in.json", yaml),
+            ("json-in.yaml", json),
+            ("flow.yml", flow),
+            ("plain.json", json),
+            ("no-extension", yaml),
+        ] {
+            let p = dir.path().join(file);
+            std::fs::write(&p, text).unwrap();
+            docs.push(load_path(&p).unwrap_or_else(|e| panic!("{file}: {e}")));
+        }
+        assert!(docs.windows(2).all(|w| w[0] == w[1]));
+        // Broken JSON is still reported as JSON.
+        let p = dir.path().join("broken.json");
+        std::fs::write(&p, "{\"version\": ").unwrap();
+        let e = load_path(&p).unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
     }
 
     #[test]
