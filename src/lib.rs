@@ -12,6 +12,7 @@ pub mod clock;
 pub mod daemon;
 pub mod document;
 pub mod envdir;
+pub mod envlock;
 pub mod export;
 pub mod fsutil;
 pub mod gateway;

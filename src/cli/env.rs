@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::import::Output;
 use super::{CliError, exit, report};
+use crate::envlock::LockError;
 use crate::reconcile::{ReconcileError, SavedPlan, Settings, Target};
 
 #[derive(Args, Debug)]
@@ -27,6 +28,9 @@ pub struct EnvArgs {
     /// Let prune delete more than the environment's `max_delete_percent` of what it owns.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Seconds apply waits while another mcp-gitops reconciles the environment (0: fail at once).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -49,9 +53,11 @@ impl From<ReconcileError> for CliError {
         match e {
             ReconcileError::Ready(r) => r.into(),
             ReconcileError::Gateway(g) => g.into(),
-            ReconcileError::MassDelete(_) | ReconcileError::Stale { .. } => {
-                CliError::new(exit::CONFLICT, e)
-            }
+            ReconcileError::MassDelete(_)
+            | ReconcileError::Stale { .. }
+            | ReconcileError::Locked(LockError::Busy { .. }) => CliError::new(exit::CONFLICT, e),
+            ReconcileError::Locked(LockError::Io { .. }) => CliError::new(exit::IO, e),
+            ReconcileError::Locked(LockError::Cancelled { .. }) => CliError::new(exit::FAILED, e),
             other => CliError::invalid(other),
         }
     }
@@ -61,8 +67,15 @@ fn settings(a: &EnvArgs) -> Settings {
     Settings {
         parallelism: a.parallelism,
         allow_mass_delete: a.allow_mass_delete,
+        lock_timeout: std::time::Duration::from_secs(a.lock_timeout),
+        command: "apply",
         ..Settings::default()
     }
+}
+
+/// Tell the user that apply waits for another process's lock.
+fn waiting(w: &crate::envlock::Waiting<'_>) {
+    eprintln!("{w}");
 }
 
 pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
@@ -160,11 +173,14 @@ pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
             let saved = saved.map_err(CliError::invalid)?;
             let t = Target::open(&saved.environment, &settings(&a))?;
             let file = a.dir.display().to_string();
+            let _lock = t.lock(&waiting).await?;
             let (_, result) = t.apply_saved(&saved, &file, progress).await?;
             (t, result)
         }
         None => {
             let t = Target::open(&a.dir, &settings(&a))?;
+            // Planned and applied under the lock: a concurrent apply plans after this one.
+            let _lock = t.lock(&waiting).await?;
             let p = t.plan().await?;
             let result = t.apply(&p, progress).await?;
             (t, result)

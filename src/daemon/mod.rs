@@ -181,6 +181,16 @@ pub async fn serve(
                 stats: Some(shared.stats.clone()),
                 // The default client limit (the gateway allows 500/min), across reloads.
                 limiter: Some(Arc::new(crate::gateway::Limiter::new(450))),
+                // The same lock as apply and watch take; a Git source by its origin.
+                lock_source: match &src {
+                    Source::Git(g) => Some(format!(
+                        "git {}@{}:{}",
+                        g.spec.remote.url, g.spec.branch, g.spec.path
+                    )),
+                    Source::Dir(_) => None,
+                },
+                command: "run",
+                ..Settings::default()
             },
             mode: env.mode,
             shared: shared.clone(),
