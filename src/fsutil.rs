@@ -10,6 +10,9 @@
 //!   write error (ENOSPC on `/dev/full`) is reported;
 //! - `/dev/stdout`, `/dev/stderr` (and `/dev/fd/1`, `/dev/fd/2`): the process's own streams;
 //! - a directory, a block device or a socket: refused, nothing written.
+//!
+//! Files inside a Git working copy are written with [`replace_atomic`] instead, which never
+//! follows a symbolic link.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -148,6 +151,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Write `bytes` atomically to the file at `path` itself, for files inside a Git working copy:
+/// whatever is at the path is replaced by a regular file, and a symbolic link there is never
+/// followed (a repository's link may point outside it).
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes)
+}
+
 fn write_through(path: &Path, bytes: &[u8]) -> io::Result<()> {
     // No create, no truncate: it exists and is not a regular file (checked again on the open
     // file, in case it was swapped since).
@@ -169,7 +179,7 @@ fn replace(target: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(".mcp-gitops-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    if let Ok(old) = std::fs::metadata(target)
+    if let Ok(old) = std::fs::symlink_metadata(target)
         && old.is_file()
     {
         keep_owner_and_mode(tmp.as_file(), &old)?;
@@ -297,6 +307,22 @@ mod tests {
         assert_eq!(mode(&target), 0o644);
         assert_eq!(names(&real), ["backup.json"]);
         assert_eq!(names(&links), ["alias.json", "current.json"]);
+    }
+
+    #[test]
+    fn in_a_working_copy_a_symlink_is_replaced_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "keep").unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let link = repo.join("backup.json");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        replace_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+        assert_eq!(std::fs::read(&link).unwrap(), b"new");
+        assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
+        assert_eq!(names(&repo), ["backup.json"]);
     }
 
     #[test]

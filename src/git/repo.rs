@@ -406,7 +406,7 @@ impl Repo {
             if let Some(parent) = file.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| local(path, &e))?;
             }
-            crate::fsutil::write_atomic(&file, bytes).map_err(|e| local(path, &e))?;
+            crate::fsutil::replace_atomic(&file, bytes).map_err(|e| local(path, &e))?;
             index
                 .add_path(Path::new(path))
                 .map_err(|e| local(path, &e))?;

@@ -138,7 +138,7 @@ impl WorkingCopy {
             if let Some(dir) = file.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| local(path, &e))?;
             }
-            crate::fsutil::write_atomic(&file, bytes).map_err(|e| local(path, &e))?;
+            crate::fsutil::replace_atomic(&file, bytes).map_err(|e| local(path, &e))?;
             let oid = self.repo.blob(bytes).map_err(|e| local(path, &e))?;
             update.upsert(path.as_str(), oid, FileMode::Blob);
         }
