@@ -157,6 +157,24 @@ fn input_beyond_the_limit_is_refused_with_the_file_and_the_limit() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // A token file of an environment is bounded the same way.
+    let env = tempfile::tempdir().unwrap();
+    std::fs::write(
+        env.path().join("mcp-gitops.yaml"),
+        "gateway: http://127.0.0.1:9\ntoken: {file: /dev/zero}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["plan", "--max-input", "1K"])
+        .arg(env.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: /dev/zero: larger than the input limit of 1 KiB"),
+        "{}",
+        stderr(&out)
+    );
     let out = bin()
         .args(["validate", "-", "--max-input", "lots"])
         .output()
