@@ -158,6 +158,28 @@ pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes)
 }
 
+/// Refuse a repository-relative path whose directories (below `root`) include a symbolic link:
+/// a file written there would land outside the working copy.
+pub fn check_inside(root: &Path, rel: &str) -> io::Result<()> {
+    let mut p = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{part} is a symbolic link in the repository; not written through it"),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn write_through(path: &Path, bytes: &[u8]) -> io::Result<()> {
     // No create, no truncate: it exists and is not a regular file (checked again on the open
     // file, in case it was swapped since).
@@ -323,6 +345,23 @@ mod tests {
         assert_eq!(std::fs::read(&link).unwrap(), b"new");
         assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
         assert_eq!(names(&repo), ["backup.json"]);
+    }
+
+    #[test]
+    fn a_symlinked_directory_in_a_working_copy_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(repo.join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), repo.join("backups")).unwrap();
+        let e = check_inside(&repo, "backups/prod.json").unwrap_err();
+        assert!(
+            e.to_string().starts_with("backups is a symbolic link"),
+            "{e}"
+        );
+        check_inside(&repo, "real/prod.json").unwrap();
+        check_inside(&repo, "new/dir/prod.json").unwrap();
+        // The file itself may be a link: replace_atomic replaces it.
+        check_inside(&repo, "backups").unwrap();
     }
 
     #[test]

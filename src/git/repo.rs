@@ -403,6 +403,7 @@ impl Repo {
         };
         for (path, bytes) in &change.files {
             let file = self.dir.join(path);
+            crate::fsutil::check_inside(&self.dir, path).map_err(|e| local(path, &e))?;
             if let Some(parent) = file.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| local(path, &e))?;
             }

@@ -135,6 +135,7 @@ impl WorkingCopy {
         let mut update = git2::build::TreeUpdateBuilder::new();
         for (path, bytes) in files {
             let file = self.root.join(path);
+            crate::fsutil::check_inside(&self.root, path).map_err(|e| local(path, &e))?;
             if let Some(dir) = file.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| local(path, &e))?;
             }
