@@ -56,6 +56,9 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
         .require("it decrypts the gateway's stored credentials")?;
     let remote = a.repo.remote()?;
     let path = crate::engine::git::clean_path(&a.path)?;
+    if let Some(why) = BackupTarget::format_mismatch(a.format, &path) {
+        return Err(CliError::invalid(why));
+    }
     let client = a.conn.client()?;
     let opts = backup::export_options(
         gateway_secret,

@@ -27,6 +27,9 @@ pub struct EnvArgs {
     /// Let prune delete more than the environment's `max_delete_percent` of what it owns.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Seconds apply waits while another mcp-gitops reconciles the environment (0: fail at once).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -54,8 +57,15 @@ fn settings(a: &EnvArgs) -> Settings {
     Settings {
         parallelism: a.parallelism,
         allow_mass_delete: a.allow_mass_delete,
+        lock_timeout: std::time::Duration::from_secs(a.lock_timeout),
+        command: "apply",
         ..Settings::default()
     }
+}
+
+/// Tell the user that apply waits for another process's lock.
+fn waiting(w: &crate::engine::envlock::Waiting<'_>) {
+    eprintln!("{w}");
 }
 
 pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
@@ -146,11 +156,14 @@ pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
             let saved = saved.map_err(CliError::invalid)?;
             let t = Target::open(&saved.environment, &settings(&a))?;
             let file = a.dir.display().to_string();
+            let _lock = t.lock(&waiting).await?;
             let (_, result) = t.apply_saved(&saved, &file, progress).await?;
             (t, result)
         }
         None => {
             let t = Target::open(&a.dir, &settings(&a))?;
+            // Planned and applied under the lock: a concurrent apply plans after this one.
+            let _lock = t.lock(&waiting).await?;
             let p = t.plan().await?;
             let result = t.apply(&p, progress).await?;
             (t, result)

@@ -110,7 +110,7 @@ pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(Secret::new);
-    let to_stdout = a.out.as_os_str() == "-";
+    let to_stdout = crate::core::fsutil::is_stdout(&a.out);
     let format = a
         .format
         .or_else(|| Format::from_path(&a.out))
@@ -169,26 +169,20 @@ pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-/// Fail early, before contacting the gateway, when the output directory is unusable.
+/// Fail early, before contacting the gateway, when the output is unusable (its directory
+/// cannot be written, or it names a directory or another file that is never written).
 fn check_writable(path: &std::path::Path) -> Result<(), CliError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let probe = tempfile::Builder::new()
-        .prefix(".mcp-gitops-probe-")
-        .tempfile_in(&dir);
-    match probe {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let reason = e.raw_os_error().map_or_else(
-                || e.kind().to_string(),
-                |c| std::io::Error::from_raw_os_error(c).to_string(),
-            );
-            Err(CliError::new(
-                exit::IO,
-                format!("cannot write {}: {reason}", path.display()),
-            ))
-        }
-    }
+    crate::core::fsutil::check_output(path).map_err(|e| {
+        let reason = match (e.get_ref(), e.raw_os_error()) {
+            (Some(refused), _) if refused.is::<crate::core::fsutil::Refused>() => {
+                refused.to_string()
+            }
+            (_, Some(c)) => std::io::Error::from_raw_os_error(c).to_string(),
+            _ => e.kind().to_string(),
+        };
+        CliError::new(
+            exit::IO,
+            format!("cannot write {}: {reason}", path.display()),
+        )
+    })
 }

@@ -84,6 +84,16 @@ impl From<GatewayError> for CliError {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The most read from one input file or standard input (bytes, or with K, M, G).
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_GITOPS_MAX_INPUT",
+        value_name = "SIZE",
+        default_value = "256M",
+        value_parser = crate::core::document::parse_size
+    )]
+    pub max_input: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,6 +230,7 @@ pub fn main() -> u8 {
             };
         }
     };
+    crate::core::document::set_max_input(cli.max_input);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -108,7 +108,7 @@ pub fn rekey(a: RekeyArgs) -> Result<u8, CliError> {
         .or_else(|| Format::from_path(&a.file))
         .unwrap_or(Format::Json);
     let text = document::to_string(&doc, format);
-    if a.out.as_os_str() == "-" {
+    if crate::core::fsutil::is_stdout(&a.out) {
         print!("{text}");
     } else {
         crate::core::fsutil::write_atomic(&a.out, text.as_bytes()).map_err(|e| {

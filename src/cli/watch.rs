@@ -25,6 +25,10 @@ pub struct WatchArgs {
     /// Let prune delete more than the environment's `max_delete_percent` of what it owns.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Seconds a cycle waits while another mcp-gitops reconciles the environment (0: at once);
+    /// then it is retried.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_timeout: u64,
 }
 
 pub async fn run(a: WatchArgs) -> Result<u8, CliError> {
@@ -41,6 +45,8 @@ pub async fn run(a: WatchArgs) -> Result<u8, CliError> {
             parallelism: a.parallelism,
             allow_mass_delete: a.allow_mass_delete,
             dry_run: false,
+            lock_timeout: Duration::from_secs(a.lock_timeout),
+            command: "watch",
             ..Settings::default()
         },
         ..WatchOptions::default()

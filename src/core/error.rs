@@ -17,6 +17,8 @@ pub enum ErrorClass {
     Stale,
     /// `apply` of an environment in `observe` mode.
     Observe,
+    /// Another process holds the environment's lock (past the wait): try again later.
+    Locked,
     /// The gateway (or a repository) could not be reached.
     Unreachable,
     /// The gateway answered with a server error or rate limited us: worth retrying.
@@ -35,7 +37,10 @@ impl ErrorClass {
         match self {
             ErrorClass::Failed | ErrorClass::GatewayBusy => 1,
             ErrorClass::Invalid | ErrorClass::Observe => 2,
-            ErrorClass::Conflict | ErrorClass::MassDelete | ErrorClass::Stale => 3,
+            ErrorClass::Conflict
+            | ErrorClass::MassDelete
+            | ErrorClass::Stale
+            | ErrorClass::Locked => 3,
             ErrorClass::Unreachable => 4,
             ErrorClass::Auth => 5,
             ErrorClass::Io => 6,
@@ -50,6 +55,7 @@ impl ErrorClass {
             ErrorClass::MassDelete => "mass_delete",
             ErrorClass::Stale => "stale",
             ErrorClass::Observe => "observe",
+            ErrorClass::Locked => "locked",
             ErrorClass::Unreachable => "unreachable",
             ErrorClass::GatewayBusy => "gateway_busy",
             ErrorClass::Auth => "auth",
@@ -66,6 +72,7 @@ impl ErrorClass {
             ErrorClass::MassDelete => "PruneRefused",
             ErrorClass::Stale => "StalePlan",
             ErrorClass::Observe => "ObserveOnly",
+            ErrorClass::Locked => "Locked",
             ErrorClass::Unreachable => "Unreachable",
             ErrorClass::GatewayBusy => "GatewayBusy",
             ErrorClass::Auth => "AuthFailed",
@@ -76,7 +83,10 @@ impl ErrorClass {
 
     /// Worth retrying with backoff without anyone acting.
     pub fn is_transient(self) -> bool {
-        matches!(self, ErrorClass::Unreachable | ErrorClass::GatewayBusy)
+        matches!(
+            self,
+            ErrorClass::Unreachable | ErrorClass::GatewayBusy | ErrorClass::Locked
+        )
     }
 
     /// A new revision failing this way is rejected: the last good state stays in force and the
@@ -104,12 +114,13 @@ pub trait Classify {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorClass; 10] = [
+    const ALL: [ErrorClass; 11] = [
         ErrorClass::Invalid,
         ErrorClass::Conflict,
         ErrorClass::MassDelete,
         ErrorClass::Stale,
         ErrorClass::Observe,
+        ErrorClass::Locked,
         ErrorClass::Unreachable,
         ErrorClass::GatewayBusy,
         ErrorClass::Auth,
@@ -126,6 +137,7 @@ mod tests {
             (ErrorClass::MassDelete, 3, false, true),
             (ErrorClass::Stale, 3, false, false),
             (ErrorClass::Observe, 2, false, false),
+            (ErrorClass::Locked, 3, true, false),
             (ErrorClass::Unreachable, 4, true, false),
             (ErrorClass::GatewayBusy, 1, true, false),
             (ErrorClass::Auth, 5, false, false),

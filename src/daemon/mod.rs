@@ -202,6 +202,16 @@ where
                 // The process's one limiter per gateway URL, shared with every other
                 // environment on that gateway.
                 limiter: None,
+                // The same lock as apply and watch take; a Git source by its origin.
+                lock_source: match &src {
+                    Source::Git(g) => Some(format!(
+                        "git {}@{}:{}",
+                        g.spec.remote.url, g.spec.branch, g.spec.path
+                    )),
+                    Source::Dir(_) => None,
+                },
+                command: "run",
+                ..Settings::default()
             },
             mode: env.mode,
             shared: shared.clone(),

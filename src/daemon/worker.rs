@@ -51,8 +51,17 @@ impl Cycle {
     }
 }
 
-/// Plan and, in `auto` mode, apply once.
-pub async fn cycle(t: &Target) -> Cycle {
+/// Plan and, in `auto` mode, apply once, holding the environment's lock (`log` is told when
+/// another process holds it and the cycle waits).
+pub async fn cycle(t: &Target, log: &(dyn Fn(&str) + Sync)) -> Cycle {
+    let _lock = if t.env.config.mode == Mode::Observe {
+        None
+    } else {
+        match t.lock(&|w| log(&w.to_string())).await {
+            Ok(l) => Some(l),
+            Err(e) => return Cycle::Failed(e),
+        }
+    };
     let planned = match t.plan().await {
         Ok(p) => p,
         Err(e) => return Cycle::Failed(e),
@@ -518,7 +527,8 @@ impl Worker {
                 None => None,
                 Some(l) => {
                     let started = Instant::now();
-                    let run = cycle(&l.target);
+                    let tell = |m: &str| self.log(m);
+                    let run = cycle(&l.target, &tell);
                     tokio::pin!(run);
                     let outcome = tokio::select! {
                         c = &mut run => c,

@@ -33,6 +33,21 @@ pub struct BackupTarget {
 }
 
 impl BackupTarget {
+    /// A `--format` that contradicts the path's extension (`yaml` onto `.json`): the message
+    /// to refuse it with.
+    pub fn format_mismatch(format: Option<Format>, path: &str) -> Option<String> {
+        let (given, implied) = (format?, Format::from_path(std::path::Path::new(path))?);
+        (given != implied).then(|| {
+            let (name, ext) = match given {
+                Format::Json => ("json", ".json"),
+                Format::Yaml => ("yaml", ".yaml or .yml"),
+            };
+            format!(
+                "--format {name} does not match --path {path}: give the path a {ext} extension, or leave --format out (the extension decides)"
+            )
+        })
+    }
+
     pub fn format(&self) -> Format {
         self.format
             .or_else(|| Format::from_path(std::path::Path::new(&self.path)))
@@ -151,7 +166,9 @@ fn commit(
             let parsed = String::from_utf8(bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
-                    document::from_str(&t, Some(format), &name).map_err(|e| e.to_string())
+                    // By content: a previous version in the other format still compares.
+                    document::from_str(&t, Some(format).filter(|f| *f == Format::Yaml), &name)
+                        .map_err(|e| e.to_string())
                 });
             match parsed {
                 Ok(d) => Some(d),
@@ -197,4 +214,28 @@ fn commit(
         })
     })?;
     Ok((published, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_contradicting_the_extension_is_named() {
+        let m = BackupTarget::format_mismatch(Some(Format::Yaml), "backups/prod.json").unwrap();
+        assert!(
+            m.starts_with("--format yaml does not match --path backups/prod.json: "),
+            "{m}"
+        );
+        assert!(BackupTarget::format_mismatch(Some(Format::Json), "b.yml").is_some());
+        for (f, p) in [
+            (Some(Format::Yaml), "b.yml"),
+            (Some(Format::Yaml), "b.yaml"),
+            (Some(Format::Json), "b.json"),
+            (Some(Format::Yaml), "backup"),
+            (None, "b.json"),
+        ] {
+            assert_eq!(BackupTarget::format_mismatch(f, p), None, "{f:?} {p}");
+        }
+    }
 }

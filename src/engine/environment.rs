@@ -43,6 +43,8 @@ pub enum SecretRefError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Read(Box<document::LoadError>),
 }
 
 impl SecretRef {
@@ -60,12 +62,15 @@ impl SecretRef {
         }
         if let Some(file) = &self.file {
             let path = base.join(file);
-            return std::fs::read_to_string(&path)
-                .map(|s| Some(s.trim_end().to_string()))
-                .map_err(|source| SecretRefError::Io {
+            // Bounded like every input file (a token file naming /dev/zero ends there).
+            return match document::read_text(&path) {
+                Ok((_, s)) => Ok(Some(s.trim_end().to_string())),
+                Err(document::LoadError::Io { source, .. }) => Err(SecretRefError::Io {
                     path: path.display().to_string(),
                     source,
-                });
+                }),
+                Err(e) => Err(SecretRefError::Read(Box::new(e))),
+            };
         }
         Ok(None)
     }
@@ -200,6 +205,7 @@ impl Environment {
                 var,
             },
             SecretRefError::Io { path, source } => EnvError::Io { path, source },
+            SecretRefError::Read(e) => EnvError::Load(*e),
         })
     }
 }

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod backup;
 pub mod bulk;
 pub mod environment;
+pub mod envlock;
 pub mod export;
 pub mod git;
 pub mod promote;

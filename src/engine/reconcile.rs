@@ -20,6 +20,7 @@ use crate::engine::apply::{
     prune,
 };
 use crate::engine::environment::{self, EnvError, Environment, Masks, Mode};
+use crate::engine::envlock::{self, LockError};
 use crate::gateway::{Auth, Client, ClientOptions, GatewayError, Limiter, Stats};
 
 /// Why a reconcile did not get to writing.
@@ -39,6 +40,8 @@ pub enum ReconcileError {
     Stale { plan: String, why: String },
     #[error("{dir}: mode is observe; apply refuses to write (use plan to see the drift)")]
     Observe { dir: String },
+    #[error(transparent)]
+    Locked(#[from] LockError),
 }
 
 impl Classify for ReconcileError {
@@ -51,6 +54,9 @@ impl Classify for ReconcileError {
             ReconcileError::MassDelete(_) => ErrorClass::MassDelete,
             ReconcileError::Stale { .. } => ErrorClass::Stale,
             ReconcileError::Observe { .. } => ErrorClass::Observe,
+            ReconcileError::Locked(LockError::Busy { .. }) => ErrorClass::Locked,
+            ReconcileError::Locked(LockError::Io { .. }) => ErrorClass::Io,
+            ReconcileError::Locked(LockError::Cancelled { .. }) => ErrorClass::Failed,
         }
     }
 }
@@ -67,6 +73,13 @@ pub struct Settings {
     pub stats: Option<Arc<Stats>>,
     /// One client-side rate limit for every client made with these settings.
     pub limiter: Option<Arc<Limiter>>,
+    /// How long [`Target::lock`] waits for another process's reconcile (zero: not at all).
+    pub lock_timeout: Duration,
+    /// What the environment is locked as, instead of its directory (a Git source, whose
+    /// directory is a new checkout every time).
+    pub lock_source: Option<String>,
+    /// The front door, recorded as the lock's holder (`apply`, `watch`, `run`).
+    pub command: &'static str,
 }
 
 impl Default for Settings {
@@ -78,6 +91,9 @@ impl Default for Settings {
             default_owner: None,
             stats: None,
             limiter: None,
+            lock_timeout: Duration::from_secs(60),
+            lock_source: None,
+            command: "mcp-gitops",
         }
     }
 }
@@ -91,6 +107,17 @@ pub struct Target {
     pub prune: Option<PrunePolicy>,
     /// The desired document (taken from `env.document`), marked when pruning.
     pub desired: Document,
+    /// What [`Target::lock`] takes.
+    pub lock: LockSpec,
+}
+
+/// The lock of an environment on its gateway, and how to take it.
+#[derive(Clone, Debug)]
+pub struct LockSpec {
+    pub key: envlock::Key,
+    pub timeout: Duration,
+    /// The holder's command, e.g. `mcp-gitops apply /srv/envs/prod`.
+    pub command: String,
 }
 
 fn config_error(env_dir: &Path, message: impl ToString) -> ReconcileError {
@@ -159,6 +186,15 @@ impl Target {
         if let Some(p) = &prune {
             prune::mark(&mut desired, &p.marker);
         }
+        let key = match &s.lock_source {
+            Some(src) => envlock::Key::new(src.clone(), &env.config.gateway),
+            None => envlock::Key::for_dir(&env.dir, &env.config.gateway),
+        };
+        let lock = LockSpec {
+            command: format!("mcp-gitops {} {}", s.command, key.env),
+            key,
+            timeout: s.lock_timeout,
+        };
         Ok(Target {
             env,
             client,
@@ -166,7 +202,27 @@ impl Target {
             opts,
             prune,
             desired,
+            lock,
         })
+    }
+
+    /// Take the environment's lock (one reconcile at a time per environment and gateway,
+    /// across processes): plan and apply while holding it. `on_wait` is told when another
+    /// holds it and this waits.
+    pub async fn lock(
+        &self,
+        on_wait: &(dyn Fn(&envlock::Waiting<'_>) + Sync),
+    ) -> Result<envlock::EnvLock, ReconcileError> {
+        let l = &self.lock;
+        Ok(envlock::acquire(
+            &envlock::lock_dir(),
+            &l.key,
+            &l.command,
+            l.timeout,
+            &self.opts.cancel,
+            on_wait,
+        )
+        .await?)
     }
 
     /// Observe the gateway and decide every step (reads only).
@@ -489,9 +545,9 @@ impl SavedPlan {
         if !path.is_file() {
             return None;
         }
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => return Some(Err(format!("cannot read {}: {e}", path.display()))),
+        let text = match crate::core::document::read_text(path) {
+            Ok((_, t)) => t,
+            Err(e) => return Some(Err(e.to_string())),
         };
         Some(
             serde_json::from_str::<SavedPlan>(&text)

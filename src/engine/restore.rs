@@ -42,9 +42,11 @@ pub fn read_document(
     let (directory, files) = repo.read(&commit, &path)?;
     if !directory {
         let bytes = files.into_values().next().unwrap_or_default();
+        document::check_size(&name, bytes.len() as u64)
+            .map_err(|e| RestoreError::Invalid(e.to_string()))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| RestoreError::Invalid(format!("{name}: not UTF-8 text")))?;
-        let doc = document::from_str(&text, Format::from_path(Path::new(&path)), &name)
+        let doc = document::from_str(&text, Format::for_reading(Path::new(&path)), &name)
             .map_err(|e| RestoreError::Invalid(e.to_string()))?;
         return Ok(AtRevision {
             document: doc,

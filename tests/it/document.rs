@@ -177,3 +177,85 @@ fn validate_reports_what_a_contextforge_export_sets_aside() {
         "{out}"
     );
 }
+
+#[test]
+fn input_beyond_the_limit_is_refused_with_the_file_and_the_limit() {
+    let bin = || {
+        let mut c = assert_cmd::Command::cargo_bin("mcp-gitops").unwrap();
+        c.env_remove("MCP_GITOPS_MAX_INPUT");
+        c
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+    // validate /dev/zero with a flag; import /dev/zero with the variable (the gateway, which
+    // does not listen, is never reached: the document is read first).
+    let out = bin()
+        .args(["validate", "/dev/zero", "--max-input", "1M"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: /dev/zero: larger than the input limit of 1 MiB (raise it with --max-input or MCP_GITOPS_MAX_INPUT)\n"
+    );
+    let out = bin()
+        .env("MCP_GITOPS_MAX_INPUT", "64K")
+        .args([
+            "import",
+            "/dev/zero",
+            "--gateway",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: /dev/zero: larger than the input limit of 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+    // Standard input, and a file within the limit still reads.
+    let doc = r#"{"version":"2025-03-26","entities":{}}"#;
+    let out = bin()
+        .args(["--max-input", "16", "validate", "-"])
+        .write_stdin(doc)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: <stdin>: larger than the input limit of 16 bytes"));
+    let out = bin()
+        .args(["validate", "-", "--max-input", &doc.len().to_string()])
+        .write_stdin(doc)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A token file of an environment is bounded the same way.
+    let env = tempfile::tempdir().unwrap();
+    std::fs::write(
+        env.path().join("mcp-gitops.yaml"),
+        "gateway: http://127.0.0.1:9\ntoken: {file: /dev/zero}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["plan", "--max-input", "1K"])
+        .arg(env.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: /dev/zero: larger than the input limit of 1 KiB"),
+        "{}",
+        stderr(&out)
+    );
+    let out = bin()
+        .args(["validate", "-", "--max-input", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("'lots' is not a size"),
+        "{}",
+        stderr(&out)
+    );
+}

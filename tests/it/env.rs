@@ -485,3 +485,118 @@ async fn updating_a_peer_gateway_keeps_its_credentials() {
         "Bearer CANARY-peer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_applies_of_one_environment_take_turns_and_a_held_lock_names_its_holder() {
+    use mcp_gitops::engine::apply::Cancel;
+    use mcp_gitops::engine::envlock::{self, Key};
+    use std::time::Duration;
+
+    let gw = Gateway::start();
+    let env = gw.dir.path().join("envs/dev");
+    let locks = gw.dir.path().join("locks");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(env.join("mcp-gitops.yaml"), CONFIG).unwrap();
+    let tools = |n: usize| {
+        let mut doc = "version: '2025-03-26'\nentities:\n  tools:\n".to_string();
+        for i in 0..n {
+            doc.push_str(&format!(
+                "    - {{name: tool-{i:02}, url: 'https://t{i}.example.com/v1', request_type: GET}}\n"
+            ));
+        }
+        doc
+    };
+    std::fs::write(env.join("tools.yaml"), tools(40)).unwrap();
+    let apply = |extra: &[&str]| {
+        gw.cmd()
+            .arg("apply")
+            .arg(&env)
+            .args(extra)
+            .env("GW_URL", &gw.url)
+            .env("MCP_GITOPS_LOCK_DIR", &locks)
+            .output()
+            .unwrap()
+    };
+    let names = || async {
+        let mut v: Vec<String> = gw
+            .get("/v1/tools?limit=0")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // Two applies at once: one creates everything, the other waits and finds nothing to do.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| apply(&[]));
+        let b = s.spawn(|| apply(&[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for o in [&a, &b] {
+        assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+        assert!(!stderr(o).contains("409") && !stdout(o).contains("409"));
+    }
+    let mut reports = [stdout(&a), stdout(&b)];
+    reports.sort();
+    assert_eq!(
+        reports,
+        ["Applied: 40 tools\n", "Applied: nothing (40 unchanged)\n"]
+    );
+    let expected: Vec<String> = (0..40).map(|i| format!("tool-{i:02}")).collect();
+    assert_eq!(names().await, expected);
+
+    // While another holds the lock: --lock-timeout 0 fails at once naming it, writing nothing.
+    std::fs::write(env.join("tools.yaml"), tools(41)).unwrap();
+    let held = envlock::acquire(
+        &locks,
+        &Key::for_dir(&env, &gw.url),
+        "mcp-gitops apply (the test)",
+        Duration::ZERO,
+        &Cancel::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let out = apply(&["--lock-timeout", "0"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    let holder = format!(
+        "locked by pid {} (mcp-gitops apply (the test)) since ",
+        std::process::id()
+    );
+    assert!(
+        err.starts_with(&format!(
+            "error: {} on {}: ",
+            env.canonicalize().unwrap().display(),
+            gw.url
+        )) && err.contains(&holder)
+            && err.contains("not waiting (--lock-timeout 0)"),
+        "{err}"
+    );
+    assert_eq!(names().await.len(), 40, "nothing written");
+
+    // With a timeout it says whom it waits for, and applies once the lock is released.
+    let mut cmd = common::proc::Logged::command(&["apply", env.to_str().unwrap()]);
+    for (k, v) in gw.cmd().get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("GW_URL", &gw.url)
+        .env("MCP_GITOPS_LOCK_DIR", &locks);
+    let mut waiting = common::proc::Logged::spawn(cmd);
+    let line = waiting.wait_log(0, "waiting for the lock on ");
+    assert!(
+        waiting
+            .line(line)
+            .contains(&format!("held by pid {}", std::process::id()))
+    );
+    drop(held);
+    let (code, log) = waiting.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(names().await.len(), 41);
+}

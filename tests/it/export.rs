@@ -374,3 +374,68 @@ async fn bad_input_and_faults_are_one_line_errors_and_write_nothing() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_follow_symlinks_write_through_devices_and_refuse_directories() {
+    let gw = Gateway::start();
+    gw.post(
+        "/v1/tools",
+        json!({"tool": {"name": "linked", "url": "https://l.example.com/x",
+        "integration_type": "REST", "request_type": "GET"}}),
+    )
+    .await;
+    let dir = gw.dir.path();
+    std::fs::create_dir(dir.join("real")).unwrap();
+    std::fs::write(dir.join("real/backup.json"), "stale").unwrap();
+    std::os::unix::fs::symlink("real/backup.json", dir.join("current.json")).unwrap();
+    let export = |out: &str| {
+        gw.cmd()
+            .args(["export", "--user", common::ADMIN, "-o", out])
+            .output()
+            .unwrap()
+    };
+
+    // A symlink: the link stays, its target holds the document.
+    let out = export("current.json");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link = std::fs::symlink_metadata(dir.join("current.json")).unwrap();
+    assert!(link.file_type().is_symlink());
+    let doc = common::read_json(&dir.join("real/backup.json"));
+    assert_eq!(doc["entities"]["tools"][0]["name"], "linked");
+
+    // /dev/full: the write error is reported (exit 6) and the device stays a device.
+    let out = export("/dev/full");
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: cannot write /dev/full: No space left on device (os error 28)"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata("/dev/full")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    // /dev/stdout is standard output: the document there, the summary on stderr.
+    let out = export("/dev/stdout");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["entities"]["tools"][0]["name"], "linked");
+    assert!(
+        stderr(&out).starts_with("Exported 1 entities"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A directory is refused before the gateway is asked, and left as it was.
+    let out = export("real");
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: cannot write real: it is a directory;"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(dir.join("real").is_dir());
+}

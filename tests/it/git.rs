@@ -542,3 +542,70 @@ async fn promote_reencrypts_for_the_target_commits_on_a_branch_and_restores() {
         vec![json!({"Authorization": "Bearer CANARY-weather"})]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_format_against_the_extension_is_refused_and_restore_reads_by_content() {
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let remote = bare(root, "remote.git");
+    let cache = root.join("cache");
+
+    // backup --format yaml onto a .json path: refused before anything is exported or pushed.
+    let out = gw
+        .cmd()
+        .args(["backup", "--once", "--user", ADMIN, "--format", "yaml"])
+        .args([
+            "--path",
+            "backups/gw.json",
+            "--repo",
+            remote.to_str().unwrap(),
+        ])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: --format yaml does not match --path backups/gw.json: give the path a .yaml or .yml extension, or leave --format out (the extension decides)\n"
+    );
+    assert!(
+        git(&remote, &["branch", "--list"]).trim().is_empty(),
+        "nothing pushed"
+    );
+
+    // A YAML document at a .json path (as an older mcp-gitops wrote it) restores.
+    let work = root.join("work");
+    git(root, &["clone", "-q", remote.to_str().unwrap(), "work"]);
+    std::fs::create_dir(work.join("backups")).unwrap();
+    std::fs::write(
+        work.join("backups/gw.json"),
+        "version: '2025-03-26'\nentities:\n  tools:\n    - name: from-yaml\n      url: https://y.example.com/v1\n      request_type: GET\n",
+    )
+    .unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "yaml backup"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let out = gw
+        .cmd()
+        .args(["restore", "--user", ADMIN, "--rev", "main"])
+        .args([
+            "--path",
+            "backups/gw.json",
+            "--repo",
+            remote.to_str().unwrap(),
+        ])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let tools = gw.get("/v1/tools?limit=0").await;
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["from-yaml"]);
+}

@@ -195,3 +195,58 @@ async fn sigterm_mid_apply_lets_requests_in_flight_finish_and_starts_no_more() {
         "the log names every tool that was created:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_cycles_take_the_environments_lock_and_retry_while_another_holds_it() {
+    use mcp_gitops::engine::apply::Cancel;
+    use mcp_gitops::engine::envlock::{self, Key};
+
+    let gw = Gateway::start();
+    let env = gw.dir.path().join("envs/dev");
+    let locks = gw.dir.path().join("locks");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(env.join("mcp-gitops.yaml"), CONFIG).unwrap();
+    std::fs::write(env.join("tools.yaml"), tools_yaml("locked")).unwrap();
+    // Another process (here: this test, through the same engine) is reconciling the environment.
+    let held = envlock::acquire(
+        &locks,
+        &Key::for_dir(&env, &gw.url),
+        "mcp-gitops apply (the test)",
+        Duration::ZERO,
+        &Cancel::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let mut cmd = Logged::command(&["watch", "--interval", "1", "--lock-timeout", "1"]);
+    cmd.arg(&env)
+        .env("GW_URL", &gw.url)
+        .env("JWT_SECRET_KEY", gw.jwt_secret())
+        .env("AUTH_ENCRYPTION_SECRET", gw.secret())
+        .env("MCP_GITOPS_LOCK_DIR", &locks);
+    let mut w = Logged::spawn(cmd);
+    let holder = format!("pid {} (mcp-gitops apply (the test))", std::process::id());
+    let at = w.wait_log(0, "waiting for the lock on ");
+    assert!(w.line(at).contains(&holder), "{}", w.line(at));
+    // It gives up after --lock-timeout, says who holds the lock, and retries.
+    let at = w.wait_log(at, "locked by ");
+    assert!(
+        w.line(at).contains(&holder) && w.line(at).contains("retrying in"),
+        "{}",
+        w.line(at)
+    );
+    assert!(
+        gw.get("/v1/tools?limit=0")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    drop(held);
+    wait_tools(&gw, "the tool", |t| {
+        description(t, "weather-api").as_deref() == Some("locked")
+    })
+    .await;
+    let (code, log) = w.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}

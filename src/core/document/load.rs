@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,6 +41,14 @@ impl Format {
         }
     }
 
+    /// The format to read a file named `path` with: by its content (JSON when it starts with
+    /// `{` or `[`, else YAML), except that a `.yaml`/`.yml` file is always read as YAML (which
+    /// also reads JSON, and YAML's flow style starts with `{` too). So a YAML document in a
+    /// `.json` file still reads.
+    pub fn for_reading(path: &Path) -> Option<Format> {
+        Format::from_path(path).filter(|f| *f == Format::Yaml)
+    }
+
     /// Guess from the content: JSON documents start with `{` or `[`.
     fn sniff(text: &str) -> Format {
         match text.trim_start().chars().next() {
@@ -64,6 +73,11 @@ pub enum LoadError {
         format: &'static str,
         reason: String,
     },
+    #[error(
+        "{file}: larger than the input limit of {} (raise it with --max-input or MCP_GITOPS_MAX_INPUT)",
+        show_size(*limit)
+    )]
+    TooLarge { file: String, limit: u64 },
     #[error("{file}: {pointer}: {reason}")]
     Shape {
         file: String,
@@ -95,21 +109,110 @@ fn unknown_list(file: &str, types: &[UnknownType]) -> String {
 /// Read a document from a path, `-` meaning standard input.
 pub fn load_path(path: &Path) -> Result<Document, LoadError> {
     let (name, text) = read_text(path)?;
-    from_str(&text, Format::from_path(path), &name)
+    from_str(&text, Format::for_reading(path), &name)
 }
 
-/// Read a file (or stdin for `-`) to a string, with the display name to use in errors.
-pub fn read_text(path: &Path) -> Result<(String, String), LoadError> {
-    let name = display_name(path);
-    let mut text = String::new();
-    let res = if path == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::read_to_string(path).map(|t| text = t)
+/// The default of the most that is read from one input file or standard input: 256 MiB.
+pub const DEFAULT_MAX_INPUT: u64 = 256 << 20;
+
+static MAX_INPUT: AtomicU64 = AtomicU64::new(DEFAULT_MAX_INPUT);
+
+/// Set the most that [`read_text`] reads from one file or standard input (the CLI's
+/// `--max-input`, for the whole process).
+pub fn set_max_input(bytes: u64) {
+    MAX_INPUT.store(bytes, Ordering::Relaxed);
+}
+
+/// The most that [`read_text`] reads.
+pub fn max_input() -> u64 {
+    MAX_INPUT.load(Ordering::Relaxed)
+}
+
+/// A size: bytes, or with a binary suffix `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (`256M`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => return Err(format!("'{s}' is not a size (bytes, or with K, M or G)")),
     };
-    res.map_err(|source| LoadError::Io {
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (bytes, or with K, M or G)"))?;
+    n.checked_mul(1 << shift)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("'{s}' is out of range (1 byte to 16 EiB)"))
+}
+
+fn show_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// `len` bytes named `file` are within the input limit (for input that is already in memory,
+/// e.g. a file read out of Git).
+pub fn check_size(file: &str, len: u64) -> Result<(), LoadError> {
+    let limit = max_input();
+    if len > limit {
+        return Err(LoadError::TooLarge {
+            file: file.to_string(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Read a file (or stdin for `-`) to a string, with the display name to use in errors: at most
+/// [`max_input`] bytes (more is an error; nothing beyond the limit is read). Every input
+/// document, environment file and configuration file is read here.
+pub fn read_text(path: &Path) -> Result<(String, String), LoadError> {
+    read_text_limited(path, max_input())
+}
+
+fn read_text_limited(path: &Path, limit: u64) -> Result<(String, String), LoadError> {
+    let name = display_name(path);
+    let too_large = || LoadError::TooLarge {
+        file: name.clone(),
+        limit,
+    };
+    let io = |source| LoadError::Io {
         file: name.clone(),
         source,
+    };
+    let mut bytes = Vec::new();
+    let cap = limit.saturating_add(1);
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(cap)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+    } else {
+        let f = std::fs::File::open(path).map_err(io)?;
+        if let Ok(m) = f.metadata()
+            && m.is_file()
+            && m.len() > limit
+        {
+            return Err(too_large());
+        }
+        f.take(cap).read_to_end(&mut bytes).map_err(io)?;
+    }
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
     })?;
     Ok((name, text))
 }
@@ -258,6 +361,63 @@ fn to_pointer(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_is_bounded() {
+        let e = read_text_limited(Path::new("/dev/zero"), 4096).unwrap_err();
+        assert!(matches!(e, LoadError::TooLarge { limit: 4096, .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: larger than the input limit of 4 KiB (raise it with --max-input or MCP_GITOPS_MAX_INPUT)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("doc.json");
+        std::fs::write(&p, "x".repeat(100)).unwrap();
+        assert_eq!(read_text_limited(&p, 100).unwrap().1.len(), 100);
+        let e = read_text_limited(&p, 99).unwrap_err();
+        assert!(matches!(e, LoadError::TooLarge { limit: 99, .. }), "{e}");
+        assert!(e.to_string().contains("limit of 99 bytes"), "{e}");
+    }
+
+    #[test]
+    fn documents_are_read_by_content_unless_named_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "version: '2025-03-26'\nentities:\n  roots:\n    - uri: file:///data\n      name: data\n";
+        let json = r#"{"version":"2025-03-26","entities":{"roots":[{"uri":"file:///data","name":"data"}]}}"#;
+        let flow =
+            "{version: '2025-03-26', entities: {roots: [{uri: 'file:///data', name: data}]}}";
+        let mut docs = Vec::new();
+        for (file, text) in [
+            ("yaml-in.json", yaml),
+            ("json-in.yaml", json),
+            ("flow.yml", flow),
+            ("plain.json", json),
+            ("no-extension", yaml),
+        ] {
+            let p = dir.path().join(file);
+            std::fs::write(&p, text).unwrap();
+            docs.push(load_path(&p).unwrap_or_else(|e| panic!("{file}: {e}")));
+        }
+        assert!(docs.windows(2).all(|w| w[0] == w[1]));
+        // Broken JSON is still reported as JSON.
+        let p = dir.path().join("broken.json");
+        std::fs::write(&p, "{\"version\": ").unwrap();
+        let e = load_path(&p).unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("256M"), Ok(DEFAULT_MAX_INPUT));
+        assert_eq!(parse_size("256MiB"), Ok(DEFAULT_MAX_INPUT));
+        assert_eq!(parse_size("1k"), Ok(1024));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        for bad in ["", "M", "12X", "-1", "0", "99999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(show_size(DEFAULT_MAX_INPUT), "256 MiB");
+    }
 
     #[test]
     fn pointers_from_paths() {

@@ -24,8 +24,8 @@ use serde_json::Value;
 use crate::core::kind::Kind;
 
 pub use load::{
-    Format, LoadError, document_from_value, from_str, from_value, load_path, parse, parse_value,
-    read_text, to_string,
+    DEFAULT_MAX_INPUT, Format, LoadError, check_size, document_from_value, from_str, from_value,
+    load_path, max_input, parse, parse_size, parse_value, read_text, set_max_input, to_string,
 };
 pub use schema::schema_json;
 pub use shape::UnknownType;

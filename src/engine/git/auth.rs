@@ -185,7 +185,9 @@ impl<'r> Session<'r> {
         let Some(file) = file else {
             return fail("no known_hosts file (HOME is not set); pass --known-hosts FILE".into());
         };
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let text = crate::core::document::read_text(&file)
+            .map(|(_, t)| t)
+            .unwrap_or_default();
         let kind = known_hosts::key_type(blob).unwrap_or("unknown").to_string();
         match known_hosts::check(&text, host, port, blob) {
             Verdict::Trusted => Ok(git2::CertificateCheckStatus::CertificateOk),

@@ -403,10 +403,11 @@ impl Repo {
         };
         for (path, bytes) in &change.files {
             let file = self.dir.join(path);
+            crate::core::fsutil::check_inside(&self.dir, path).map_err(|e| local(path, &e))?;
             if let Some(parent) = file.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| local(path, &e))?;
             }
-            crate::core::fsutil::write_atomic(&file, bytes).map_err(|e| local(path, &e))?;
+            crate::core::fsutil::replace_atomic(&file, bytes).map_err(|e| local(path, &e))?;
             index
                 .add_path(Path::new(path))
                 .map_err(|e| local(path, &e))?;

@@ -135,10 +135,11 @@ impl WorkingCopy {
         let mut update = git2::build::TreeUpdateBuilder::new();
         for (path, bytes) in files {
             let file = self.root.join(path);
+            crate::core::fsutil::check_inside(&self.root, path).map_err(|e| local(path, &e))?;
             if let Some(dir) = file.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| local(path, &e))?;
             }
-            crate::core::fsutil::write_atomic(&file, bytes).map_err(|e| local(path, &e))?;
+            crate::core::fsutil::replace_atomic(&file, bytes).map_err(|e| local(path, &e))?;
             let oid = self.repo.blob(bytes).map_err(|e| local(path, &e))?;
             update.upsert(path.as_str(), oid, FileMode::Blob);
         }

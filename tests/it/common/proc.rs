@@ -83,6 +83,21 @@ impl Logged {
         }
     }
 
+    /// Wait (up to 90 s) for the process to exit by itself: its exit code and the whole log.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "did not exit:\n{}", self.text());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // Let the reader thread drain.
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code(), self.text())
+    }
+
     /// SIGTERM, then the exit code and the whole log.
     pub fn terminate(mut self) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
