@@ -148,8 +148,6 @@ pub enum EnvError {
         "{file}: /conflict_strategy: rename is not allowed in an environment: an environment converges to its documents, and renaming would add a copy on every run (use update, skip or fail; `import --conflict-strategy rename` makes one-off copies)"
     )]
     Rename { file: String },
-    #[error("{file}: missing field `gateway`")]
-    NoGateway { file: String },
     #[error("{kind} '{key}' is defined twice: in {first} and in {second}")]
     Duplicate {
         kind: Kind,
@@ -284,10 +282,6 @@ fn load_within(
     let config: Config = document::from_value(raw, &name)?;
     if config.conflict_strategy == Some(Strategy::Rename) {
         return Err(EnvError::Rename { file: name });
-    }
-    // A confined load (the daemon's Git sources) takes its connection from daemon.yaml.
-    if config.gateway.is_empty() && !inherited && root.is_none() {
-        return Err(EnvError::NoGateway { file: name });
     }
 
     if config.bases.is_empty() {

@@ -1057,7 +1057,7 @@ async fn slow_oversized_and_wrongly_signed_requests_are_cut_off_without_holding_
     push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}\nlistener: {header_timeout: 3s, idle_timeout: 1s, body_timeout: 2s}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}\nlistener: {header_timeout: 3s, idle_timeout: 1s, body_timeout: 2s}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: \"http://127.0.0.1:9\", token: {env: HOOK_SECRET}}}\n",
     );
     let mut cmd = Logged::command(&["run", "--config"]);
     let nowhere = format!("http://127.0.0.1:{}", common::free_port());
