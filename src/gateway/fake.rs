@@ -503,3 +503,52 @@ impl Gateway for FakeGateway {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn refuses_what_the_real_gateway_refuses() {
+        let gw = FakeGateway::new();
+        let body = json!({"tool": {"name": "t", "url": "http://x/t"}});
+        let id = gw.create(Kind::Tool, "t", &body).await.unwrap();
+        let dup = gw.create(Kind::Tool, "T", &body).await.unwrap_err();
+        assert_eq!(dup.status(), Some(409), "{dup}");
+        let missing = gw.delete(Kind::Tool, "nope", "x").await.unwrap_err();
+        assert_eq!(missing.status(), Some(404), "{missing}");
+        let server = json!({"server": {"name": "s", "associated_tools": [id, "nope"]}});
+        let link = gw.create(Kind::Server, "s", &server).await.unwrap_err();
+        assert_eq!(link.status(), Some(404), "{link}");
+        assert!(gw.keys(Kind::Server).is_empty());
+        assert_eq!(gw.writes().len(), 4);
+        assert_eq!(gw.reads(), 0);
+    }
+
+    #[tokio::test]
+    async fn told_failures_and_reads_in_the_read_model_shape() {
+        let gw = FakeGateway::new();
+        gw.fail(Op::List(Kind::Root), Fail::Unreachable);
+        assert!(matches!(
+            gw.live(&[Kind::Root]).await.unwrap_err(),
+            GatewayError::Unreachable { .. }
+        ));
+        let body = json!({"tool": {"name": "t", "url": "http://x/t", "request_type": "POST",
+            "tags": ["a"], "auth_type": "bearer", "auth_token": "secret"}});
+        let id = gw.create(Kind::Tool, "t", &body).await.unwrap();
+        gw.set_active(Kind::Tool, &id, "t", false).await.unwrap();
+        let live = gw.live(&[Kind::Tool]).await.unwrap();
+        let t = &live.tools[0];
+        assert_eq!(
+            (t.request_type.as_deref(), t.enabled),
+            (Some("POST"), false)
+        );
+        assert_eq!(
+            t.auth.as_ref().unwrap().auth_type.as_deref(),
+            Some("bearer")
+        );
+        // The plaintext helper field is not kept.
+        assert!(!format!("{:?}", gw.get(Kind::Tool, "t")).contains("secret"));
+    }
+}
