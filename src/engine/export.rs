@@ -13,8 +13,8 @@ use crate::core::document::{
 use crate::core::kind::Kind;
 use crate::core::secrets::{CryptoError, Secret};
 use crate::core::select::{self, Selection};
-use crate::gateway::live::{self, LiveState};
-use crate::gateway::{Client, GatewayError};
+use crate::gateway::GatewayError;
+use crate::gateway::live::LiveState;
 
 /// What export needs besides the client.
 pub struct ExportOptions {
@@ -51,8 +51,11 @@ pub struct Exported {
 }
 
 /// Export the gateway's configuration.
-pub async fn export(client: &Client, opts: &ExportOptions) -> Result<Exported, ExportError> {
-    let live = LiveState::fetch(client, &Kind::ALL).await?;
+pub async fn export<G: crate::gateway::Gateway>(
+    client: &G,
+    opts: &ExportOptions,
+) -> Result<Exported, ExportError> {
+    let live = client.live(&Kind::ALL).await?;
     let (base, ids) = from_live(&live);
     let selected = select::select(&base, &opts.selection);
     let mut doc = selected.document;
@@ -231,8 +234,8 @@ fn non_empty(v: &Value) -> bool {
     }
 }
 
-async fn fill_credentials(
-    client: &Client,
+async fn fill_credentials<G: crate::gateway::Gateway>(
+    client: &G,
     e: &mut Entities,
     ids: &Ids,
     opts: &ExportOptions,
@@ -254,7 +257,7 @@ async fn fill_credentials(
         return Ok(());
     }
     // The selective export names tools by their original name; map ours to theirs.
-    let stored = live::stored_credentials(client, &tools, &gateways).await?;
+    let stored = client.stored_credentials(&tools, &gateways).await?;
     let out = opts
         .document_secret
         .as_ref()
@@ -285,7 +288,11 @@ async fn fill_credentials(
     Ok(())
 }
 
-async fn fill_content(client: &Client, e: &mut Entities, ids: &Ids) -> Result<(), ExportError> {
+async fn fill_content<G: crate::gateway::Gateway>(
+    client: &G,
+    e: &mut Entities,
+    ids: &Ids,
+) -> Result<(), ExportError> {
     let wanted: Vec<(&str, &str)> = e
         .resources
         .iter()
@@ -294,7 +301,7 @@ async fn fill_content(client: &Client, e: &mut Entities, ids: &Ids) -> Result<()
                 .map(|id| (id.as_str(), r.uri.as_str()))
         })
         .collect();
-    let contents = live::resource_contents(client, &wanted).await?;
+    let contents = client.resource_contents(&wanted).await?;
     let by_uri: HashMap<String, Option<String>> = wanted
         .iter()
         .map(|(id, uri)| (uri.to_string(), contents.get(*id).cloned().flatten()))

@@ -148,14 +148,14 @@ fn visibility(v: Option<document::Visibility>) -> Value {
     serde_json::to_value(v.unwrap_or_default()).expect("visibility serialises")
 }
 
-/// `POST` path and body creating `e` under `name` (its own key, or the renamed one).
+/// The `POST` body creating `e` under `name` (its own key, or the renamed one).
 pub fn create(
     e: EntityRef<'_>,
     name: &str,
     creds: Option<&Credentials>,
     owner: &Owner,
     links: &Links,
-) -> Result<(String, Value), BodyError> {
+) -> Result<Value, BodyError> {
     let kind = e.kind();
     let mut m = Map::new();
     let body = match e {
@@ -278,7 +278,7 @@ pub fn create(
             Value::Object(m)
         }
     };
-    Ok((format!("/v1/{}", kind.plural()), body))
+    Ok(body)
 }
 
 fn prompt_arguments(p: &document::Prompt) -> Value {

@@ -1,10 +1,13 @@
-//! The ContextForge REST client: auth, pagination, retries and rate limits (see `http`), and
-//! typed reads of the live configuration (see `live`).
+//! The ContextForge REST client: auth, pagination, retries and rate limits (see `http`),
+//! typed reads of the live configuration (see `live`), and the typed operations the engine
+//! uses (the [`Gateway`] trait, see `ops`), also served in memory by `fake::FakeGateway`.
 
 mod auth;
 pub mod body;
+pub mod fake;
 mod http;
 pub mod live;
+mod ops;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +17,7 @@ use serde_json::Value;
 
 pub use auth::{Auth, AuthError, MintOptions};
 pub use http::{Action, GatewayError, Limiter, RetryPolicy, Stats, message_of};
+pub use ops::Gateway;
 
 /// Requests per minute a client sends by default: the gateway allows 500 on `/v1`.
 pub const DEFAULT_RATE_LIMIT: usize = 450;

@@ -363,4 +363,6 @@ pub(crate) fn key_of(kind: Kind, key: &str) -> (Kind, String) {
 }
 
 #[cfg(test)]
+mod fake_tests;
+#[cfg(test)]
 mod tests;

@@ -10,8 +10,8 @@ use crate::core::document::{Document, Entity};
 use crate::core::kind::Kind;
 use crate::core::secrets::Secret;
 use crate::engine::export;
-use crate::gateway::live::{self, LiveState};
-use crate::gateway::{Client, GatewayError};
+use crate::gateway::live::LiveState;
+use crate::gateway::{Gateway, GatewayError};
 
 /// The target gateway as observed before planning.
 pub struct Observed {
@@ -109,12 +109,12 @@ pub fn live_ids(state: &LiveState) -> HashMap<(Kind, String), String> {
 
 /// Observe the gateway for `desired`. `gateway_secret` decrypts stored credentials; it is
 /// only needed when the desired document manages credentials of entities that exist.
-pub async fn observe(
-    client: &Client,
+pub async fn observe<G: Gateway>(
+    client: &G,
     desired: &Document,
     gateway_secret: Option<&Secret>,
 ) -> Result<Observed, GatewayError> {
-    let state = LiveState::fetch(client, &Kind::ALL).await?;
+    let state = client.live(&Kind::ALL).await?;
     let (mut document, _) = export::from_live(&state);
     let ids = live_ids(&state);
     let resources: HashMap<String, ResourceMeta> = state
@@ -170,8 +170,9 @@ pub async fn observe(
         fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
             v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
         }
-        let stored =
-            live::stored_credentials(client, &refs(&want_tools), &refs(&want_gateways)).await?;
+        let stored = client
+            .stored_credentials(&refs(&want_tools), &refs(&want_gateways))
+            .await?;
         for (kind, list) in [(Kind::Tool, &want_tools), (Kind::Gateway, &want_gateways)] {
             for (id, name) in list {
                 let Some(value) = stored.get(&(kind, id.clone())) else {
@@ -221,7 +222,7 @@ pub async fn observe(
             .iter()
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
-        let contents = live::resource_contents(client, &refs).await?;
+        let contents = client.resource_contents(&refs).await?;
         for r in &mut document.entities.resources {
             if let Some(c) = id(Kind::Resource, &r.uri).and_then(|i| contents.get(&i)) {
                 r.content = c.clone();

@@ -8,8 +8,7 @@ use crate::core::document::Document;
 use crate::core::document::validate::{Context, ValidationError, validate};
 use crate::core::kind::Kind;
 use crate::core::secrets::{CryptoError, Secret};
-use crate::gateway::live::LiveState;
-use crate::gateway::{Client, GatewayError};
+use crate::gateway::{Gateway, GatewayError};
 
 /// The secrets of a run: the document's, and the target gateway's (the document's unless
 /// given).
@@ -92,8 +91,8 @@ impl crate::core::error::Classify for ReadyError {
 
 /// Check `whole` (the document as given) and prepare `desired` (what of it is to be applied)
 /// against the gateway. Reads only.
-pub async fn ready(
-    client: &Client,
+pub async fn ready<G: Gateway>(
+    client: &G,
     whole: &Document,
     desired: &Document,
     file: &str,
@@ -121,7 +120,7 @@ pub async fn ready(
     // What needs no gateway is checked first; when that finds problems, the gateway is still
     // read so that reference problems are reported with them, all at once.
     if let Err(offline) = check(None) {
-        let all = match LiveState::fetch(client, &Kind::ALL).await {
+        let all = match client.live(&Kind::ALL).await {
             Ok(state) => {
                 let live = super::live_ids(&state).into_keys().collect();
                 check(Some(&live)).err().unwrap_or(offline)
@@ -216,8 +215,8 @@ fn prepared(
 
 /// Who owns what a run creates: the token user's personal team, read only when something is
 /// to be created for real.
-pub async fn owner(
-    client: &Client,
+pub async fn owner<G: Gateway>(
+    client: &G,
     prepared: &Prepared,
     opts: &Options,
 ) -> Result<super::Owner, GatewayError> {

@@ -20,44 +20,18 @@ use crate::core::document::validate::{is_id_ref, slugify};
 use crate::core::document::{Document, Server};
 use crate::core::kind::Kind;
 use crate::gateway::body::{self, Links, Owner};
-use crate::gateway::live::{self, LiveTool};
-use crate::gateway::{Action, Client, GatewayError};
+use crate::gateway::{Gateway, GatewayError};
 
 /// Called after each write with (done, total).
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// The id of the token user's personal team (ownership for everything created).
-pub async fn personal_team(client: &Client) -> Result<Option<String>, GatewayError> {
-    let v = client
-        .get(
-            "/v1/teams/?limit=100",
-            &Action::new("read the user's teams"),
-        )
-        .await?;
-    let teams = match &v {
-        Value::Array(a) => a.clone(),
-        Value::Object(o) => o
-            .get("teams")
-            .or_else(|| o.get("items"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    Ok(teams
-        .iter()
-        .find(|t| {
-            t.get("is_personal")
-                .or_else(|| t.get("isPersonal"))
-                .and_then(Value::as_bool)
-                == Some(true)
-        })
-        .and_then(|t| t.get("id").and_then(Value::as_str))
-        .map(str::to_string))
+pub async fn personal_team<G: Gateway>(client: &G) -> Result<Option<String>, GatewayError> {
+    client.personal_team().await
 }
 
-struct Run<'a> {
-    client: &'a Client,
+struct Run<'a, G> {
+    client: &'a G,
     resources: &'a HashMap<String, super::observe::ResourceMeta>,
     index: Index<'a>,
     creds: &'a CredentialMap,
@@ -73,8 +47,8 @@ struct Run<'a> {
 }
 
 /// Execute the steps. Never fails as a whole: every entity gets a result.
-pub async fn execute(
-    client: &Client,
+pub async fn execute<G: Gateway>(
+    client: &G,
     desired: &Desired<'_>,
     observed: &Observed,
     prepared: &Prepared,
@@ -178,7 +152,7 @@ fn message(e: &GatewayError) -> String {
     }
 }
 
-impl Run<'_> {
+impl<G: Gateway> Run<'_, G> {
     fn result(&self, step: &Step, outcome: Outcome, changes: &[FieldChange]) -> EntityResult {
         if let Outcome::Failed { error } | Outcome::Skipped { reason: error } = &outcome
             && matches!(step.action, StepAction::Create | StepAction::Update(_))
@@ -274,12 +248,7 @@ impl Run<'_> {
         if self.opts.dry_run {
             return self.result(step, Outcome::Deleted, &[]);
         }
-        let action = Action::entity("delete", step.kind, &step.key);
-        let outcome = match self
-            .client
-            .delete(&body::item_path(step.kind, id), &action)
-            .await
-        {
+        let outcome = match self.client.delete(step.kind, id, &step.key).await {
             Ok(_) => Outcome::Deleted,
             Err(e) => Outcome::Failed { error: message(&e) },
         };
@@ -294,32 +263,16 @@ impl Run<'_> {
         creds: Option<&crate::core::secrets::Credentials>,
         links: &Links,
     ) -> Outcome {
-        let (path, body) = match body::create(entity, &step.target, creds, &self.owner, links) {
+        let body = match body::create(entity, &step.target, creds, &self.owner, links) {
             Ok(b) => b,
             Err(e) => return Outcome::Failed { error: e.0 },
         };
         if self.opts.dry_run {
             return Outcome::Created;
         }
-        let action = Action::entity("create", step.kind, &step.target);
-        let resp = match self.client.post(&path, &body, &action).await {
-            Ok(v) => v,
-            Err(e) => {
-                return Outcome::Failed { error: message(&e) };
-            }
-        };
-        let id = match step.kind {
-            Kind::Root => Some(step.target.clone()),
-            _ => resp
-                .get("id")
-                .or_else(|| resp.pointer(&format!("/{}/id", step.kind.singular())))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        };
-        let Some(id) = id else {
-            return Outcome::Failed {
-                error: "the gateway's answer carries no id".into(),
-            };
+        let id = match self.client.create(step.kind, &step.target, &body).await {
+            Ok(id) => id,
+            Err(e) => return Outcome::Failed { error: message(&e) },
         };
         self.ids
             .lock()
@@ -368,15 +321,13 @@ impl Run<'_> {
         if self.opts.dry_run {
             return Outcome::Updated { fields };
         }
-        if let Some(body) = body {
-            let action = Action::entity("update", step.kind, &step.key);
-            if let Err(e) = self
+        if let Some(body) = body
+            && let Err(e) = self
                 .client
-                .put(&body::item_path(step.kind, live_id), &body, &action)
+                .update(step.kind, live_id, &step.key, &body)
                 .await
-            {
-                return Outcome::Failed { error: message(&e) };
-            }
+        {
+            return Outcome::Failed { error: message(&e) };
         }
         if changes.iter().any(|c| c.field() == "is_active")
             && let Err(e) = self.set_active(step, live_id, entity.is_active()).await
@@ -386,14 +337,9 @@ impl Run<'_> {
         Outcome::Updated { fields }
     }
 
-    async fn set_active(&self, step: &Step, id: &str, on: bool) -> Result<Value, GatewayError> {
-        let verb = if on { "activate" } else { "deactivate" };
+    async fn set_active(&self, step: &Step, id: &str, on: bool) -> Result<(), GatewayError> {
         self.client
-            .post(
-                &format!("{}/state?activate={on}", body::item_path(step.kind, id)),
-                &Value::Null,
-                &Action::entity(verb, step.kind, &step.target),
-            )
+            .set_active(step.kind, id, &step.target, on)
             .await
     }
 
@@ -475,9 +421,9 @@ impl Run<'_> {
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
-            if let Ok(tools) = live::list_all::<LiveTool>(self.client, Kind::Tool).await {
+            if let Ok(live) = self.client.live(&[Kind::Tool]).await {
                 let mut ids = self.ids.lock().expect("ids lock");
-                for t in tools {
+                for t in live.tools {
                     ids.entry(key_of(Kind::Tool, &t.name)).or_insert(t.id);
                 }
             }
