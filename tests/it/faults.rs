@@ -1,7 +1,7 @@
 //! Faults as tests: imports through a fault-injecting proxy (5xx, 429 with `Retry-After`,
 //! connection resets, 1–3 s latency) converge within a few reruns; `kill -9` at seeded points of
 //! a larger import is repaired by the next run; the gateway's default rate limits never lock out
-//! an import or a daemon.
+//! an import or a daemon. The proxy itself is checked first: its rate, its seed, its counts.
 
 use crate::common;
 
@@ -456,4 +456,48 @@ async fn with_the_gateways_default_rate_limits_a_large_import_and_a_daemon_never
     window_has_room(&gw, 1).await;
     let tools = gw.get("/v1/tools?limit=0").await;
     assert_eq!(tools.as_array().unwrap().len(), TOOLS + 4 * 60);
+}
+
+/// Fault counts of `n` sequential GETs through a proxy (seeded) in front of an upstream that
+/// answers every request with a 429.
+async fn through_proxy(n: usize, rate: f64, seed: u64) -> (Vec<u64>, u64) {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", upstream.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut c, _) = upstream.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = c.read(&mut buf).await;
+                let _ = c
+                    .write_all(b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 900\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let proxy = Proxy::start(&url, rate, seed);
+    let http = reqwest::Client::new();
+    for _ in 0..n {
+        let _ = http.get(format!("{}/health", proxy.url)).send().await;
+    }
+    server.abort();
+    let s = &proxy.stats;
+    let counts = [&s.injected_5xx, &s.injected_429, &s.resets, &s.delays]
+        .map(Stats::get)
+        .to_vec();
+    (counts, Stats::get(&s.upstream_429))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_injects_at_its_rate_reproducibly_and_counts_the_gateways_429s() {
+    let (a, upstream_429) = through_proxy(60, 0.3, 7).await;
+    let injected: u64 = a.iter().sum();
+    assert!((8..=30).contains(&injected), "{a:?}");
+    // Everything that went upstream (no fault before forwarding) came back as a 429, counted.
+    assert!(upstream_429 >= 60 - injected, "{upstream_429} of {a:?}");
+    let (b, _) = through_proxy(60, 0.3, 7).await;
+    assert_eq!(a, b, "the same seed gives the same faults");
+    let (none, upstream_429) = through_proxy(20, 0.0, 7).await;
+    assert_eq!((none.iter().sum::<u64>(), upstream_429), (0, 20));
 }
