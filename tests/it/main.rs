@@ -11,6 +11,8 @@ mod document;
 mod env;
 mod env_rules;
 mod export;
+mod faults;
+mod fuzz;
 mod git;
 mod import;
 mod interop;

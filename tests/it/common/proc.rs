@@ -127,3 +127,11 @@ impl Drop for Logged {
         let _ = self.child.kill();
     }
 }
+
+impl Logged {
+    /// SIGKILL (`kill -9`), and wait until it is gone.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
