@@ -49,7 +49,7 @@ fn line(r: &crate::engine::apply::EntityResult, dry: bool) -> String {
     let tail = match &r.outcome {
         Outcome::Updated { .. } => format!(": {}", r.changes.join("; ")),
         Outcome::Skipped { reason } => format!(": {reason}"),
-        Outcome::Failed { error } => format!(": {error}"),
+        Outcome::Failed { error, .. } => format!(": {error}"),
         _ => String::new(),
     };
     format!("  {mark} {verb} {} {name}{tail}\n", r.kind)

@@ -429,7 +429,7 @@ impl Planned {
                     .map(|c| apply::short(&self.masks.change(r.kind, &r.name, c)))
                     .collect();
             }
-            if let apply::Outcome::Failed { error: m } | apply::Outcome::Skipped { reason: m } =
+            if let apply::Outcome::Failed { error: m, .. } | apply::Outcome::Skipped { reason: m } =
                 &mut r.outcome
             {
                 *m = self.masks.text(m);

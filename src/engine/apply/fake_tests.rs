@@ -122,9 +122,20 @@ async fn dependents_of_a_failure_are_skipped_naming_it_then_a_rerun_converges() 
     assert_eq!(
         outcome(&report, Kind::Tool, "t1"),
         &Outcome::Failed {
-            error: "500 boom".into()
-        }
+            error: "500 boom".into(),
+            status: Some(500),
+            class: crate::core::error::ErrorClass::GatewayBusy,
+        },
+        "a per-entity failure keeps the gateway's status and message, classified"
     );
+    assert!(matches!(
+        outcome(&report, Kind::Prompt, "greet"),
+        Outcome::Failed {
+            status: Some(400),
+            class: crate::core::error::ErrorClass::Failed,
+            ..
+        }
+    ));
     assert_eq!(outcome(&report, Kind::Tool, "t2"), &Outcome::Created);
     let Outcome::Skipped { reason } = outcome(&report, Kind::Server, "s") else {
         panic!("server not skipped: {:?}", report.results);

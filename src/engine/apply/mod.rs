@@ -75,11 +75,23 @@ impl Default for Options {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     Created,
-    Updated { fields: Vec<String> },
+    Updated {
+        fields: Vec<String>,
+    },
     Unchanged,
     Deleted,
-    Skipped { reason: String },
-    Failed { error: String },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        /// The gateway's status and message (or why no request was made).
+        error: String,
+        /// The HTTP status the gateway answered with, when it answered.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// The one classification (`core::error`): retried, refused, ...
+        class: crate::core::error::ErrorClass,
+    },
 }
 
 /// One entity's result.
@@ -119,6 +131,35 @@ pub enum Bucket {
 }
 
 impl Outcome {
+    /// A failure found before any request (not in the document, a missing link, a body that
+    /// cannot be built).
+    pub fn failed(error: impl Into<String>) -> Outcome {
+        Outcome::Failed {
+            error: error.into(),
+            status: None,
+            class: crate::core::error::ErrorClass::Failed,
+        }
+    }
+
+    /// A request the gateway refused (its status and message) or that did not reach it.
+    pub fn refused(e: &crate::gateway::GatewayError) -> Outcome {
+        Self::refused_after(e, "")
+    }
+
+    /// [`Outcome::refused`], said after what had been done already.
+    pub fn refused_after(e: &crate::gateway::GatewayError, done: &str) -> Outcome {
+        use crate::core::error::Classify;
+        let error = match (e.status(), e.gateway_message()) {
+            (Some(s), Some(m)) => format!("{done}{s} {m}"),
+            _ => format!("{done}{e}"),
+        };
+        Outcome::Failed {
+            error,
+            status: e.status(),
+            class: e.class(),
+        }
+    }
+
     pub fn bucket(&self) -> Bucket {
         match self {
             Outcome::Created => Bucket::Created,

@@ -145,16 +145,9 @@ pub async fn execute<G: Gateway>(
     }
 }
 
-fn message(e: &GatewayError) -> String {
-    match (e.status(), e.gateway_message()) {
-        (Some(s), Some(m)) => format!("{s} {m}"),
-        _ => e.to_string(),
-    }
-}
-
 impl<G: Gateway> Run<'_, G> {
     fn result(&self, step: &Step, outcome: Outcome, changes: &[FieldChange]) -> EntityResult {
-        if let Outcome::Failed { error } | Outcome::Skipped { reason: error } = &outcome
+        if let Outcome::Failed { error, .. } | Outcome::Skipped { reason: error } = &outcome
             && matches!(step.action, StepAction::Create | StepAction::Update(_))
         {
             self.failed
@@ -200,13 +193,7 @@ impl<G: Gateway> Run<'_, G> {
             StepAction::Delete => return self.delete(step, observed).await,
         };
         let Some(entity) = self.index.get(step.kind, &step.key) else {
-            return self.result(
-                step,
-                Outcome::Failed {
-                    error: "not in the document".into(),
-                },
-                changes,
-            );
+            return self.result(step, Outcome::failed("not in the document"), changes);
         };
         let links = match entity {
             super::EntityRef::Server(s) => match self.links(s) {
@@ -215,7 +202,7 @@ impl<G: Gateway> Run<'_, G> {
                     return self.result(step, Outcome::Skipped { reason }, changes);
                 }
                 Err(Blocked::Missing(error)) => {
-                    return self.result(step, Outcome::Failed { error }, changes);
+                    return self.result(step, Outcome::failed(error), changes);
                 }
             },
             _ => Links::default(),
@@ -237,20 +224,14 @@ impl<G: Gateway> Run<'_, G> {
 
     async fn delete(&self, step: &Step, observed: &Observed) -> EntityResult {
         let Some(id) = observed.id(step.kind, &step.key) else {
-            return self.result(
-                step,
-                Outcome::Failed {
-                    error: "no longer on the gateway".into(),
-                },
-                &[],
-            );
+            return self.result(step, Outcome::failed("no longer on the gateway"), &[]);
         };
         if self.opts.dry_run {
             return self.result(step, Outcome::Deleted, &[]);
         }
         let outcome = match self.client.delete(step.kind, id, &step.key).await {
             Ok(_) => Outcome::Deleted,
-            Err(e) => Outcome::Failed { error: message(&e) },
+            Err(e) => Outcome::refused(&e),
         };
         self.tick();
         self.result(step, outcome, &[])
@@ -265,14 +246,14 @@ impl<G: Gateway> Run<'_, G> {
     ) -> Outcome {
         let body = match body::create(entity, &step.target, creds, &self.owner, links) {
             Ok(b) => b,
-            Err(e) => return Outcome::Failed { error: e.0 },
+            Err(e) => return Outcome::failed(e.0),
         };
         if self.opts.dry_run {
             return Outcome::Created;
         }
         let id = match self.client.create(step.kind, &step.target, &body).await {
             Ok(id) => id,
-            Err(e) => return Outcome::Failed { error: message(&e) },
+            Err(e) => return Outcome::refused(&e),
         };
         self.ids
             .lock()
@@ -281,9 +262,7 @@ impl<G: Gateway> Run<'_, G> {
         if !entity.is_active()
             && let Err(e) = self.set_active(step, &id, false).await
         {
-            return Outcome::Failed {
-                error: format!("created, but deactivating failed: {}", message(&e)),
-            };
+            return Outcome::refused_after(&e, "created, but deactivating failed: ");
         }
         Outcome::Created
     }
@@ -300,7 +279,7 @@ impl<G: Gateway> Run<'_, G> {
         let fields: Vec<String> = changes.iter().map(|c| c.field().to_string()).collect();
         let mut body = match body::update(entity, changes, creds, links) {
             Ok(b) => b,
-            Err(e) => return Outcome::Failed { error: e.0 },
+            Err(e) => return Outcome::failed(e.0),
         };
         // Every write moves a resource's version on: keep its content marker in step.
         if let (super::EntityRef::Resource(r), Some(Value::Object(m))) = (entity, body.as_mut())
@@ -327,12 +306,12 @@ impl<G: Gateway> Run<'_, G> {
                 .update(step.kind, live_id, &step.key, &body)
                 .await
         {
-            return Outcome::Failed { error: message(&e) };
+            return Outcome::refused(&e);
         }
         if changes.iter().any(|c| c.field() == "is_active")
             && let Err(e) = self.set_active(step, live_id, entity.is_active()).await
         {
-            return Outcome::Failed { error: message(&e) };
+            return Outcome::refused(&e);
         }
         Outcome::Updated { fields }
     }
