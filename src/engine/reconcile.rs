@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::core::diff::Desired;
+use crate::core::digest::Keyed;
 use crate::core::document::Document;
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::secrets::Secret;
@@ -383,19 +382,14 @@ impl Planned {
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
+/// HMAC-SHA256 of length-prefixed parts, hex (no two part lists share a digest).
 fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        mac.update(&(p.len() as u64).to_be_bytes());
-        mac.update(p);
-    }
-    mac.finalize()
-        .into_bytes()
+    parts
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(Keyed::new(key), |mac, p| {
+            mac.update(&(p.len() as u64).to_be_bytes()).update(p)
+        })
+        .hex()
 }
 
 fn credentials_json(c: &crate::core::diff::CredentialMap) -> String {

@@ -11,9 +11,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
-use sha2::Sha256;
+
+use crate::core::digest::{Keyed, constant_time_eq, unhex};
 
 /// The webhook's shared secret. Its debug form never shows it.
 #[derive(Clone)]
@@ -26,15 +26,7 @@ impl HookSecret {
 
     /// `sha256=<hex>` for `body` (what a sender puts in `X-Hub-Signature-256`).
     pub fn sign(&self, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={hex}")
+        format!("sha256={}", Keyed::new(&self.0).update(body).hex())
     }
 
     /// Check a signature header against the body, in constant time.
@@ -44,11 +36,12 @@ impl HookSecret {
             .trim()
             .strip_prefix("sha256=")
             .ok_or("X-Hub-Signature-256 must start with sha256=")?;
-        let given = crate::core::secrets::unhex(hex).ok_or("X-Hub-Signature-256 is not hex")?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(body);
-        mac.verify_slice(&given)
-            .map_err(|_| "signature does not match")
+        let given = unhex(hex).ok_or("X-Hub-Signature-256 is not hex")?;
+        if Keyed::new(&self.0).update(body).verify(&given) {
+            Ok(())
+        } else {
+            Err("signature does not match")
+        }
     }
 }
 
@@ -66,11 +59,6 @@ impl HookSecret {
             None => self.verify(body, signature),
         }
     }
-}
-
-/// Equal bytes, in time that depends on the lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl fmt::Debug for HookSecret {
