@@ -120,7 +120,7 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         dry_run: a.dry_run,
         parallelism: a.parallelism,
         discovery_timeout: Duration::from_secs(a.discovery_timeout),
-        now_unix: time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64,
+        now_unix: crate::core::clock::now_unix(),
         ..Options::default()
     };
     let client = a.conn.client()?;
