@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::diff::Desired;
+use crate::core::diff::{Desired, LineOp, plan_line};
 use crate::core::digest::Keyed;
 use crate::core::document::Document;
 use crate::core::error::{Classify, ErrorClass};
@@ -331,20 +331,22 @@ impl Planned {
     pub fn lines(&self, verbose: bool) -> Vec<String> {
         let mut out = Vec::new();
         for s in &self.ready.prepared.steps {
-            out.push(match &s.action {
-                StepAction::Create => format!("+ create {} {}", s.kind, s.target),
-                StepAction::Update(changes) => {
-                    let c: Vec<String> = changes
+            let changes: Vec<String>;
+            let (key, op) = match &s.action {
+                StepAction::Create => (&s.target, LineOp::Create),
+                StepAction::Update(c) => {
+                    changes = c
                         .iter()
                         .map(|c| self.masks.change(s.kind, &s.key, c).to_string())
                         .collect();
-                    format!("~ update {} {}: {}", s.kind, s.key, c.join("; "))
+                    (&s.key, LineOp::Update(&changes))
                 }
-                StepAction::Delete => format!("- delete {} {}", s.kind, s.key),
-                StepAction::Skip(why) => format!("  skip {} {}: {why}", s.kind, s.key),
-                StepAction::Unchanged if verbose => format!("  unchanged {} {}", s.kind, s.key),
+                StepAction::Delete => (&s.key, LineOp::Delete),
+                StepAction::Skip(why) => (&s.key, LineOp::Skip(why)),
+                StepAction::Unchanged if verbose => (&s.key, LineOp::Unchanged),
                 StepAction::Unchanged => continue,
-            });
+            };
+            out.push(plan_line(s.kind, key, op));
         }
         out
     }
