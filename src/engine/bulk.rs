@@ -200,9 +200,6 @@ pub fn prepare(
             if let Some(t) = timeout {
                 b["timeout_ms"] = json!(t.saturating_mul(1000));
             }
-            if let Some(team) = team_id {
-                b["team_id"] = Value::from(team);
-            }
             Ok(b)
         }
         _ => {
