@@ -4,22 +4,23 @@
 use clap::Args;
 
 use super::git_args::RepoArgs;
-use super::{CliError, Connection, SecretArg, exit};
+use super::{CliError, Connection, RekeyArg, SecretArg, exit};
 use crate::core::document::Format;
-use crate::core::secrets::Secret;
 use crate::engine::backup::{self, BackupError, BackupTarget};
 use crate::engine::export::ExportError;
 use crate::engine::git::PublishOptions;
 
 #[derive(Args, Debug)]
+#[command(mut_arg("rekey_secret", |a| a.help(
+    "Encrypt the backup's credentials with this secret instead of --secret"
+)))]
 pub struct BackupArgs {
     #[command(flatten)]
     pub conn: Connection,
     #[command(flatten)]
     pub secret: SecretArg,
-    /// Encrypt the backup's credentials with this secret instead of --secret.
-    #[arg(long, hide_env_values = true)]
-    pub rekey_secret: Option<String>,
+    #[command(flatten)]
+    pub rekey: RekeyArg,
     #[command(flatten)]
     pub repo: RepoArgs,
     /// The branch to commit to (created when the remote lacks it).
@@ -60,14 +61,7 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
         return Err(CliError::invalid(why));
     }
     let client = a.conn.client()?;
-    let opts = backup::export_options(
-        gateway_secret,
-        a.rekey_secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(Secret::new),
-        client.who(),
-    );
+    let opts = backup::export_options(gateway_secret, a.rekey.optional(), client.who());
     let target = BackupTarget {
         remote,
         branch: a.branch.clone(),

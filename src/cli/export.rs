@@ -5,22 +5,23 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CliError, Connection, SecretArg, exit};
+use super::{CliError, Connection, RekeyArg, SecretArg, exit};
 use crate::core::document::{self, Format};
 use crate::core::kind::Kind;
-use crate::core::secrets::Secret;
 use crate::core::select::{IncludeSpec, Selection};
 use crate::engine::export::{ExportError, ExportOptions, export};
 
 #[derive(Args, Debug)]
+#[command(mut_arg("rekey_secret", |a| a.help(
+    "Encrypt the document's credentials with this secret instead of --secret"
+)))]
 pub struct ExportArgs {
     #[command(flatten)]
     pub conn: Connection,
     #[command(flatten)]
     pub secret: SecretArg,
-    /// Encrypt the document's credentials with this secret instead of --secret.
-    #[arg(long, hide_env_values = true)]
-    pub rekey_secret: Option<String>,
+    #[command(flatten)]
+    pub rekey: RekeyArg,
     /// Output file, or - for standard output.
     #[arg(long, short = 'o', default_value = "-")]
     pub out: PathBuf,
@@ -105,11 +106,7 @@ pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
     let gateway_secret = a
         .secret
         .require("it decrypts the gateway's stored credentials")?;
-    let document_secret = a
-        .rekey_secret
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Secret::new);
+    let document_secret = a.rekey.optional();
     let to_stdout = crate::core::fsutil::is_stdout(&a.out);
     let format = a
         .format

@@ -7,10 +7,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{CliError, Connection, SecretArg, exit, report};
+use super::{CliError, Connection, RekeyArg, SecretArg, exit, report};
 use crate::core::diff::Desired;
 use crate::core::document::{self, Document};
-use crate::core::secrets::Secret;
 use crate::core::select::{self, IncludeSpec, Selection};
 use crate::engine::apply::{self, Keys, Options, Ready, ReadyError, Strategy};
 
@@ -32,16 +31,18 @@ pub struct ImportArgs {
 
 /// Everything `import` takes besides the document; `restore` takes the same.
 #[derive(Args, Debug)]
+#[command(mut_arg("rekey_secret", |a| a.help(
+    "The target gateway's AUTH_ENCRYPTION_SECRET, when the document was encrypted with another \
+     key (a document from another environment)"
+)))]
 pub struct ImportFlags {
     #[command(flatten)]
     pub conn: Connection,
     /// Decrypts the document's auth_values (and, without --rekey-secret, the gateway's).
     #[command(flatten)]
     pub secret: SecretArg,
-    /// The target gateway's AUTH_ENCRYPTION_SECRET, when the document was encrypted with
-    /// another key (a document from another environment).
-    #[arg(long, hide_env_values = true)]
-    pub rekey_secret: Option<String>,
+    #[command(flatten)]
+    pub rekey: RekeyArg,
     /// What to do with an entity that exists and differs.
     #[arg(long, default_value = "update", value_parser = super::strategy_parser())]
     pub conflict_strategy: Strategy,
@@ -90,13 +91,7 @@ impl ImportFlags {
 /// `restore` share.
 pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Result<u8, CliError> {
     let include = a.include()?;
-    let keys = Keys::new(
-        a.secret.optional(),
-        a.rekey_secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(Secret::new),
-    );
+    let keys = Keys::new(a.secret.optional(), a.rekey.optional());
     // What peer gateways federate is set aside before anything else (reported as skipped).
     let aside = document::federated::detect(full);
     let kept = document::federated::without(full, &aside);
@@ -120,7 +115,7 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         dry_run: a.dry_run,
         parallelism: a.parallelism,
         discovery_timeout: Duration::from_secs(a.discovery_timeout),
-        now_unix: time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64,
+        now_unix: crate::core::clock::now_unix(),
         ..Options::default()
     };
     let client = a.conn.client()?;

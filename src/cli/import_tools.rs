@@ -46,7 +46,7 @@ pub async fn run(a: ImportToolsArgs) -> Result<u8, CliError> {
     let mut ready: Vec<(usize, Value, Value)> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let name = item.get("name").cloned().unwrap_or(Value::Null);
-        match bulk::prepare(item, secret.as_ref(), team.as_deref()) {
+        match bulk::prepare(index, item, secret.as_ref(), team.as_deref()) {
             Ok(body) => ready.push((index, name, body)),
             Err(error) => report.push_failed(Failed { index, name, error }),
         }

@@ -183,13 +183,15 @@ pub struct SecretArg {
     pub secret: Option<String>,
 }
 
+/// A secret flag's value as a key (an empty value counts as none).
+pub fn key(value: Option<&str>) -> Option<Secret> {
+    value.filter(|s| !s.is_empty()).map(Secret::new)
+}
+
 impl SecretArg {
     /// The secret, if one was given (an empty value counts as none).
     pub fn optional(&self) -> Option<Secret> {
-        self.secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(Secret::new)
+        key(self.secret.as_deref())
     }
 
     pub fn require(&self, why: &str) -> Result<Secret, CliError> {
@@ -199,6 +201,22 @@ impl SecretArg {
                 "no secret: pass --secret or set AUTH_ENCRYPTION_SECRET ({why})"
             ))),
         }
+    }
+}
+
+/// `--rekey-secret`: the key written credentials are encrypted with instead of --secret. Each
+/// command that flattens it words its help with `mut_arg("rekey_secret", …)`.
+#[derive(Args, Debug, Clone)]
+pub struct RekeyArg {
+    /// Encrypt the credentials written with this secret instead of --secret.
+    #[arg(long, hide_env_values = true)]
+    pub rekey_secret: Option<String>,
+}
+
+impl RekeyArg {
+    /// The secret, if one was given (an empty value counts as none).
+    pub fn optional(&self) -> Option<Secret> {
+        key(self.rekey_secret.as_deref())
     }
 }
 
@@ -275,3 +293,38 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
 }
 
 pub use crate::core::clock::now_rfc3339;
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rekey_secret_reaches_every_command_that_takes_it() {
+        let rekey = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Export(a) => a.rekey.optional().map(|s| s.fingerprint()),
+            Command::Backup(a) => a.rekey.optional().map(|s| s.fingerprint()),
+            Command::Import(a) => a.with.rekey.optional().map(|s| s.fingerprint()),
+            _ => unreachable!(),
+        };
+        let want = Some(crate::core::secrets::Secret::new("r").fingerprint());
+        assert_eq!(rekey(&["m", "export", "--rekey-secret", "r"]), want);
+        assert_eq!(rekey(&["m", "export", "--rekey-secret", ""]), None);
+        assert_eq!(rekey(&["m", "export"]), None);
+        let backup = ["m", "backup", "--repo", "r", "--path", "p", "--once"];
+        assert_eq!(
+            rekey(&[&backup[..], &["--rekey-secret", "r"]].concat()),
+            want
+        );
+        assert_eq!(
+            rekey(&["m", "import", "f.json", "--rekey-secret", "r"]),
+            want
+        );
+    }
+}

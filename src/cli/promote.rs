@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, exit};
-use crate::core::secrets::Secret;
 use crate::core::select::Selection;
 use crate::engine::promote::{self, PromoteError, PromoteOptions};
 
@@ -63,14 +62,13 @@ fn selection(a: &PromoteArgs) -> Result<Selection, CliError> {
 }
 
 pub fn run(a: PromoteArgs) -> Result<u8, CliError> {
-    let key = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(Secret::new);
     let opts = PromoteOptions {
         repo_dir: a.repo_dir.clone(),
         from: a.from.clone(),
         to: a.to.clone(),
         selection: selection(&a)?,
-        source_secret: key(&a.secret),
-        target_secret: key(&a.rekey_secret),
+        source_secret: super::key(a.secret.as_deref()),
+        target_secret: super::key(a.rekey_secret.as_deref()),
         branch: a.branch.clone(),
         dry_run: a.dry_run,
     };

@@ -3,6 +3,7 @@
 pub mod changes;
 pub mod clock;
 pub mod diff;
+pub mod digest;
 pub mod document;
 pub mod error;
 pub mod fsutil;

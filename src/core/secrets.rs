@@ -12,9 +12,10 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use base64::engine::{DecodePaddingMode, general_purpose};
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+use crate::core::digest::{Keyed, hex};
 
 /// What a masked secret looks like in any output.
 pub const MASK: &str = "*****";
@@ -77,10 +78,10 @@ impl Secret {
     /// so the gateway decrypts these like its own.
     pub fn encrypt(&self, creds: &Credentials) -> String {
         let plaintext = creds.to_json();
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("any key length");
-        mac.update(b"mcp-gitops auth_value nonce\0");
-        mac.update(plaintext.as_bytes());
-        let tag = mac.finalize().into_bytes();
+        let tag = Keyed::new(&self.key)
+            .update(b"mcp-gitops auth_value nonce\0")
+            .update(plaintext.as_bytes())
+            .tag();
         let nonce: [u8; 12] = tag[..12].try_into().expect("12 bytes");
         self.encrypt_with_nonce(plaintext.as_bytes(), &nonce)
     }
@@ -199,18 +200,6 @@ impl Credentials {
             .find(|(k, _)| k.eq_ignore_ascii_case(header))
             .and_then(|(_, v)| v.as_str())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Parse lower-case hex (test vectors).
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }
 
 #[cfg(test)]

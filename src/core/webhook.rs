@@ -3,8 +3,7 @@
 
 use std::fmt;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use crate::core::digest::{Keyed, constant_time_eq, unhex};
 
 /// The webhook's shared secret. Its debug form never shows it.
 #[derive(Clone)]
@@ -17,15 +16,7 @@ impl HookSecret {
 
     /// `sha256=<hex>` for `body` (what a sender puts in `X-Hub-Signature-256`).
     pub fn sign(&self, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={hex}")
+        format!("sha256={}", Keyed::new(&self.0).update(body).hex())
     }
 
     /// Check a signature header against the body, in constant time.
@@ -35,11 +26,12 @@ impl HookSecret {
             .trim()
             .strip_prefix("sha256=")
             .ok_or("X-Hub-Signature-256 must start with sha256=")?;
-        let given = crate::core::secrets::unhex(hex).ok_or("X-Hub-Signature-256 is not hex")?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(body);
-        mac.verify_slice(&given)
-            .map_err(|_| "signature does not match")
+        let given = unhex(hex).ok_or("X-Hub-Signature-256 is not hex")?;
+        if Keyed::new(&self.0).update(body).verify(&given) {
+            Ok(())
+        } else {
+            Err("signature does not match")
+        }
     }
 }
 
@@ -57,11 +49,6 @@ impl HookSecret {
             None => self.verify(body, signature),
         }
     }
-}
-
-/// Equal bytes, in time that depends on the lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl fmt::Debug for HookSecret {

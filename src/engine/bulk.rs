@@ -3,15 +3,16 @@
 //! credentials as helper fields. Pure; the command sends the batches.
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::core::document::Tag;
-use crate::core::document::validate::{check_name, slugify};
+use crate::core::document::entity::EntityRef;
+use crate::core::document::validate::{Context, tool_problems};
+use crate::core::document::{LoadError, Tool, from_value};
 use crate::core::secrets::Secret;
-use crate::gateway::body::auth_fields;
+use crate::gateway::body::{self, Links, Owner};
 
-const REQUEST_TYPES: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
-const AUTH_TYPES: &[&str] = &["basic", "bearer", "authheaders"];
+/// Fields the bulk route takes that a document's tool does not.
+const BULK_ONLY: [&str; 2] = ["rate_limit", "timeout"];
 /// Fields an item may carry.
 const FIELDS: &[&str] = &[
     "name",
@@ -86,8 +87,10 @@ impl BulkReport {
     }
 }
 
-/// Check one item and build its `ToolCreate` body, or say everything wrong with it.
+/// Check item `index` with the document validator's tool rules (pointers `/<index>/field`) and
+/// build its `ToolCreate` body with the gateway's body code, or say everything wrong with it.
 pub fn prepare(
+    index: usize,
     item: &Value,
     secret: Option<&Secret>,
     team_id: Option<&str>,
@@ -98,150 +101,119 @@ pub fn prepare(
             details: vec![],
         });
     };
+    let at = |field: &str| format!("/{index}{field}");
     let mut details = Vec::new();
-    let mut bad = |field: &str, message: String| {
-        details.push(Detail {
-            field: field.into(),
-            message,
-        })
-    };
-    let text = |k: &str| obj.get(k).and_then(Value::as_str);
+    macro_rules! bad {
+        ($field:expr, $message:expr $(,)?) => {
+            details.push(Detail {
+                field: $field,
+                message: $message,
+            })
+        };
+    }
     for k in obj.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-        bad(k, format!("unknown field (known: {})", FIELDS.join(", ")));
-    }
-    match text("name") {
-        Some(n) => {
-            if let Err(e) = check_name(n) {
-                bad("name", e);
-            }
-        }
-        None => bad("name", "is required and must be a string".into()),
-    }
-    match text("url") {
-        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
-        _ => bad("url", "is required and must be an http(s) URL".into()),
-    }
-    if let Some(t) = obj.get("integration_type")
-        && t != "REST"
-    {
-        bad(
-            "integration_type",
-            format!("{t} cannot be created; only REST"),
+        bad!(
+            at(&format!("/{k}")),
+            format!("unknown field (known: {})", FIELDS.join(", ")),
         );
     }
-    let method = text("request_type").unwrap_or("GET").to_ascii_uppercase();
-    if !REQUEST_TYPES.contains(&method.as_str()) {
-        bad(
-            "request_type",
-            format!("'{method}' is not one of {}", REQUEST_TYPES.join(", ")),
-        );
-    }
-    for k in ["description"] {
-        if obj.get(k).is_some_and(|v| !v.is_string() && !v.is_null()) {
-            bad(k, "must be a string".into());
+    for k in ["name", "url"] {
+        if !obj.get(k).is_some_and(Value::is_string) {
+            bad!(
+                at(&format!("/{k}")),
+                "is required and must be a string".into()
+            );
         }
     }
-    if let Some(h) = obj.get("headers").filter(|v| !v.is_null())
-        && !h
-            .as_object()
-            .is_some_and(|m| m.values().all(Value::is_string))
-    {
-        bad("headers", "must be an object of string values".into());
-    }
-    for k in ["input_schema", "output_schema"] {
-        if obj.get(k).is_some_and(|v| !v.is_object() && !v.is_null()) {
-            bad(k, "must be a JSON Schema object".into());
-        }
-    }
-    let tags: Vec<Tag> = match obj.get("tags") {
-        None | Some(Value::Null) => vec![],
-        Some(v) => match serde_json::from_value(v.clone()) {
-            Ok(t) => t,
-            Err(_) => {
-                bad("tags", "must be a list of strings".into());
-                vec![]
-            }
-        },
-    };
-    for k in ["rate_limit", "timeout"] {
+    // Bulk-only fields: the document has no rate limit, and its timeout is in milliseconds.
+    for k in BULK_ONLY {
         if obj.get(k).is_some_and(|v| !v.is_null() && !v.is_u64()) {
-            bad(k, "must be a non-negative integer".into());
+            bad!(
+                at(&format!("/{k}")),
+                "must be a non-negative integer".into()
+            );
         }
     }
-    let mut auth = Map::new();
-    match (text("auth_type"), text("auth_value")) {
-        (None, None) => {}
-        (Some(t), _) if !AUTH_TYPES.contains(&t) => bad(
-            "auth_type",
-            format!("'{t}' is not one of {}", AUTH_TYPES.join(", ")),
-        ),
-        (Some(_), None) | (None, Some(_)) => bad(
-            "auth_value",
-            "auth_type and auth_value go together (auth_value encrypted as in export documents)"
-                .into(),
-        ),
-        (Some(t), Some(v)) => match secret.map(|s| s.decrypt(v)) {
-            None => bad(
-                "auth_value",
-                "is encrypted: pass --secret (or set AUTH_ENCRYPTION_SECRET)".into(),
-            ),
-            Some(Err(e)) => bad("auth_value", e.to_string()),
-            Some(Ok(creds)) => match auth_fields(t, &creds) {
-                Ok(m) => auth = m,
-                Err(e) => bad("auth_value", e.0),
-            },
-        },
-    }
-    if !details.is_empty() {
-        let message = format!(
-            "Validation failed: {}",
-            details
-                .iter()
-                .map(|d| format!("{}: {}", d.field, d.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        return Err(ItemError { message, details });
-    }
-
-    let mut body = Map::new();
-    body.insert(
-        "name".into(),
-        Value::from(slugify(text("name").unwrap_or_default())),
-    );
-    body.insert("url".into(), obj["url"].clone());
-    body.insert("integration_type".into(), Value::from("REST"));
-    body.insert("request_type".into(), Value::from(method));
-    for k in [
-        "description",
-        "headers",
-        "input_schema",
-        "output_schema",
-        "displayName",
-        "annotations",
-    ] {
-        if let Some(v) = obj.get(k).filter(|v| !v.is_null()) {
-            body.insert(k.into(), v.clone());
+    let timeout = obj.get("timeout").and_then(Value::as_u64);
+    let mut fields = obj.clone();
+    fields.retain(|k, _| FIELDS.contains(&k.as_str()) && !BULK_ONLY.contains(&k.as_str()));
+    let tool = if details.is_empty() {
+        match from_value::<Tool>(Value::Object(fields), "") {
+            Ok(t) => Some(t),
+            Err(LoadError::Shape {
+                pointer, reason, ..
+            }) => {
+                bad!(at(&pointer), reason);
+                None
+            }
+            Err(e) => {
+                bad!(at(""), e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut creds = None;
+    if let Some(t) = &tool {
+        let cx = Context { secret, live: None };
+        for p in tool_problems(t, &at(""), &cx) {
+            bad!(p.pointer, p.reason);
+        }
+        if let Some(v) = &t.auth_value {
+            let flagged = details.iter().any(|d| d.field == at("/auth_value"));
+            match secret.map(|s| s.decrypt(v)) {
+                None if flagged => {}
+                None => bad!(
+                    at("/auth_value"),
+                    "is encrypted: pass --secret (or set AUTH_ENCRYPTION_SECRET)".into(),
+                ),
+                Some(Ok(c)) => creds = Some(c),
+                // The validator has said why it does not decrypt.
+                Some(Err(_)) => {}
+            }
         }
     }
-    body.insert(
-        "tags".into(),
-        json!(tags.iter().map(|t| &t.0).collect::<Vec<_>>()),
-    );
-    if let Some(t) = obj.get("timeout").and_then(Value::as_u64) {
-        body.insert("timeout_ms".into(), json!(t.saturating_mul(1000)));
+    let body = match (&tool, details.is_empty()) {
+        (Some(t), true) => {
+            let owner = Owner {
+                team_id: team_id.map(str::to_string),
+            };
+            match body::create(
+                EntityRef::Tool(t),
+                &t.name,
+                creds.as_ref(),
+                &owner,
+                &Links::default(),
+            ) {
+                Ok(mut b) => Some(b["tool"].take()),
+                Err(e) => {
+                    bad!(at("/auth_value"), e.0);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    match body {
+        Some(mut b) if details.is_empty() => {
+            if let Some(t) = timeout {
+                b["timeout_ms"] = json!(t.saturating_mul(1000));
+            }
+            Ok(b)
+        }
+        _ => {
+            let message = format!(
+                "Validation failed: {}",
+                details
+                    .iter()
+                    .map(|d| format!("{}: {}", d.field, d.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            Err(ItemError { message, details })
+        }
     }
-    body.insert(
-        "visibility".into(),
-        obj.get("visibility")
-            .cloned()
-            .unwrap_or_else(|| Value::from("public")),
-    );
-    if let Some(team) = team_id {
-        body.insert("team_id".into(), Value::from(team));
-    }
-    body.extend(auth);
-    Ok(Value::Object(body))
 }
 
 /// The gateway's per-item error object, in the report's shape.
@@ -273,6 +245,7 @@ mod tests {
     #[test]
     fn each_item_is_judged_on_its_own() {
         let ok = prepare(
+            0,
             &json!({"name": "Weather_API", "url": "https://w.example.com", "request_type": "post",
                     "tags": ["Weather"], "timeout": 5, "rate_limit": 10}),
             None,
@@ -286,6 +259,7 @@ mod tests {
         assert!(ok.get("rate_limit").is_none());
 
         let e = prepare(
+            1,
             &json!({"name": "bad name", "url": "ftp://x", "request_type": "TRACE",
                     "auth_type": "bearer", "auth_value": "zzz"}),
             None,
@@ -293,9 +267,61 @@ mod tests {
         )
         .unwrap_err();
         let fields: Vec<&str> = e.details.iter().map(|d| d.field.as_str()).collect();
-        assert_eq!(fields, vec!["name", "url", "request_type", "auth_value"]);
-        assert!(e.message.starts_with("Validation failed: name: "));
-        assert!(prepare(&json!("x"), None, None).is_err());
+        assert_eq!(
+            fields,
+            vec!["/1/name", "/1/url", "/1/request_type", "/1/auth_value"]
+        );
+        assert!(e.message.starts_with("Validation failed: /1/name: "));
+        assert!(prepare(2, &json!("x"), None, None).is_err());
+
+        // The document validator's messages, and type errors with their pointers.
+        let e = prepare(
+            3,
+            &json!({"name": "t", "url": "https://t.example.com", "tags": [7],
+                    "timeout": -1, "colour": "red"}),
+            None,
+            None,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = e.details.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, vec!["/3/colour", "/3/timeout"]);
+        let e = prepare(
+            4,
+            &json!({"name": "t", "url": "https://t.example.com", "tags": [7]}),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.details[0].field, "/4/tags/0", "{e:?}");
+        let e = prepare(
+            5,
+            &json!({"name": "t", "url": "https://t.example.com", "auth_type": "bearer",
+                    "auth_value": Secret::new("k").encrypt(
+                        &crate::core::secrets::Credentials::from_pairs([(
+                            "Authorization".to_string(), "Bearer tok".to_string())]))}),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.details.len(), 1, "{e:?}");
+        assert!(e.details[0].message.contains("pass --secret"));
+        let doc = crate::core::document::from_str(
+            r#"{"version":"1","entities":{"tools":[{"name":"t","url":"ftp://x"}]}}"#,
+            None,
+            "d.json",
+        )
+        .unwrap();
+        let want = crate::core::document::validate(
+            &doc,
+            "d.json",
+            &Context {
+                secret: None,
+                live: None,
+            },
+        )
+        .unwrap_err();
+        let e = prepare(6, &json!({"name": "t", "url": "ftp://x"}), None, None).unwrap_err();
+        assert_eq!(e.details[0].message, want.problems[0].reason);
     }
 
     #[test]
@@ -306,6 +332,7 @@ mod tests {
             "Bearer tok".to_string(),
         )]);
         let body = prepare(
+            0,
             &json!({"name": "t", "url": "https://t.example.com", "auth_type": "bearer",
                     "auth_value": s.encrypt(&creds)}),
             Some(&s),
@@ -314,12 +341,13 @@ mod tests {
         .unwrap();
         assert_eq!(body["auth_token"], "tok");
         let wrong = prepare(
+            0,
             &json!({"name": "t", "url": "https://t.example.com", "auth_type": "bearer",
                     "auth_value": s.encrypt(&creds)}),
             Some(&Secret::new("other")),
             None,
         )
         .unwrap_err();
-        assert_eq!(wrong.details[0].field, "auth_value");
+        assert_eq!(wrong.details[0].field, "/0/auth_value");
     }
 }

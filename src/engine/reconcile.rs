@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use crate::core::diff::Desired;
+use crate::core::diff::{Desired, LineOp, plan_line};
+use crate::core::digest::Keyed;
 use crate::core::document::Document;
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::secrets::Secret;
@@ -388,20 +387,22 @@ impl Planned {
     pub fn lines(&self, verbose: bool) -> Vec<String> {
         let mut out = Vec::new();
         for s in &self.ready.prepared.steps {
-            out.push(match &s.action {
-                StepAction::Create => format!("+ create {} {}", s.kind, s.target),
-                StepAction::Update(changes) => {
-                    let c: Vec<String> = changes
+            let changes: Vec<String>;
+            let (key, op) = match &s.action {
+                StepAction::Create => (&s.target, LineOp::Create),
+                StepAction::Update(c) => {
+                    changes = c
                         .iter()
                         .map(|c| self.masks.change(s.kind, &s.key, c).to_string())
                         .collect();
-                    format!("~ update {} {}: {}", s.kind, s.key, c.join("; "))
+                    (&s.key, LineOp::Update(&changes))
                 }
-                StepAction::Delete => format!("- delete {} {}", s.kind, s.key),
-                StepAction::Skip(why) => format!("  skip {} {}: {why}", s.kind, s.key),
-                StepAction::Unchanged if verbose => format!("  unchanged {} {}", s.kind, s.key),
+                StepAction::Delete => (&s.key, LineOp::Delete),
+                StepAction::Skip(why) => (&s.key, LineOp::Skip(why)),
+                StepAction::Unchanged if verbose => (&s.key, LineOp::Unchanged),
                 StepAction::Unchanged => continue,
-            });
+            };
+            out.push(plan_line(s.kind, key, op));
         }
         out
     }
@@ -439,19 +440,14 @@ impl Planned {
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
+/// HMAC-SHA256 of length-prefixed parts, hex (no two part lists share a digest).
 fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        mac.update(&(p.len() as u64).to_be_bytes());
-        mac.update(p);
-    }
-    mac.finalize()
-        .into_bytes()
+    parts
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(Keyed::new(key), |mac, p| {
+            mac.update(&(p.len() as u64).to_be_bytes()).update(p)
+        })
+        .hex()
 }
 
 fn credentials_json(c: &crate::core::diff::CredentialMap) -> String {

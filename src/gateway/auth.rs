@@ -165,7 +165,7 @@ pub fn mint(m: &MintOptions) -> Result<String, AuthError> {
         email: &m.user,
         iat: now,
         exp: now + m.ttl.as_secs(),
-        jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+        jti: crate::core::digest::hex(&jti),
         aud: &m.audience,
         iss: &m.issuer,
         teams: None,

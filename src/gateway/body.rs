@@ -108,11 +108,7 @@ pub const MARKER_KEY: &str = "mcp-gitops";
 
 /// SHA-256 of a resource's content, hex.
 pub fn content_sha256(content: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(content.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::core::digest::sha256_hex(content.as_bytes())
 }
 
 /// A resource's `extension_metadata` with the content marker: "at entity version `version`,

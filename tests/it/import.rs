@@ -469,7 +469,7 @@ async fn bulk_tool_import_reports_each_item_and_never_fails_the_batch() {
         .iter()
         .map(|d| d["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, vec!["name", "url"]);
+    assert_eq!(fields, vec!["/1/name", "/1/url"]);
     assert_eq!(v["errors"][1]["index"], 2);
     assert!(
         v["errors"][1]["error"]["message"]
@@ -499,7 +499,7 @@ async fn bulk_tool_import_reports_each_item_and_never_fails_the_batch() {
         .args(["import-tools", &file, "--user", common::ADMIN])
         .output()
         .unwrap();
-    assert!(stdout(&out).contains("  ! [1] bad name: Validation failed: name: "));
+    assert!(stdout(&out).contains("  ! [1] bad name: Validation failed: /1/name: "));
     assert!(
         stdout(&out).ends_with("Created 0 of 5 tools (5 failed)\n"),
         "{}",

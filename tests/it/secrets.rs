@@ -5,7 +5,8 @@ use crate::common;
 
 use std::process::Command;
 
-use mcp_gitops::core::secrets::{Credentials, Secret, unhex};
+use mcp_gitops::core::digest::unhex;
+use mcp_gitops::core::secrets::{Credentials, Secret};
 use serde_json::Value;
 
 fn vectors() -> Value {

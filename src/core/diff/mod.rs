@@ -94,21 +94,39 @@ pub struct Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.op {
-            Op::Create => write!(f, "+ create {} {}", self.kind, self.key),
-            Op::Unchanged => write!(f, "  unchanged {} {}", self.kind, self.key),
-            Op::Update { changes } => write!(
-                f,
-                "~ update {} {}: {}",
-                self.kind,
-                self.key,
-                changes
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        }
+        let changes: Vec<String>;
+        let op = match &self.op {
+            Op::Create => LineOp::Create,
+            Op::Unchanged => LineOp::Unchanged,
+            Op::Update { changes: c } => {
+                changes = c.iter().map(ToString::to_string).collect();
+                LineOp::Update(&changes)
+            }
+        };
+        f.write_str(&plan_line(self.kind, &self.key, op))
+    }
+}
+
+/// What one plan line says of an entity.
+#[derive(Clone, Copy, Debug)]
+pub enum LineOp<'a> {
+    Create,
+    /// The field changes, each already rendered.
+    Update(&'a [String]),
+    Delete,
+    Skip(&'a str),
+    Unchanged,
+}
+
+/// The one rendering of a plan line, as `plan` prints it: `+ create`, `~ update` with the
+/// field changes, `- delete`, `  skip` with the reason, `  unchanged`.
+pub fn plan_line(kind: Kind, key: &str, op: LineOp<'_>) -> String {
+    match op {
+        LineOp::Create => format!("+ create {kind} {key}"),
+        LineOp::Update(changes) => format!("~ update {kind} {key}: {}", changes.join("; ")),
+        LineOp::Delete => format!("- delete {kind} {key}"),
+        LineOp::Skip(why) => format!("  skip {kind} {key}: {why}"),
+        LineOp::Unchanged => format!("  unchanged {kind} {key}"),
     }
 }
 

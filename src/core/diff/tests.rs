@@ -145,3 +145,21 @@ fn plans_serialise_for_ci() {
         serde_json::json!({"changes": [{"kind": "tool", "key": "t", "op": "create"}]})
     );
 }
+
+#[test]
+fn plan_lines_have_one_rendering() {
+    let changes = ["url: \"a\" -> \"b\"".to_string(), "tags +[x]".to_string()];
+    let cases = [
+        (LineOp::Create, "+ create tool t"),
+        (
+            LineOp::Update(&changes),
+            "~ update tool t: url: \"a\" -> \"b\"; tags +[x]",
+        ),
+        (LineOp::Delete, "- delete tool t"),
+        (LineOp::Skip("federated"), "  skip tool t: federated"),
+        (LineOp::Unchanged, "  unchanged tool t"),
+    ];
+    for (op, want) in cases {
+        assert_eq!(plan_line(Kind::Tool, "t", op), want);
+    }
+}

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use crate::core::digest::nibble;
 use crate::core::quote::quote;
 
 pub use super::content_rules::{content, content_patterns, template};
@@ -171,10 +172,6 @@ fn char_reference(s: &str) -> bool {
     })
 }
 
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
 /// Percent-decode once (invalid sequences stay as they are).
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -183,8 +180,8 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'%'
             && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|&c| hex(c)),
-                b.get(i + 2).and_then(|&c| hex(c)),
+                b.get(i + 1).and_then(|&c| nibble(c)),
+                b.get(i + 2).and_then(|&c| nibble(c)),
             )
         {
             out.push(h * 16 + l);
@@ -201,8 +198,8 @@ fn has_percent_escape(s: &str) -> bool {
     let b = s.as_bytes();
     (0..b.len()).any(|i| {
         b[i] == b'%'
-            && b.get(i + 1).and_then(|&c| hex(c)).is_some()
-            && b.get(i + 2).and_then(|&c| hex(c)).is_some()
+            && b.get(i + 1).and_then(|&c| nibble(c)).is_some()
+            && b.get(i + 2).and_then(|&c| nibble(c)).is_some()
     })
 }
 

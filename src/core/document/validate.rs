@@ -72,6 +72,17 @@ pub struct Context<'a> {
     pub live: Option<&'a HashSet<(Kind, String)>>,
 }
 
+/// Everything wrong with one tool outside a document (bulk import's items), with pointers
+/// under `base`: the same rules and messages as a document's tools.
+pub fn tool_problems(t: &super::Tool, base: &str, cx: &Context<'_>) -> Vec<Problem> {
+    let mut v = Checker {
+        problems: Vec::new(),
+        aside: HashSet::new(),
+    };
+    v.tool(base, t, cx);
+    v.problems
+}
+
 /// Check a document; every problem is reported at once.
 pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), ValidationError> {
     let aside = federated::positions(&federated::detect(doc));
@@ -85,37 +96,7 @@ pub fn validate(doc: &Document, file: &str, cx: &Context<'_>) -> Result<(), Vali
         if v.aside.contains(&(Kind::Tool, i)) {
             continue;
         }
-        let at = |f: &str| format!("/entities/tools/{i}{f}");
-        v.rule(
-            &at("/name"),
-            check_name(&t.name).and_then(|()| rules::tool_name_length(&slugify(&t.name))),
-        );
-        v.url(&at("/url"), &t.url);
-        if t.integration_type != "REST" {
-            v.push(
-                at("/integration_type"),
-                format!(
-                    "{} tools come from peer gateways and cannot be created; only REST",
-                    quote(&t.integration_type)
-                ),
-            );
-        }
-        if let Some(rt) = &t.request_type
-            && !REQUEST_TYPES.contains(&rt.to_ascii_uppercase().as_str())
-        {
-            v.push(
-                at("/request_type"),
-                format!("{} is not one of GET, POST, PUT, DELETE, PATCH", quote(rt)),
-            );
-        }
-        v.gateway_rules_tool(&at(""), t);
-        v.auth(
-            &at(""),
-            t.auth_type.as_deref(),
-            t.auth_value.as_deref(),
-            TOOL_AUTH_TYPES,
-            cx,
-        );
+        v.tool(&format!("/entities/tools/{i}"), t, cx);
     }
     for (i, g) in e.gateways.iter().enumerate() {
         let at = |f: &str| format!("/entities/gateways/{i}{f}");
@@ -259,6 +240,41 @@ impl Checker {
         for (j, t) in tags.iter().enumerate() {
             self.rule(&format!("{at}/{j}"), rules::tag(t.as_str()));
         }
+    }
+
+    /// Everything wrong with one tool at `base` (its pointer).
+    fn tool(&mut self, base: &str, t: &super::Tool, cx: &Context<'_>) {
+        let at = |f: &str| format!("{base}{f}");
+        self.rule(
+            &at("/name"),
+            check_name(&t.name).and_then(|()| rules::tool_name_length(&slugify(&t.name))),
+        );
+        self.url(&at("/url"), &t.url);
+        if t.integration_type != "REST" {
+            self.push(
+                at("/integration_type"),
+                format!(
+                    "{} tools come from peer gateways and cannot be created; only REST",
+                    quote(&t.integration_type)
+                ),
+            );
+        }
+        if let Some(rt) = &t.request_type
+            && !REQUEST_TYPES.contains(&rt.to_ascii_uppercase().as_str())
+        {
+            self.push(
+                at("/request_type"),
+                format!("{} is not one of GET, POST, PUT, DELETE, PATCH", quote(rt)),
+            );
+        }
+        self.gateway_rules_tool(&at(""), t);
+        self.auth(
+            &at(""),
+            t.auth_type.as_deref(),
+            t.auth_value.as_deref(),
+            TOOL_AUTH_TYPES,
+            cx,
+        );
     }
 
     /// The gateway's rules for a tool's free-form fields.

@@ -4,8 +4,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, KeyInit, Mac};
-use sha1::Sha1;
+
+use crate::core::digest::verify_hmac_sha1;
 
 /// What `known_hosts` says about the key a server offered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,11 +100,7 @@ fn hashed_match(hashed: &str, name: &str) -> bool {
     let (Ok(salt), Ok(hash)) = (STANDARD.decode(salt), STANDARD.decode(hash)) else {
         return false;
     };
-    let Ok(mut mac) = <Hmac<Sha1> as KeyInit>::new_from_slice(&salt) else {
-        return false;
-    };
-    mac.update(name.as_bytes());
-    mac.verify_slice(&hash).is_ok()
+    verify_hmac_sha1(&salt, name.as_bytes(), &hash)
 }
 
 /// `*` and `?` glob matching, case-insensitive as OpenSSH does for host names.
@@ -178,9 +174,7 @@ mod tests {
     fn hashed_entries_match_their_host_only() {
         let k = blob("ssh-ed25519", b"key-one");
         let salt = b"0123456789abcdef0123";
-        let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(salt).unwrap();
-        mac.update(b"[127.0.0.1]:2222");
-        let hash = mac.finalize().into_bytes();
+        let hash = crate::core::digest::hmac_sha1(salt, b"[127.0.0.1]:2222").unwrap();
         let hosts = format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(hash));
         let file = line(&hosts, &k);
         assert_eq!(check(&file, "127.0.0.1", 2222, &k), Verdict::Trusted);

@@ -76,10 +76,7 @@ fn cache_name(url: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .take(40)
         .collect();
-    let hash: String = Sha256::digest(url.as_bytes())[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = crate::core::digest::hex(&Sha256::digest(url.as_bytes())[..6]);
     format!("{tail}-{hash}")
 }
 

@@ -13,7 +13,6 @@ mod write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::core::changes::{self, Changes};
 use crate::core::document::Entities;
@@ -321,8 +320,7 @@ fn fingerprinted(
             name: name.clone(),
             source,
         })?;
-        let digest = Sha256::digest(creds.to_json().as_bytes());
-        *value = Some(digest.iter().map(|b| format!("{b:02x}")).collect());
+        *value = Some(crate::core::digest::sha256_hex(creds.to_json().as_bytes()));
     }
     Ok(out)
 }
