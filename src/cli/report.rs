@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::core::diff::CredentialMap;
 use crate::core::kind::Kind;
 use crate::engine::apply::Keys;
-use crate::engine::apply::{Bucket, Outcome, Report};
+use crate::engine::apply::{Outcome, Report, Verb};
 use crate::gateway::Client;
 
 /// The progress counter shown on a terminal while a run writes (20 writes or more).
@@ -19,7 +19,7 @@ pub fn progress(done: usize, total: usize) {
     }
 }
 
-fn counts(r: &Report, bucket: Bucket) -> Vec<String> {
+fn counts(r: &Report, bucket: Verb) -> Vec<String> {
     Kind::DISPLAY
         .iter()
         .filter_map(|k| {
@@ -60,7 +60,7 @@ fn line(r: &crate::engine::apply::EntityResult, dry: bool) -> String {
 pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> String {
     let mut out = String::new();
     for res in &r.results {
-        let always = matches!(res.outcome.bucket(), Bucket::Failed | Bucket::Skipped);
+        let always = matches!(res.outcome.verb(), Verb::Fail | Verb::Skip);
         if verbose || always {
             out.push_str(&line(res, r.dry_run));
         }
@@ -68,15 +68,15 @@ pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> Strin
     for n in &r.notes {
         out.push_str(&format!("note: {n}\n"));
     }
-    let unchanged = r.count(None, Bucket::Unchanged);
-    let skipped = r.count(None, Bucket::Skipped) + not_selected;
+    let unchanged = r.count(None, Verb::Unchanged);
+    let skipped = r.count(None, Verb::Skip) + not_selected;
     let failed = r.failed();
     if r.dry_run {
-        let created = counts(r, Bucket::Created);
+        let created = counts(r, Verb::Create);
         let updated: Vec<String> = Kind::DISPLAY
             .iter()
             .filter_map(|k| {
-                let n = r.count(Some(*k), Bucket::Updated);
+                let n = r.count(Some(*k), Verb::Update);
                 (n > 0).then(|| format!("{} ({})", k.count(n), r.updated_fields(*k).join(", ")))
             })
             .collect();
@@ -87,7 +87,7 @@ pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> Strin
                 v.join(", ")
             }
         };
-        let deleted = counts(r, Bucket::Deleted);
+        let deleted = counts(r, Verb::Delete);
         let delete = if deleted.is_empty() {
             String::new()
         } else {
@@ -102,12 +102,12 @@ pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> Strin
     }
     let mut applied: Vec<String> = Vec::new();
     for k in Kind::DISPLAY {
-        let n = r.count(Some(k), Bucket::Created) + r.count(Some(k), Bucket::Updated);
+        let n = r.count(Some(k), Verb::Create) + r.count(Some(k), Verb::Update);
         if n > 0 {
             applied.push(k.count(n));
         }
     }
-    let deleted = counts(r, Bucket::Deleted);
+    let deleted = counts(r, Verb::Delete);
     if !deleted.is_empty() {
         applied.push(format!("deleted {}", deleted.join(", ")));
     }
@@ -141,7 +141,7 @@ pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> Strin
 
 /// The same as one JSON object.
 pub fn json(r: &Report, not_selected: usize) -> Value {
-    let per_kind = |b: Bucket| -> Value {
+    let per_kind = |b: Verb| -> Value {
         Kind::DISPLAY
             .iter()
             .map(|k| (k.plural().to_string(), json!(r.count(Some(*k), b))))
@@ -152,11 +152,11 @@ pub fn json(r: &Report, not_selected: usize) -> Value {
         "ok": r.failed() == 0,
         "dry_run": r.dry_run,
         "summary": {
-            "created": per_kind(Bucket::Created),
-            "updated": per_kind(Bucket::Updated),
-            "unchanged": r.count(None, Bucket::Unchanged),
-            "deleted": per_kind(Bucket::Deleted),
-            "skipped": r.count(None, Bucket::Skipped),
+            "created": per_kind(Verb::Create),
+            "updated": per_kind(Verb::Update),
+            "unchanged": r.count(None, Verb::Unchanged),
+            "deleted": per_kind(Verb::Delete),
+            "skipped": r.count(None, Verb::Skip),
             "failed": r.failed(),
             "not_selected": not_selected,
         },

@@ -11,29 +11,12 @@ use serde_json::Value;
 use crate::core::document::validate::identity;
 use crate::core::document::{Document, Entities};
 use crate::core::kind::Kind;
-
-/// How one entity changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Op {
-    Added,
-    Changed,
-    Removed,
-}
-
-impl Op {
-    fn mark(self) -> char {
-        match self {
-            Op::Added => '+',
-            Op::Changed => '~',
-            Op::Removed => '-',
-        }
-    }
-}
+use crate::core::verb::Verb;
 
 /// One entity that differs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntityChange {
-    pub op: Op,
+    pub op: Verb,
     pub kind: Kind,
     /// Name, or URI for resources and roots.
     pub key: String,
@@ -98,13 +81,13 @@ pub fn between(old: Option<&Entities>, new: &Entities) -> Changes {
     for (id, (key, value)) in &after {
         match before.get(id) {
             None => items.push(EntityChange {
-                op: Op::Added,
+                op: Verb::Create,
                 kind: id.0,
                 key: key.clone(),
                 fields: vec![],
             }),
             Some((_, old)) if old != value => items.push(EntityChange {
-                op: Op::Changed,
+                op: Verb::Update,
                 kind: id.0,
                 key: key.clone(),
                 fields: differing_fields(old, value),
@@ -115,7 +98,7 @@ pub fn between(old: Option<&Entities>, new: &Entities) -> Changes {
     for (id, (key, _)) in &before {
         if !after.contains_key(id) {
             items.push(EntityChange {
-                op: Op::Removed,
+                op: Verb::Delete,
                 kind: id.0,
                 key: key.clone(),
                 fields: vec![],
@@ -137,14 +120,14 @@ impl Changes {
         self.items.is_empty()
     }
 
-    pub fn count(&self, op: Op) -> usize {
+    pub fn count(&self, op: Verb) -> usize {
         self.items.iter().filter(|c| c.op == op).count()
     }
 
     /// `+2 tools (a, b), ~1 server (ai-tools), -1 prompt (old)`; `no changes` when empty.
     pub fn summary(&self) -> String {
         let mut groups = Vec::new();
-        for op in [Op::Added, Op::Changed, Op::Removed] {
+        for op in [Verb::Create, Verb::Update, Verb::Delete] {
             for kind in Kind::DISPLAY {
                 let names: Vec<&str> = self
                     .items

@@ -12,5 +12,6 @@ pub mod policy;
 pub mod quote;
 pub mod secrets;
 pub mod select;
+pub mod verb;
 pub mod webhook;
 pub mod window;

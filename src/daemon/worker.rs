@@ -21,7 +21,7 @@ use super::status::{
     CycleOutcome, CycleResult, EnvShared, Live, SourceError, SourceFault, StateStore,
 };
 use crate::core::error::Classify;
-use crate::engine::apply::{Bucket, Cancel, Report};
+use crate::engine::apply::{Cancel, Report, Verb};
 use crate::engine::environment::Mode;
 use crate::engine::git::CommitId;
 use crate::engine::reconcile::{Counts, ReconcileError, Settings, Target};
@@ -114,24 +114,23 @@ fn summary(r: &Report) -> String {
     let n = |b| r.count(None, b);
     format!(
         "applied: {} created, {} updated, {} deleted, {} unchanged, {} skipped, {} failed",
-        n(Bucket::Created),
-        n(Bucket::Updated),
-        n(Bucket::Deleted),
-        n(Bucket::Unchanged),
-        n(Bucket::Skipped),
-        n(Bucket::Failed)
+        n(Verb::Create),
+        n(Verb::Update),
+        n(Verb::Delete),
+        n(Verb::Unchanged),
+        n(Verb::Skip),
+        n(Verb::Fail)
     )
 }
 
+/// What a run did, counted like a plan (its failures are `CycleResult::failed`).
 fn report_counts(r: &Report) -> Counts {
-    let n = |b| r.count(None, b);
-    Counts {
-        create: n(Bucket::Created),
-        update: n(Bucket::Updated),
-        delete: n(Bucket::Deleted),
-        unchanged: n(Bucket::Unchanged),
-        skip: n(Bucket::Skipped),
-    }
+    Counts::of(
+        r.results
+            .iter()
+            .map(|x| x.outcome.verb())
+            .filter(|v| *v != Verb::Fail),
+    )
 }
 
 /// Whether a file event can change the environment (editor droppings are not).
@@ -307,7 +306,7 @@ impl Worker {
                 for res in r
                     .results
                     .iter()
-                    .filter(|r| r.outcome.bucket() != Bucket::Unchanged)
+                    .filter(|r| r.outcome.verb() != Verb::Unchanged)
                 {
                     let result = serde_json::to_value(&res.outcome)
                         .ok()

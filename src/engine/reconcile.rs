@@ -351,35 +351,11 @@ pub struct Planned {
     masks: Masks,
 }
 
-/// Counts of a plan.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub create: usize,
-    pub update: usize,
-    pub delete: usize,
-    pub unchanged: usize,
-    pub skip: usize,
-}
-
-impl Counts {
-    pub fn changes(&self) -> usize {
-        self.create + self.update + self.delete
-    }
-}
+pub use crate::core::verb::Counts;
 
 impl Planned {
     pub fn counts(&self) -> Counts {
-        let mut c = Counts::default();
-        for s in &self.ready.prepared.steps {
-            match s.action {
-                StepAction::Create => c.create += 1,
-                StepAction::Update(_) => c.update += 1,
-                StepAction::Delete => c.delete += 1,
-                StepAction::Unchanged => c.unchanged += 1,
-                StepAction::Skip(_) => c.skip += 1,
-            }
-        }
-        c
+        Counts::of(self.ready.prepared.steps.iter().map(|s| s.action.verb()))
     }
 
     /// Terraform-like lines: `+ create`, `~ update` with field changes, `- delete`, skips,

@@ -102,7 +102,7 @@ async fn entities_are_written_in_dependency_levels_and_a_rerun_writes_nothing() 
     gw.clear_log();
     let again = run(&gw, &everything()).await;
     assert_eq!(gw.writes(), Vec::<Op>::new());
-    assert_eq!(again.count(None, Bucket::Unchanged), 7);
+    assert_eq!(again.count(None, Verb::Unchanged), 7);
     // The content marker vouches for the resource's content: it is not read again.
     assert!(!gw.log().iter().any(|o| matches!(o, Op::ReadContent(_))));
 }
@@ -269,7 +269,7 @@ async fn cancellation_stops_starting_new_writes() {
     .to_string());
     let report = run_with(&gw, &desired, &o, None).await.unwrap();
     assert_eq!(gw.writes(), vec![Op::Create(Kind::Tool, "a".into())]);
-    assert_eq!(report.count(None, Bucket::Created), 1);
+    assert_eq!(report.count(None, Verb::Create), 1);
     for name in ["b", "c"] {
         assert_eq!(
             outcome(&report, Kind::Tool, name),

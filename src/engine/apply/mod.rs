@@ -21,6 +21,7 @@ use crate::core::kind::Kind;
 
 pub use crate::core::document::entity::{EntityRef, Index};
 pub use crate::core::policy::Strategy;
+pub use crate::core::verb::{Counts, Verb};
 pub use crate::gateway::body::Owner;
 pub use observe::{Observed, live_ids, observe};
 pub use prune::{MassDelete, PrunePolicy};
@@ -119,17 +120,6 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-/// Which bucket an outcome counts in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bucket {
-    Created,
-    Updated,
-    Unchanged,
-    Deleted,
-    Skipped,
-    Failed,
-}
-
 impl Outcome {
     /// A failure found before any request (not in the document, a missing link, a body that
     /// cannot be built).
@@ -160,28 +150,29 @@ impl Outcome {
         }
     }
 
-    pub fn bucket(&self) -> Bucket {
+    /// What was done, in the one vocabulary (`core::verb`).
+    pub fn verb(&self) -> Verb {
         match self {
-            Outcome::Created => Bucket::Created,
-            Outcome::Updated { .. } => Bucket::Updated,
-            Outcome::Unchanged => Bucket::Unchanged,
-            Outcome::Deleted => Bucket::Deleted,
-            Outcome::Skipped { .. } => Bucket::Skipped,
-            Outcome::Failed { .. } => Bucket::Failed,
+            Outcome::Created => Verb::Create,
+            Outcome::Updated { .. } => Verb::Update,
+            Outcome::Unchanged => Verb::Unchanged,
+            Outcome::Deleted => Verb::Delete,
+            Outcome::Skipped { .. } => Verb::Skip,
+            Outcome::Failed { .. } => Verb::Fail,
         }
     }
 }
 
 impl Report {
-    pub fn count(&self, kind: Option<Kind>, bucket: Bucket) -> usize {
+    pub fn count(&self, kind: Option<Kind>, verb: Verb) -> usize {
         self.results
             .iter()
-            .filter(|r| kind.is_none_or(|k| r.kind == k) && r.outcome.bucket() == bucket)
+            .filter(|r| kind.is_none_or(|k| r.kind == k) && r.outcome.verb() == verb)
             .count()
     }
 
     pub fn failed(&self) -> usize {
-        self.count(None, Bucket::Failed)
+        self.count(None, Verb::Fail)
     }
 
     /// Field names updated per kind, for "update 3 tools (url, tags)".
@@ -219,6 +210,19 @@ pub enum StepAction {
     Skip(String),
     /// Prune: owned, no longer declared.
     Delete,
+}
+
+impl StepAction {
+    /// What the step will do, in the one vocabulary (`core::verb`).
+    pub fn verb(&self) -> Verb {
+        match self {
+            StepAction::Create => Verb::Create,
+            StepAction::Update(_) => Verb::Update,
+            StepAction::Unchanged => Verb::Unchanged,
+            StepAction::Skip(_) => Verb::Skip,
+            StepAction::Delete => Verb::Delete,
+        }
+    }
 }
 
 /// An entity that exists and differs, under `--conflict-strategy fail`.

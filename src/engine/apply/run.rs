@@ -107,7 +107,7 @@ pub async fn execute<G: Gateway>(
     // link what is about to go.
     let failed = results
         .iter()
-        .filter(|r| r.outcome.bucket() == super::Bucket::Failed)
+        .filter(|r| r.outcome.verb() == super::Verb::Fail)
         .count();
     for kind in super::prune::DELETE_ORDER {
         let steps: Vec<&Step> = prepared
