@@ -57,7 +57,7 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
     let remote = a.repo.remote()?;
     let path = crate::engine::git::clean_path(&a.path)?;
     let client = a.conn.client()?;
-    let opts = backup::export_options(
+    let mut opts = backup::export_options(
         gateway_secret,
         a.rekey_secret
             .as_deref()
@@ -65,6 +65,7 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
             .map(Secret::new),
         client.who(),
     );
+    opts.cache = super::content_cache();
     let target = BackupTarget {
         remote,
         branch: a.branch.clone(),

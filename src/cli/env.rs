@@ -54,6 +54,7 @@ fn settings(a: &EnvArgs) -> Settings {
     Settings {
         parallelism: a.parallelism,
         allow_mass_delete: a.allow_mass_delete,
+        content_cache: super::content_cache(),
         ..Settings::default()
     }
 }

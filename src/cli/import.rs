@@ -121,6 +121,7 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         parallelism: a.parallelism,
         discovery_timeout: Duration::from_secs(a.discovery_timeout),
         now_unix: time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64,
+        content_cache: super::content_cache(),
         ..Options::default()
     };
     let client = a.conn.client()?;

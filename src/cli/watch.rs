@@ -41,6 +41,7 @@ pub async fn run(a: WatchArgs) -> Result<u8, CliError> {
             parallelism: a.parallelism,
             allow_mass_delete: a.allow_mass_delete,
             dry_run: false,
+            content_cache: super::content_cache(),
             ..Settings::default()
         },
         ..WatchOptions::default()

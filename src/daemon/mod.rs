@@ -134,6 +134,13 @@ pub async fn serve(
         }
     }
     let store = Arc::new(StateStore::new(&dir.join("state.json")));
+    // Resource content read before, by gateway, id and version: one file for every
+    // environment and backup of this daemon.
+    let (content_cache, warning) = crate::engine::content_cache::ContentCache::open(dir);
+    if let Some(w) = warning {
+        log(&w);
+    }
+    let content_cache = Arc::new(content_cache);
     let saved = store.saved().unwrap_or_else(|e| {
         log(&format!("{e}; starting without the previous state"));
         Vec::new()
@@ -182,6 +189,7 @@ pub async fn serve(
                 // The process's one limiter per gateway URL, shared with every other
                 // environment on that gateway.
                 limiter: None,
+                content_cache: Some(content_cache.clone()),
             },
             mode: env.mode,
             shared: shared.clone(),
@@ -209,6 +217,7 @@ pub async fn serve(
                 push_lock: push_lock.clone(),
                 metrics: Some(metrics.clone()),
                 store: Some(store.clone()),
+                content_cache: Some(content_cache.clone()),
             };
             tasks.push(tokio::spawn(b.run(stopped(stop_rx.clone()))));
         }

@@ -67,6 +67,8 @@ pub struct Settings {
     pub stats: Option<Arc<Stats>>,
     /// One client-side rate limit for every client made with these settings.
     pub limiter: Option<Arc<Limiter>>,
+    /// Resource content read before, shared by every target made with these settings.
+    pub content_cache: Option<Arc<crate::engine::content_cache::ContentCache>>,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             default_owner: None,
             stats: None,
             limiter: None,
+            content_cache: None,
         }
     }
 }
@@ -134,6 +137,7 @@ impl Target {
             parallelism: s.parallelism,
             dry_run: s.dry_run,
             discovery_timeout: Duration::from_secs(30),
+            content_cache: s.content_cache.clone(),
             ..Options::default()
         };
         let prune = if c.prune.enabled {

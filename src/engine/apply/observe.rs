@@ -9,6 +9,7 @@ use crate::core::document::validate::identity;
 use crate::core::document::{Document, Entity};
 use crate::core::kind::Kind;
 use crate::core::secrets::Secret;
+use crate::engine::content_cache::ContentCache;
 use crate::engine::export;
 use crate::gateway::live::{self, LiveState};
 use crate::gateway::{Client, GatewayError};
@@ -31,7 +32,10 @@ pub struct Observed {
 /// What the content marker needs of a live resource.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceMeta {
+    /// The live id (for the content cache).
+    pub id: String,
     pub version: Option<i64>,
+    pub updated_at: Option<String>,
     pub extension_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -109,10 +113,12 @@ pub fn live_ids(state: &LiveState) -> HashMap<(Kind, String), String> {
 
 /// Observe the gateway for `desired`. `gateway_secret` decrypts stored credentials; it is
 /// only needed when the desired document manages credentials of entities that exist.
+/// `cache` holds content read before, used while the gateway reports the same version.
 pub async fn observe(
     client: &Client,
     desired: &Document,
     gateway_secret: Option<&Secret>,
+    cache: Option<&ContentCache>,
 ) -> Result<Observed, GatewayError> {
     let state = LiveState::fetch(client, &Kind::ALL).await?;
     let (mut document, _) = export::from_live(&state);
@@ -125,7 +131,9 @@ pub async fn observe(
             (
                 identity(Kind::Resource, &r.uri),
                 ResourceMeta {
+                    id: r.id.clone(),
                     version: r.version,
+                    updated_at: r.updated_at.clone(),
                     extension_metadata: r.extension_metadata.clone(),
                 },
             )
@@ -188,7 +196,8 @@ pub async fn observe(
     }
 
     // Resource content, only where the desired document states content to compare, and not
-    // where the content marker already vouches for it.
+    // where the content marker or the content cache already vouches for it.
+    let gateway = client.url();
     let live_uris: HashSet<&str> = document
         .entities
         .resources
@@ -207,6 +216,16 @@ pub async fn observe(
         let meta = resources.get(&identity(Kind::Resource, &r.uri));
         if meta.is_some_and(|m| m.vouches_for(&crate::gateway::body::content_sha256(content))) {
             known.insert(rid, content.clone());
+        } else if let Some(c) = meta.and_then(|m| {
+            cache?.get(
+                gateway,
+                Kind::Resource,
+                &rid,
+                m.version,
+                m.updated_at.as_deref(),
+            )
+        }) {
+            known.insert(rid, c);
         } else {
             wanted.push((rid, r.uri.clone()));
         }
@@ -222,6 +241,27 @@ pub async fn observe(
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
         let contents = live::resource_contents(client, &refs).await?;
+        if let Some(cache) = cache {
+            for (id, uri) in &refs {
+                let (Some(Some(text)), Some(m)) = (
+                    contents.get(*id),
+                    resources.get(&identity(Kind::Resource, uri)),
+                ) else {
+                    continue;
+                };
+                cache.put(
+                    gateway,
+                    Kind::Resource,
+                    id,
+                    m.version,
+                    m.updated_at.as_deref(),
+                    text,
+                );
+            }
+            if let Err(e) = cache.save() {
+                tracing::warn!("{e}");
+            }
+        }
         for r in &mut document.entities.resources {
             if let Some(c) = id(Kind::Resource, &r.uri).and_then(|i| contents.get(&i)) {
                 r.content = c.clone();
@@ -251,6 +291,7 @@ mod tests {
         let meta = |version: i64, ext| ResourceMeta {
             version: Some(version),
             extension_metadata: ext,
+            ..ResourceMeta::default()
         };
         let h = content_sha256("hello");
         assert!(meta(3, ext(3, "hello")).vouches_for(&h));

@@ -130,7 +130,13 @@ pub async fn ready(
         };
         return Err(all.into());
     }
-    let observed = observe(client, desired, keys.gateway.as_ref()).await?;
+    let observed = observe(
+        client,
+        desired,
+        keys.gateway.as_ref(),
+        opts.content_cache.as_deref(),
+    )
+    .await?;
     validate(
         whole,
         file,
