@@ -32,8 +32,6 @@ pub struct Observed {
 /// What the content marker needs of a live resource.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceMeta {
-    /// The live id (for the content cache).
-    pub id: String,
     pub version: Option<i64>,
     pub updated_at: Option<String>,
     pub extension_metadata: Option<serde_json::Map<String, serde_json::Value>>,
@@ -131,7 +129,6 @@ pub async fn observe(
             (
                 identity(Kind::Resource, &r.uri),
                 ResourceMeta {
-                    id: r.id.clone(),
                     version: r.version,
                     updated_at: r.updated_at.clone(),
                     extension_metadata: r.extension_metadata.clone(),
