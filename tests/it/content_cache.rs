@@ -218,3 +218,47 @@ fn file_with(cache_dir: &Path, url: &str, id: &str, content: &str) -> Vec<u8> {
     }
     serde_json::to_vec(&v).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_keeps_its_cache_in_its_state_directory() {
+    let gw = Gateway::start();
+    // Adopted: written through the API, not by mcp-gitops (no content marker).
+    resource(&gw, "docs://kept", "kept content").await;
+    let root = gw.dir.path();
+    let env = root.join("envs/dev");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(
+        env.join("mcp-gitops.yaml"),
+        "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.join("doc.yaml"),
+        "version: '2025-03-26'\nentities:\n  resources:\n    - {name: docs-kept, uri: 'docs://kept', content: kept content}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("daemon.yaml"),
+        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 60s}\n",
+    )
+    .unwrap();
+    let mut cmd = common::proc::Logged::command(&["run", "--config"]);
+    cmd.arg(root.join("daemon.yaml"))
+        .env("HOME", root)
+        .env("GW_URL", &gw.url)
+        .env("JWT_SECRET_KEY", gw.jwt_secret())
+        .env("AUTH_ENCRYPTION_SECRET", gw.secret());
+    let mut daemon = common::proc::Logged::spawn(cmd);
+    daemon.wait_log(0, "env dev: in sync");
+    let file = root.join("state").join(FILE_NAME);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("kept content")
+    );
+    // Not in the user's cache directory.
+    assert!(!root.join(".cache/mcp-gitops").exists());
+    daemon.terminate();
+}
