@@ -61,7 +61,8 @@ pub async fn run(a: BackupArgs) -> Result<u8, CliError> {
         return Err(CliError::invalid(why));
     }
     let client = a.conn.client()?;
-    let opts = backup::export_options(gateway_secret, a.rekey.optional(), client.who());
+    let mut opts = backup::export_options(gateway_secret, a.rekey.optional(), client.who());
+    opts.cache = super::content_cache();
     let target = BackupTarget {
         remote,
         branch: a.branch.clone(),

@@ -59,6 +59,7 @@ fn settings(a: &EnvArgs) -> Settings {
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: std::time::Duration::from_secs(a.lock_timeout),
         command: "apply",
+        content_cache: super::content_cache(),
         ..Settings::default()
     }
 }

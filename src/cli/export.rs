@@ -122,6 +122,7 @@ pub async fn run(a: ExportArgs) -> Result<u8, CliError> {
         document_secret,
         exported_by: Some(client.who()),
         now: super::now_rfc3339(),
+        cache: super::content_cache(),
     };
     let exported = export(&client, &opts).await.map_err(|e| match e {
         ExportError::Gateway(g) => CliError::from(g),

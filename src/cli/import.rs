@@ -116,6 +116,7 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         parallelism: a.parallelism,
         discovery_timeout: Duration::from_secs(a.discovery_timeout),
         now_unix: crate::core::clock::now_unix(),
+        content_cache: super::content_cache(),
         ..Options::default()
     };
     let client = a.conn.client()?;

@@ -94,6 +94,27 @@ pub struct Cli {
         value_parser = crate::core::document::parse_size
     )]
     pub max_input: u64,
+    /// Read every resource's content from the gateway: do not use or update the content
+    /// cache ($XDG_CACHE_HOME/mcp-gitops, else ~/.cache/mcp-gitops).
+    #[arg(long, global = true, env = "MCP_GITOPS_NO_CACHE")]
+    pub no_cache: bool,
+}
+
+static NO_CACHE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// The CLI's content cache: None with `--no-cache` or without a cache directory. A cache
+/// file that cannot be used is named in a warning and rebuilt.
+pub(crate) fn content_cache() -> Option<std::sync::Arc<crate::engine::content_cache::ContentCache>>
+{
+    use crate::engine::content_cache::ContentCache;
+    if NO_CACHE.get().copied().unwrap_or(false) {
+        return None;
+    }
+    let (cache, warning) = ContentCache::open(&ContentCache::user_dir()?);
+    if let Some(w) = warning {
+        eprintln!("warning: {}", crate::core::quote::clean_lines(&w));
+    }
+    Some(std::sync::Arc::new(cache))
 }
 
 #[derive(Subcommand, Debug)]
@@ -272,6 +293,7 @@ pub fn main() -> u8 {
 }
 
 async fn run(cli: Cli) -> Result<u8, CliError> {
+    let _ = NO_CACHE.set(cli.no_cache);
     match cli.command {
         Command::Export(a) => export::run(*a).await,
         Command::Import(a) => import::run(*a).await,

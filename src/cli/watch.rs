@@ -47,6 +47,7 @@ pub async fn run(a: WatchArgs) -> Result<u8, CliError> {
             dry_run: false,
             lock_timeout: Duration::from_secs(a.lock_timeout),
             command: "watch",
+            content_cache: super::content_cache(),
             ..Settings::default()
         },
         ..WatchOptions::default()

@@ -2,6 +2,7 @@
 
 pub mod changes;
 pub mod clock;
+pub mod content_cache;
 pub mod diff;
 pub mod digest;
 pub mod document;

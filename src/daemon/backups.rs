@@ -29,6 +29,8 @@ pub struct Backups {
     pub push_lock: Arc<Mutex<()>>,
     pub metrics: Option<Arc<Metrics>>,
     pub store: Option<Arc<StateStore>>,
+    /// Resource content read before (the daemon's content cache).
+    pub content_cache: Option<Arc<crate::engine::content_cache::ContentCache>>,
 }
 
 impl Backups {
@@ -114,8 +116,9 @@ impl Backups {
                 "the environment names no key: set secret (or gateway_secret) in its mcp-gitops.yaml to decrypt the gateway's credentials".into(),
             );
         };
-        let opts =
+        let mut opts =
             backup::export_options(gateway_secret, live.keys.document.clone(), live.who.clone());
+        opts.cache = self.content_cache.clone();
         let target = BackupTarget {
             remote: spec.remote.clone(),
             branch: spec.branch.clone(),

@@ -154,6 +154,13 @@ where
         }
     }
     let store = Arc::new(StateStore::new(&dir.join("state.json")));
+    // Resource content read before, by gateway, id and version: one file for every
+    // environment and backup of this daemon.
+    let (content_cache, warning) = crate::engine::content_cache::ContentCache::open(dir);
+    if let Some(w) = warning {
+        log(&w);
+    }
+    let content_cache = Arc::new(content_cache);
     let saved = store.saved().unwrap_or_else(|e| {
         log(&format!("{e}; starting without the previous state"));
         Vec::new()
@@ -202,6 +209,7 @@ where
                 // The process's one limiter per gateway URL, shared with every other
                 // environment on that gateway.
                 limiter: None,
+                content_cache: Some(content_cache.clone()),
                 // The same lock as apply and watch take; a Git source by its origin.
                 lock_source: match &src {
                     Source::Git(g) => Some(format!(
@@ -239,6 +247,7 @@ where
                 push_lock: push_lock.clone(),
                 metrics: Some(metrics.clone()),
                 store: Some(store.clone()),
+                content_cache: Some(content_cache.clone()),
             };
             tasks.push(tokio::spawn(b.run(stopped(stop_rx.clone()))));
         }

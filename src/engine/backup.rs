@@ -99,6 +99,7 @@ pub fn export_options(
         document_secret,
         exported_by: Some(exported_by),
         now: crate::core::clock::now_rfc3339(),
+        cache: None,
     }
 }
 

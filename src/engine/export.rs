@@ -4,6 +4,7 @@
 //! tools, resources and prompts. Federated entities are left out. Deterministic output.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -13,6 +14,7 @@ use crate::core::document::{
 use crate::core::kind::Kind;
 use crate::core::secrets::{CryptoError, Secret};
 use crate::core::select::{self, Selection};
+use crate::engine::content_cache::ContentCache;
 use crate::gateway::GatewayError;
 use crate::gateway::live::LiveState;
 
@@ -27,6 +29,8 @@ pub struct ExportOptions {
     pub exported_by: Option<String>,
     /// Timestamp for `exported_at` (RFC 3339).
     pub now: String,
+    /// Resource content already read at the version the gateway still reports.
+    pub cache: Option<Arc<ContentCache>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +67,14 @@ pub async fn export<G: crate::gateway::Gateway>(
         return Err(ExportError::NothingIncluded);
     }
     fill_credentials(client, &mut doc.entities, &ids, opts).await?;
-    fill_content(client, &mut doc.entities, &ids).await?;
+    fill_content(
+        client,
+        &mut doc.entities,
+        &ids,
+        &live,
+        opts.cache.as_deref(),
+    )
+    .await?;
     doc.entities.sort();
     doc.version = document::DOCUMENT_VERSION.to_string();
     doc.exported_at = Some(opts.now.clone());
@@ -292,20 +303,45 @@ async fn fill_content<G: crate::gateway::Gateway>(
     client: &G,
     e: &mut Entities,
     ids: &Ids,
+    live: &LiveState,
+    cache: Option<&ContentCache>,
 ) -> Result<(), ExportError> {
-    let wanted: Vec<(&str, &str)> = e
+    let gateway = client.url();
+    let seen: HashMap<&str, (Option<i64>, Option<&str>)> = live
         .resources
         .iter()
-        .filter_map(|r| {
-            ids.get(&(Kind::Resource, r.uri.clone()))
-                .map(|id| (id.as_str(), r.uri.as_str()))
-        })
+        .map(|r| (r.id.as_str(), (r.version, r.updated_at.as_deref())))
         .collect();
+    let mut by_uri: HashMap<String, Option<String>> = HashMap::new();
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    for r in &e.resources {
+        let Some(id) = ids.get(&(Kind::Resource, r.uri.clone())) else {
+            continue;
+        };
+        let (version, updated_at) = seen.get(id.as_str()).copied().unwrap_or_default();
+        match cache.and_then(|c| c.get(gateway, Kind::Resource, id, version, updated_at)) {
+            Some(content) => {
+                by_uri.insert(r.uri.clone(), Some(content));
+            }
+            None => wanted.push((id.as_str(), r.uri.as_str())),
+        }
+    }
     let contents = client.resource_contents(&wanted).await?;
-    let by_uri: HashMap<String, Option<String>> = wanted
-        .iter()
-        .map(|(id, uri)| (uri.to_string(), contents.get(*id).cloned().flatten()))
-        .collect();
+    for (id, uri) in &wanted {
+        let content = contents.get(*id).cloned().flatten();
+        if let (Some(c), Some(text)) = (cache, &content) {
+            let (version, updated_at) = seen.get(id).copied().unwrap_or_default();
+            c.put(gateway, Kind::Resource, id, version, updated_at, text);
+        }
+        by_uri.insert(uri.to_string(), content);
+    }
+    if let Some(c) = cache {
+        let local: Vec<&str> = seen.keys().copied().collect();
+        c.retain_live(gateway, Kind::Resource, &local);
+        if let Err(e) = c.save() {
+            tracing::warn!("{e}");
+        }
+    }
     for r in &mut e.resources {
         r.content = by_uri.get(&r.uri).cloned().flatten();
     }

@@ -79,6 +79,8 @@ pub struct Settings {
     pub lock_source: Option<String>,
     /// The front door, recorded as the lock's holder (`apply`, `watch`, `run`).
     pub command: &'static str,
+    /// Resource content read before, shared by every target made with these settings.
+    pub content_cache: Option<Arc<crate::engine::content_cache::ContentCache>>,
 }
 
 impl Default for Settings {
@@ -93,6 +95,7 @@ impl Default for Settings {
             lock_timeout: Duration::from_secs(60),
             lock_source: None,
             command: "mcp-gitops",
+            content_cache: None,
         }
     }
 }
@@ -160,6 +163,7 @@ impl Target {
             parallelism: s.parallelism,
             dry_run: s.dry_run,
             discovery_timeout: Duration::from_secs(30),
+            content_cache: s.content_cache.clone(),
             ..Options::default()
         };
         let prune = if c.prune.enabled {

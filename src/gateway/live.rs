@@ -167,6 +167,9 @@ pub struct LiveResource {
     /// Entity version: 1 on create, +1 on every update.
     #[serde(default)]
     pub version: Option<i64>,
+    /// Last update time (naive ISO); moves with every update, content included.
+    #[serde(default)]
+    pub updated_at: Option<String>,
     #[serde(default)]
     pub extension_metadata: Option<serde_json::Map<String, Value>>,
 }

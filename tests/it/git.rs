@@ -267,6 +267,7 @@ async fn a_concurrent_push_is_never_overwritten_our_backup_goes_on_top() {
         document_secret: None,
         exported_by: Some(ADMIN.into()),
         now: "2026-11-22T10:00:00.000000Z".into(),
+        cache: None,
     };
     let target = |hook: Option<mcp_gitops::engine::git::BeforePush>| BackupTarget {
         remote: Remote::new(remote.to_str().unwrap(), GitAuth::default()).unwrap(),

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod content_cache;
 mod daemon;
 mod document;
 mod env;

@@ -42,6 +42,8 @@ pub struct Options {
     pub now_unix: u64,
     /// Set to stop starting writes; those in flight finish.
     pub cancel: Cancel,
+    /// Resource content read before (observation reads only what changed since).
+    pub content_cache: Option<std::sync::Arc<crate::engine::content_cache::ContentCache>>,
 }
 
 /// A stop flag shared with a signal handler: once set, no further write starts.
@@ -67,6 +69,7 @@ impl Default for Options {
             discovery_timeout: Duration::from_secs(30),
             now_unix: 0,
             cancel: Cancel::default(),
+            content_cache: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::core::document::validate::identity;
 use crate::core::document::{Document, Entity};
 use crate::core::kind::Kind;
 use crate::core::secrets::Secret;
+use crate::engine::content_cache::ContentCache;
 use crate::engine::export;
 use crate::gateway::live::LiveState;
 use crate::gateway::{Gateway, GatewayError};
@@ -32,6 +33,7 @@ pub struct Observed {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceMeta {
     pub version: Option<i64>,
+    pub updated_at: Option<String>,
     pub extension_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -109,10 +111,12 @@ pub fn live_ids(state: &LiveState) -> HashMap<(Kind, String), String> {
 
 /// Observe the gateway for `desired`. `gateway_secret` decrypts stored credentials; it is
 /// only needed when the desired document manages credentials of entities that exist.
+/// `cache` holds content read before, used while the gateway reports the same version.
 pub async fn observe<G: Gateway>(
     client: &G,
     desired: &Document,
     gateway_secret: Option<&Secret>,
+    cache: Option<&ContentCache>,
 ) -> Result<Observed, GatewayError> {
     let state = client.live(&Kind::ALL).await?;
     let (mut document, _) = export::from_live(&state);
@@ -126,6 +130,7 @@ pub async fn observe<G: Gateway>(
                 identity(Kind::Resource, &r.uri),
                 ResourceMeta {
                     version: r.version,
+                    updated_at: r.updated_at.clone(),
                     extension_metadata: r.extension_metadata.clone(),
                 },
             )
@@ -189,7 +194,8 @@ pub async fn observe<G: Gateway>(
     }
 
     // Resource content, only where the desired document states content to compare, and not
-    // where the content marker already vouches for it.
+    // where the content marker or the content cache already vouches for it.
+    let gateway = client.url();
     let live_uris: HashSet<&str> = document
         .entities
         .resources
@@ -208,6 +214,16 @@ pub async fn observe<G: Gateway>(
         let meta = resources.get(&identity(Kind::Resource, &r.uri));
         if meta.is_some_and(|m| m.vouches_for(&crate::gateway::body::content_sha256(content))) {
             known.insert(rid, content.clone());
+        } else if let Some(c) = meta.and_then(|m| {
+            cache?.get(
+                gateway,
+                Kind::Resource,
+                &rid,
+                m.version,
+                m.updated_at.as_deref(),
+            )
+        }) {
+            known.insert(rid, c);
         } else {
             wanted.push((rid, r.uri.clone()));
         }
@@ -223,6 +239,27 @@ pub async fn observe<G: Gateway>(
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
         let contents = client.resource_contents(&refs).await?;
+        if let Some(cache) = cache {
+            for (id, uri) in &refs {
+                let (Some(Some(text)), Some(m)) = (
+                    contents.get(*id),
+                    resources.get(&identity(Kind::Resource, uri)),
+                ) else {
+                    continue;
+                };
+                cache.put(
+                    gateway,
+                    Kind::Resource,
+                    id,
+                    m.version,
+                    m.updated_at.as_deref(),
+                    text,
+                );
+            }
+            if let Err(e) = cache.save() {
+                tracing::warn!("{e}");
+            }
+        }
         for r in &mut document.entities.resources {
             if let Some(c) = id(Kind::Resource, &r.uri).and_then(|i| contents.get(&i)) {
                 r.content = c.clone();
@@ -252,6 +289,7 @@ mod tests {
         let meta = |version: i64, ext| ResourceMeta {
             version: Some(version),
             extension_metadata: ext,
+            ..ResourceMeta::default()
         };
         let h = content_sha256("hello");
         assert!(meta(3, ext(3, "hello")).vouches_for(&h));

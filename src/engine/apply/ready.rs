@@ -129,7 +129,13 @@ pub async fn ready<G: Gateway>(
         };
         return Err(all.into());
     }
-    let observed = observe(client, desired, keys.gateway.as_ref()).await?;
+    let observed = observe(
+        client,
+        desired,
+        keys.gateway.as_ref(),
+        opts.content_cache.as_deref(),
+    )
+    .await?;
     validate(
         whole,
         file,
