@@ -38,11 +38,7 @@ fn index(e: &Entities) -> BTreeMap<(Kind, String), (String, Value)> {
     let v = serde_json::to_value(e).expect("entities serialise");
     let mut out = BTreeMap::new();
     for kind in Kind::ALL {
-        let field = if matches!(kind, Kind::Resource | Kind::Root) {
-            "uri"
-        } else {
-            "name"
-        };
+        let field = kind.key_field();
         for item in v
             .get(kind.plural())
             .and_then(Value::as_array)

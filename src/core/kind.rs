@@ -61,6 +61,20 @@ impl Kind {
         }
     }
 
+    /// The field that identifies an entity of this kind: `uri` for resources and roots, else
+    /// `name`.
+    pub fn key_field(self) -> &'static str {
+        match self {
+            Kind::Resource | Kind::Root => "uri",
+            _ => "name",
+        }
+    }
+
+    /// Whether the gateway stores this kind's names slugified (`My Tool` → `my-tool`).
+    pub fn stores_slug(self) -> bool {
+        matches!(self, Kind::Tool | Kind::Prompt | Kind::Gateway)
+    }
+
     /// "1 tool", "3 tools".
     pub fn count(self, n: usize) -> String {
         if n == 1 {

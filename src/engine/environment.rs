@@ -471,11 +471,7 @@ fn raw_entities(v: &Value) -> Vec<((Kind, String), Value)> {
             .into_iter()
             .flatten()
         {
-            let key_field = if matches!(kind, Kind::Resource | Kind::Root) {
-                "uri"
-            } else {
-                "name"
-            };
+            let key_field = kind.key_field();
             let key = item[key_field].as_str().unwrap_or_default();
             out.push(((kind, identity(kind, key)), item.clone()));
         }

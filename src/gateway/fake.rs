@@ -75,10 +75,7 @@ pub struct FakeGateway {
 const URL: &str = "fake://gateway";
 
 fn key_field(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Resource | Kind::Root => "uri",
-        _ => "name",
-    }
+    kind.key_field()
 }
 
 fn str_of<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {

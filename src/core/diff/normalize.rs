@@ -63,10 +63,7 @@ fn one<E: Entity + Serialize>(item: &E) -> Comparable {
     let mut fields = BTreeMap::new();
     let mut lists = BTreeMap::new();
     for (field, value) in obj {
-        let is_key = match kind {
-            Kind::Resource | Kind::Root => field == "uri",
-            _ => field == "name",
-        };
+        let is_key = field == kind.key_field();
         if is_key || NOT_COMPARED.contains(&field.as_str()) || value.is_null() {
             continue;
         }

@@ -263,9 +263,10 @@ fn fields(changes: &[FieldChange]) -> Vec<String> {
 /// The name a renamed copy gets, in the form the gateway stores.
 pub fn renamed(kind: Kind, key: &str, now_unix: u64) -> String {
     let raw = format!("{key}_imported_{now_unix}");
-    match kind {
-        Kind::Tool | Kind::Prompt | Kind::Gateway => slugify(&raw),
-        _ => raw,
+    if kind.stores_slug() {
+        slugify(&raw)
+    } else {
+        raw
     }
 }
 

@@ -189,11 +189,7 @@ pub(super) fn document_value(
 /// The key of entity `index` of `kind` in a raw document value.
 pub(super) fn raw_key(raw: &Value, kind: Kind, index: usize) -> Option<String> {
     let item = raw.get("entities")?.get(kind.plural())?.get(index)?;
-    let field = if matches!(kind, Kind::Resource | Kind::Root) {
-        "uri"
-    } else {
-        "name"
-    };
+    let field = kind.key_field();
     item.get(field)?.as_str().map(str::to_string)
 }
 

@@ -344,10 +344,6 @@ pub(crate) fn values(e: &Entities) -> Vec<((Kind, String), Value)> {
 
 /// The identity of a raw entity value.
 pub(crate) fn key_of(kind: Kind, item: &Value) -> String {
-    let field = if matches!(kind, Kind::Resource | Kind::Root) {
-        "uri"
-    } else {
-        "name"
-    };
+    let field = kind.key_field();
     crate::core::document::validate::identity(kind, item[field].as_str().unwrap_or_default())
 }
