@@ -154,7 +154,7 @@ pub async fn apply(a: EnvArgs) -> Result<u8, CliError> {
     let progress = tty.then_some(&bar as crate::engine::apply::Progress<'_>);
     let (t, result) = match SavedPlan::read(&a.dir) {
         Some(saved) => {
-            let saved = saved.map_err(CliError::invalid)?;
+            let saved = saved.map_err(CliError::classified)?;
             let t = Target::open(&saved.environment, &settings(&a))?;
             let file = a.dir.display().to_string();
             let _lock = t.lock(&waiting).await?;

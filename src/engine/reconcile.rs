@@ -177,7 +177,7 @@ impl Target {
                     .unwrap_or_else(|| "default".into()),
             };
             Some(PrunePolicy {
-                marker: prune::marker_tag(&owner).map_err(bad)?,
+                marker: prune::marker_tag(&owner).map_err(|e| bad(e.to_string()))?,
                 max_delete_percent: c.prune.max_delete_percent,
                 allow_mass_delete: s.allow_mass_delete,
             })
@@ -517,28 +517,48 @@ impl SavedPlan {
     }
 
     /// Read a saved plan; `None` when `path` is not one (an environment directory, say).
-    pub fn read(path: &Path) -> Option<Result<SavedPlan, String>> {
+    pub fn read(path: &Path) -> Option<Result<SavedPlan, PlanFileError>> {
         if !path.is_file() {
             return None;
         }
+        let file = path.display().to_string();
         let text = match crate::core::document::read_text(path) {
             Ok((_, t)) => t,
-            Err(e) => return Some(Err(e.to_string())),
+            Err(e) => return Some(Err(PlanFileError::Load(e))),
         };
         Some(
             serde_json::from_str::<SavedPlan>(&text)
-                .map_err(|e| format!("{}: not a saved plan: {e}", path.display()))
+                .map_err(|e| PlanFileError::NotAPlan {
+                    file: file.clone(),
+                    reason: crate::core::quote::clean(&e.to_string(), false),
+                })
                 .and_then(|p| {
                     if p.format == PLAN_FORMAT {
                         Ok(p)
                     } else {
-                        Err(format!(
-                            "{}: plan format {} is not {PLAN_FORMAT}",
-                            path.display(),
-                            p.format
-                        ))
+                        Err(PlanFileError::Format {
+                            file,
+                            format: crate::core::quote::quote(&p.format).to_string(),
+                        })
                     }
                 }),
         )
+    }
+}
+
+/// A file given as a saved plan that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error(transparent)]
+    Load(#[from] crate::core::document::LoadError),
+    #[error("{file}: not a saved plan: {reason}")]
+    NotAPlan { file: String, reason: String },
+    #[error("{file}: plan format {format} is not {PLAN_FORMAT}")]
+    Format { file: String, format: String },
+}
+
+impl Classify for PlanFileError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
     }
 }

@@ -36,7 +36,7 @@ pub struct PrunePolicy {
 
 /// The ownership tag for `owner`, checked against the gateway's tag rules
 /// (`^[a-z0-9]([a-z0-9-:.]*[a-z0-9])?$`, at most 100 characters).
-pub fn marker_tag(owner: &str) -> Result<String, String> {
+pub fn marker_tag(owner: &str) -> Result<String, MarkerError> {
     let tag = normalize(&format!("mcp-gitops:{owner}"));
     let ok = tag.len() <= 100
         && tag
@@ -46,10 +46,21 @@ pub fn marker_tag(owner: &str) -> Result<String, String> {
     if ok {
         Ok(tag)
     } else {
-        Err(format!(
-            "prune owner '{owner}' does not make a valid gateway tag ({tag}): use lower-case letters, digits, '-', '.' or ':'"
-        ))
+        Err(MarkerError {
+            owner: crate::core::quote::quote(owner).to_string(),
+            tag: crate::core::quote::quote(&tag).to_string(),
+        })
     }
+}
+
+/// A prune owner that does not make a gateway tag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "prune owner {owner} does not make a valid gateway tag ({tag}): use lower-case letters, digits, '-', '.' or ':'"
+)]
+pub struct MarkerError {
+    pub owner: String,
+    pub tag: String,
 }
 
 fn add(tags: &mut Vec<Tag>, marker: &str) {
