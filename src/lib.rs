@@ -1,6 +1,15 @@
 //! mcp-gitops: a GitOps reconciler and backup tool for the ContextForge MCP Gateway.
 //!
-//! Layers, each using only the ones above it in this list:
+//! One engine in layers; each uses only the layers below it:
+//!
+//! ```text
+//! front doors   cli · daemon · http        parse, call the engine, render
+//! engine        apply, reconcile, ...      the one orchestration
+//! gateway       Gateway trait, Client      ContextForge's REST paths and bodies
+//! core          document, diff, kind, ...  pure
+//! ```
+//!
+//! Among the front doors, `http` serves what `daemon` hands it (never the other way round).
 
 /// Front door: the command line.
 pub mod cli;
