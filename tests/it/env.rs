@@ -517,18 +517,7 @@ async fn concurrent_applies_of_one_environment_take_turns_and_a_held_lock_names_
             .output()
             .unwrap()
     };
-    let names = || async {
-        let mut v: Vec<String> = gw
-            .get("/v1/tools?limit=0")
-            .await
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_string())
-            .collect();
-        v.sort();
-        v
-    };
+    let names = || gw.tool_names();
 
     // Two applies at once: one creates everything, the other waits and finds nothing to do.
     let (a, b) = std::thread::scope(|s| {

@@ -13,19 +13,6 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-async fn tool_names(gw: &Gateway) -> Vec<String> {
-    let mut names: Vec<String> = gw
-        .get("/v1/tools?limit=0")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn conflict_strategy_fail_refuses_the_whole_run_before_any_write() {
     let gw = Gateway::start();
@@ -86,7 +73,7 @@ async fn conflict_strategy_fail_refuses_the_whole_run_before_any_write() {
     );
     assert_eq!(stderr(&out), format!("error: {conflicts}"));
     assert_eq!(
-        tool_names(&gw).await,
+        gw.tool_names().await,
         ["alpha", "gamma"],
         "beta was not created"
     );
@@ -111,7 +98,7 @@ async fn conflict_strategy_fail_refuses_the_whole_run_before_any_write() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stderr(&out), format!("error: {conflicts}"));
-    assert_eq!(tool_names(&gw).await, ["alpha", "gamma"]);
+    assert_eq!(gw.tool_names().await, ["alpha", "gamma"]);
 
     // Without conflicts the strategy is no obstacle: the new tool is created.
     std::fs::write(
@@ -124,7 +111,7 @@ async fn conflict_strategy_fail_refuses_the_whole_run_before_any_write() {
     let out = run(&["apply"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out), "Applied: 1 tool (2 unchanged)\n");
-    assert_eq!(tool_names(&gw).await, ["alpha", "beta", "gamma"]);
+    assert_eq!(gw.tool_names().await, ["alpha", "beta", "gamma"]);
 }
 
 /// The README's `plan examples/envs/dev` / `apply examples/envs/dev` transcript, run line by

@@ -138,6 +138,20 @@ impl Gateway {
         self.admin_auth().bearer().unwrap()
     }
 
+    /// The names of every tool the gateway holds, sorted.
+    pub async fn tool_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .get("/v1/tools?limit=0")
+            .await
+            .as_array()
+            .expect("a list of tools")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Value {
         self.client()
             .post(path, &body, &Action::new(format!("POST {path}")))
