@@ -292,6 +292,17 @@ async fn kill_9_at_seeded_points_of_a_large_import_is_repaired_by_the_next_run()
         }
         child.kill();
         eprintln!("round {round}: killed at request {at}");
+        // What the killed process had already sent still reaches the gateway: the rerun starts
+        // once the gateway has answered it (otherwise a create in flight can land between the
+        // rerun's read and its own create, a race with a dead writer this test is not about).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Stats::get(&proxy.stats.in_flight) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: requests never drained"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
 
         let out = import(&gw, &gw.url, &file, &["--rate-limit", "0"]);
         let r = report(&out);

@@ -53,6 +53,24 @@ pub struct Stats {
     pub delays: AtomicU64,
     /// 429s that came from the gateway itself.
     pub upstream_429: AtomicU64,
+    /// Requests read and not yet answered (the gateway may still be working on them).
+    pub in_flight: AtomicU64,
+}
+
+/// Counts a request in flight until dropped, on every way out of `serve`.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(c: &'a AtomicU64) -> InFlight<'a> {
+        c.fetch_add(1, Ordering::SeqCst);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Stats {
@@ -283,6 +301,7 @@ async fn serve(mut conn: TcpStream, sh: Arc<Shared>) {
         return;
     };
     let st = &sh.stats;
+    let _in_flight = InFlight::enter(&st.in_flight);
     st.requests.fetch_add(1, Ordering::SeqCst);
     if !head.starts_with("GET ") {
         st.writes.fetch_add(1, Ordering::SeqCst);
