@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::common::k8s::{Tools, chart, objects, of_kind, one, strings};
 
 /// The API group of the three custom resources, as the chart's RBAC names it.
-const GROUP: &str = "gitops.contextforge.dev";
+const GROUP: &str = "gitops.mcp-gitops.dev";
 const KINDS: [&str; 3] = ["contextforgegateways", "gatewayconfigs", "gatewaybackups"];
 
 /// The value sets under tests/k8s/values/ (defaults: none).

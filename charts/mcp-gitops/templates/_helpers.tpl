@@ -56,7 +56,7 @@ app.kubernetes.io/component: controller
 
 {{/* The API group of the three custom resources (the files under crds/). */}}
 {{- define "mcp-gitops.crdGroup" -}}
-gitops.contextforge.dev
+gitops.mcp-gitops.dev
 {{- end }}
 
 {{/* Refuse value combinations the schema cannot express, before anything is rendered. */}}
