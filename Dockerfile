@@ -19,6 +19,6 @@ RUN cargo build --release --locked --bin mcp-gitops \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/mcp-gitops /usr/local/bin/mcp-gitops
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 9090
 ENTRYPOINT ["/usr/local/bin/mcp-gitops"]
 CMD ["controller"]

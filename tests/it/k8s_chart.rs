@@ -48,10 +48,9 @@ fn allowed(leader_election: bool) -> BTreeMap<(String, String), BTreeSet<&'stati
     }
     put("", "secrets", &["get", "list", "watch"]);
     put("", "configmaps", &["get", "list", "watch"]);
-    put("", "events", &["create", "patch"]);
     put("events.k8s.io", "events", &["create", "patch"]);
     if leader_election {
-        let lease = &["create", "get", "list", "watch", "update", "patch"];
+        let lease = &["create", "get", "update", "patch"];
         put("coordination.k8s.io", "leases", lease);
     }
     m
@@ -247,7 +246,11 @@ fn defaults_are_namespaced_single_replica_without_leases() {
     assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
     assert_eq!(
         args(&objs),
-        ["controller", "--listen=0.0.0.0:8080", "--namespace=ops"]
+        [
+            "controller",
+            "--metrics-listen=0.0.0.0:9090",
+            "--namespace=ops"
+        ]
     );
     let svc = one(&objs, "Service");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
@@ -274,7 +277,7 @@ fn high_availability_elects_a_leader_with_a_pdb_and_a_service_monitor() {
         "--leader-elect",
         "--lease-name=rel-mcp-gitops-leader",
         "--lease-namespace=ops",
-        "--lease-duration=20s",
+        "--lease-duration=20",
     ] {
         assert!(a.contains(&want.to_owned()), "{want} missing from {a:?}");
     }
@@ -314,7 +317,7 @@ fn cluster_wide_uses_a_cluster_role() {
             .is_none()
     );
     let a = args(&objs);
-    assert!(a.contains(&"--all-namespaces".to_owned()), "{a:?}");
+    assert_eq!(a, ["controller", "--metrics-listen=0.0.0.0:9090"]);
     assert!(!a.iter().any(|s| s.starts_with("--namespace")), "{a:?}");
 }
 
@@ -338,7 +341,7 @@ fn custom_values_are_honoured() {
          0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
     );
     assert_eq!(c["imagePullPolicy"], "Always");
-    assert_eq!(c["ports"][0]["containerPort"], 9090);
+    assert_eq!(c["ports"][0]["containerPort"], 9100);
     assert_eq!(c["resources"]["limits"]["memory"], "512Mi");
     assert_eq!(pod["imagePullSecrets"][0]["name"], "regcred");
     assert_eq!(pod["priorityClassName"], "system-cluster-critical");
@@ -348,12 +351,12 @@ fn custom_values_are_honoured() {
         a.contains(&"--lease-name=cf-gitops-lock".to_owned()),
         "{a:?}"
     );
-    assert_eq!(a.last().unwrap(), "--max-concurrent=4");
+    assert_eq!(a.last().unwrap(), "--state-dir=/var/lib/mcp-gitops/state");
     let env = c["env"].as_array().unwrap();
     assert!(env.contains(&json!({"name": "MCP_GITOPS_LOG", "value": "mcp_gitops=debug"})));
     assert!(env.contains(&json!({"name": "TZ", "value": "UTC"})));
     let svc = one(&objs, "Service");
-    assert_eq!(svc["spec"]["ports"][0]["port"], 9090);
+    assert_eq!(svc["spec"]["ports"][0]["port"], 9100);
     assert_eq!(
         svc["metadata"]["annotations"]["prometheus.io/scrape"],
         "true"
@@ -370,8 +373,8 @@ fn bad_values_are_refused_before_rendering() {
         (&["--set", "replicaCount=2"], "leaderElection"),
         (&["--set", "service.type=External"], "service"),
         (
-            &["--set", "leaderElection.leaseDuration=soon"],
-            "leaseDuration",
+            &["--set", "leaderElection.leaseDurationSeconds=1"],
+            "leaseDurationSeconds",
         ),
         (&["--set", "controller.port=80"], "port"),
     ];
@@ -411,4 +414,34 @@ fn the_validator_can_fail() {
         "an unknown field was accepted: {}{}",
         run.stdout, run.stderr
     );
+}
+
+#[test]
+fn the_binary_accepts_the_rendered_arguments() {
+    // The chart and `mcp-gitops controller` agree on every flag: clap refuses an unknown flag (or
+    // a bad value) before it gets to `--help`, which otherwise prints the usage and exits 0.
+    let tools = Tools::new();
+    for values in [&[][..], &[HA], &[CLUSTER], &[CUSTOM]] {
+        let objs = render(&tools, values);
+        let pod = &one(&objs, "Deployment")["spec"]["template"]["spec"];
+        let mut a = args(&objs);
+        a.push("--help".into());
+        let out = assert_cmd::Command::cargo_bin("mcp-gitops")
+            .unwrap()
+            .args(&a)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{values:?}: mcp-gitops {a:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("--metrics-listen"));
+        // The port probed and exposed is the one the controller listens on.
+        let port = pod["containers"][0]["ports"][0]["containerPort"]
+            .as_u64()
+            .unwrap();
+        assert!(a[1].ends_with(&format!(":{port}")), "{a:?} vs {port}");
+    }
 }

@@ -258,6 +258,18 @@ fn keys_of(obj: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// A referenced Secret or ConfigMap carries the label the controller watches by, so that a
+/// rotated token or an edited document reconciles at once.
+fn assert_watched(obj: &Value) {
+    // The controller's `WATCH_LABEL` (src/k8s/controller/run.rs).
+    let label = &obj["metadata"]["labels"]["gitops.mcp-gitops.dev/watch"];
+    assert_eq!(
+        label, "true",
+        "{} {} is not watched",
+        obj["kind"], obj["metadata"]["name"]
+    );
+}
+
 #[test]
 fn every_reference_in_the_examples_resolves() {
     let objs: Vec<Value> = load(&yaml_files(&root().join("examples/k8s")))
@@ -274,6 +286,7 @@ fn every_reference_in_the_examples_resolves() {
         secret_refs(&obj["spec"], &mut refs);
         for (name, key) in refs {
             let secret = named("Secret", &name);
+            assert_watched(secret);
             if let Some(key) = key {
                 assert!(
                     keys_of(secret).contains(&key),
@@ -290,6 +303,7 @@ fn every_reference_in_the_examples_resolves() {
         for src in obj["spec"]["sources"].as_array().into_iter().flatten() {
             if let Some(cm) = src["configMap"]["name"].as_str() {
                 let cm = named("ConfigMap", cm);
+                assert_watched(cm);
                 for key in src["configMap"]["keys"].as_array().into_iter().flatten() {
                     assert!(keys_of(cm).contains(key.as_str().unwrap()), "{key} missing");
                 }
