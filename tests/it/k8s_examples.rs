@@ -350,3 +350,90 @@ fn the_chart_ships_the_committed_crds() {
     assert_eq!(from_chart.len(), 3);
     assert_eq!(from_chart, committed);
 }
+
+/// A GatewayConfig example's ConfigMap and inline sources as the engine's layers (Git sources
+/// live in a repository, not in the examples).
+fn example_layers(cfg: &Value, objs: &[Value]) -> Vec<mcp_gitops::engine::layers::Layer> {
+    let mut layers = Vec::new();
+    for src in cfg["spec"]["sources"].as_array().unwrap() {
+        if let Some(name) = src["configMap"]["name"].as_str() {
+            let cm = objs
+                .iter()
+                .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == name)
+                .unwrap();
+            let data = cm["data"].as_object().unwrap();
+            let keys: Vec<String> = match src["configMap"]["keys"].as_array() {
+                Some(k) => k.iter().map(|k| k.as_str().unwrap().to_owned()).collect(),
+                None => data.keys().cloned().collect(),
+            };
+            let files = keys
+                .into_iter()
+                .map(|k| {
+                    let text = data[&k].as_str().unwrap().to_owned();
+                    (k, text)
+                })
+                .collect();
+            layers.push(mcp_gitops::engine::layers::Layer {
+                label: format!("configmap-{name}"),
+                files,
+            });
+        } else if let Some(doc) = src["inline"].as_object() {
+            let name = doc["name"].as_str().unwrap();
+            layers.push(mcp_gitops::engine::layers::Layer {
+                label: format!("inline-{name}"),
+                files: vec![(
+                    format!("{name}.yaml"),
+                    doc["document"].as_str().unwrap().to_owned(),
+                )],
+            });
+        }
+    }
+    layers
+}
+
+fn load_layers(
+    cfg: &Value,
+    layers: &[mcp_gitops::engine::layers::Layer],
+) -> Result<mcp_gitops::engine::environment::Environment, String> {
+    use mcp_gitops::k8s::{controller::config::env_config, crd::GatewayConfig};
+    let typed: GatewayConfig = serde_json::from_value(cfg.clone())
+        .unwrap_or_else(|e| panic!("{}: not a GatewayConfig: {e}", cfg["metadata"]["name"]));
+    let dir = tempfile::tempdir().unwrap();
+    mcp_gitops::engine::layers::load(dir.path(), layers, env_config(&typed))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn example_documents_load_as_the_controller_layers_them() {
+    let objs: Vec<Value> = load(&yaml_files(&root().join("examples/k8s")))
+        .into_iter()
+        .map(|(_, o)| o)
+        .collect();
+    let mut total = 0;
+    for cfg in objs.iter().filter(|o| o["kind"] == "GatewayConfig") {
+        let layers = example_layers(cfg, &objs);
+        assert!(!layers.is_empty());
+        let env = load_layers(cfg, &layers)
+            .unwrap_or_else(|e| panic!("{}: {e}", cfg["metadata"]["name"]));
+        total += env.document.entities.total();
+    }
+    // dev: 3 tools, 1 prompt, 1 server; prod (without its Git documents): 1 server.
+    assert_eq!(total, 6);
+
+    // The check can fail: a tool without its URL is refused, naming the layer and the field.
+    let dev = objs
+        .iter()
+        .find(|o| o["kind"] == "GatewayConfig" && o["metadata"]["name"] == "dev")
+        .unwrap();
+    let mut layers = example_layers(dev, &objs);
+    layers.push(mcp_gitops::engine::layers::Layer {
+        label: "inline-bad".into(),
+        files: vec![(
+            "bad.yaml".into(),
+            "version: \"2025-03-26\"\nentities:\n  tools:\n    - name: no-url\n      request_type: GET\n"
+                .into(),
+        )],
+    });
+    let err = load_layers(dev, &layers).expect_err("a tool without a URL was accepted");
+    assert!(err.contains("inline-bad") && err.contains("url"), "{err}");
+}
