@@ -19,6 +19,7 @@ mod import;
 mod interop;
 mod interop_federated;
 mod k8s_chart;
+mod k8s_controller;
 mod k8s_examples;
 mod limits;
 mod secrets;
