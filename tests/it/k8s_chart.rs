@@ -42,15 +42,15 @@ fn allowed(leader_election: bool) -> BTreeMap<(String, String), BTreeSet<&'stati
         );
     };
     for k in KINDS {
-        put(GROUP, k, &["get", "list", "watch", "patch", "update"]);
-        put(GROUP, &format!("{k}/status"), &["get", "patch", "update"]);
+        put(GROUP, k, &["get", "list", "watch", "patch"]);
+        put(GROUP, &format!("{k}/status"), &["get", "patch"]);
         put(GROUP, &format!("{k}/finalizers"), &["update"]);
     }
     put("", "secrets", &["get", "list", "watch"]);
     put("", "configmaps", &["get", "list", "watch"]);
     put("events.k8s.io", "events", &["create", "patch"]);
     if leader_election {
-        let lease = &["create", "get", "update", "patch"];
+        let lease = &["create", "get", "patch"];
         put("coordination.k8s.io", "leases", lease);
     }
     m
