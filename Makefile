@@ -4,7 +4,7 @@ CARGO ?= cargo
 CF := tests/gateway/cf.sh
 RUN := .run
 
-.PHONY: all build venv sshd test lint demo gateway gateway-stop bench clean
+.PHONY: all build venv sshd k8s-tools test lint demo gateway gateway-stop bench clean
 
 all: build
 
@@ -19,8 +19,12 @@ venv:
 sshd:
 	tests/git/sshd.sh install
 
-# Everything needed, then all tests (unit, real-gateway integration, lint).
-test: venv sshd lint
+# Offline Kubernetes tooling for the chart checks: helm and kubernetes-validate under .tools/.
+k8s-tools:
+	tests/k8s/tools.sh install
+
+# Everything needed, then all tests (unit, real-gateway integration, chart checks, lint).
+test: venv sshd k8s-tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \

@@ -42,9 +42,26 @@ pub fn connect(
         crate::gateway::DEFAULT_JWT_ISSUER.into(),
     )
     .map_err(|e| ConnectError::Config(e.to_string()))?;
+    client(url, auth, None, s)
+}
+
+/// A client for `url` with `auth` resolved by the caller (the controller reads it from
+/// Kubernetes Secrets), at `rate_limit` requests per minute (default: the client's).
+pub fn client(
+    url: &str,
+    auth: Auth,
+    rate_limit: Option<usize>,
+    s: &Settings,
+) -> Result<Client, ConnectError> {
     crate::gateway::check_url(url).map_err(|e| ConnectError::Config(e.to_string()))?;
     let mut client_opts = ClientOptions::new(url.to_string(), auth);
     client_opts.stats = s.stats.clone();
     client_opts.limiter = s.limiter.clone();
+    if let Some(t) = s.timeout {
+        client_opts.timeout = t;
+    }
+    if let Some(r) = rate_limit {
+        client_opts.rate_limit = r;
+    }
     Ok(Client::new(client_opts)?)
 }

@@ -21,7 +21,7 @@ use crate::engine::apply::{
 pub use crate::engine::connect::{ConnectError, connect};
 use crate::engine::environment::{self, EnvError, Environment, Masks, Mode};
 use crate::engine::envlock::{self, LockError};
-use crate::gateway::{Client, GatewayError, Limiter, Stats};
+use crate::gateway::{Auth, Client, GatewayError, Limiter, Stats};
 
 /// Why a reconcile did not get to writing.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,8 @@ pub struct Settings {
     pub command: &'static str,
     /// Resource content read before, shared by every target made with these settings.
     pub content_cache: Option<Arc<crate::engine::content_cache::ContentCache>>,
+    /// The per-request timeout (default: the client's).
+    pub timeout: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -97,8 +99,18 @@ impl Default for Settings {
             lock_source: None,
             command: "mcp-gitops",
             content_cache: None,
+            timeout: None,
         }
     }
+}
+
+/// A gateway and the credentials for it, resolved by a front door.
+pub struct Connect {
+    pub url: String,
+    pub auth: Auth,
+    pub keys: Keys,
+    /// Requests per minute (default: the client's); the process keeps one limit per URL.
+    pub rate_limit: Option<usize>,
 }
 
 /// An environment connected to its gateway.
@@ -136,27 +148,54 @@ impl Target {
         Self::new(environment::load(dir)?, s)
     }
 
-    pub fn new(mut env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
+    pub fn new(env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
         let c = &env.config;
         let bad = |m: String| config_error(&env.dir, m);
         if c.gateway.trim().is_empty() {
             return Err(bad("gateway: is required (the gateway's base URL)".into()));
         }
-        let client = connect(
-            &c.gateway,
+        let auth = Auth::resolve(
             env.secret(&c.token)?,
             c.user.clone(),
             env.secret(&c.jwt_secret)?,
-            s,
+            crate::gateway::DEFAULT_JWT_AUDIENCE.into(),
+            crate::gateway::DEFAULT_JWT_ISSUER.into(),
         )
-        .map_err(|e| match e {
-            ConnectError::Gateway(g) => ReconcileError::Gateway(g),
-            ConnectError::Config(m) => bad(m),
-        })?;
+        .map_err(|e| bad(e.to_string()))?;
         let keys = Keys::new(
             env.secret(&c.secret)?.map(|s| Secret::new(&s)),
             env.secret(&c.gateway_secret)?.map(|s| Secret::new(&s)),
         );
+        let url = c.gateway.clone();
+        Self::connect(
+            env,
+            Connect {
+                url,
+                auth,
+                keys,
+                rate_limit: None,
+            },
+            s,
+        )
+    }
+
+    /// Connect an environment whose gateway and credentials were resolved by the front door
+    /// (the controller reads them from Kubernetes Secrets): `env.config`'s connection fields
+    /// are ignored.
+    pub fn connect(
+        mut env: Environment,
+        conn: Connect,
+        s: &Settings,
+    ) -> Result<Target, ReconcileError> {
+        env.config.gateway = conn.url;
+        let c = &env.config;
+        let bad = |m: String| config_error(&env.dir, m);
+        let client = crate::engine::connect::client(&c.gateway, conn.auth, conn.rate_limit, s)
+            .map_err(|e| match e {
+                ConnectError::Gateway(g) => ReconcileError::Gateway(g),
+                ConnectError::Config(m) => bad(m),
+            })?;
+        let keys = conn.keys;
         let opts = Options {
             strategy: c.conflict_strategy.unwrap_or_default(),
             parallelism: s.parallelism,

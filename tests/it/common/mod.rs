@@ -4,6 +4,7 @@
 
 pub mod fault;
 pub mod git;
+pub mod k8s;
 pub mod proc;
 pub mod seed;
 
