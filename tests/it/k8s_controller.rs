@@ -203,6 +203,39 @@ async fn a_config_applies_its_configmap_settles_and_a_second_owner_is_a_conflict
     )
     .await;
 
+    // 3b. Observe mode with an edited ConfigMap: Drifted, the gateway untouched.
+    let before = gw.get("/v1/tools?limit=0").await.to_string();
+    let edited = configmap(
+        "dev-docs",
+        &[
+            ("k8s_a", "http://a.example/edited"),
+            ("k8s_b", "http://b.example/b"),
+        ],
+    );
+    let mut observing = obj("dev", "dev-docs", Some(second["status"].clone()));
+    observing["spec"]["mode"] = json!("observe");
+    let (g, t) = (gw.url.clone(), token.clone());
+    let out = scenario(observing, move |mut h| async move {
+        reads(&mut h, edited, &g, &t).await;
+        vec![expect(&mut h, "PATCH", status_path, obj("dev", "dev-docs", None)).await]
+    })
+    .await;
+    let drifted = out[0]["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Drifted")
+        .unwrap()
+        .clone();
+    assert_eq!(drifted["status"], "True", "{}", out[0]);
+    assert_eq!(ready(&out[0]).1, "DriftDetected");
+    assert_eq!(out[0]["status"]["lastPlan"]["updates"], 1);
+    assert_eq!(
+        gw.get("/v1/tools?limit=0").await.to_string(),
+        before,
+        "observe wrote"
+    );
+
     // 4. Another config claiming k8s_a: Stalled with OwnershipConflict, nothing written.
     let before = gw.get("/v1/tools?limit=0").await.to_string();
     let other = configmap("prod-docs", &[("k8s_a", "http://a.example/changed")]);
