@@ -424,3 +424,36 @@ async fn a_gateway_with_a_missing_secret_is_not_ready_and_lists_its_users() {
     assert_eq!(st["status"]["usedBy"], json!(["GatewayConfig/dev"]));
     assert_eq!(st["status"]["observedGeneration"], 2);
 }
+
+/// `dependsOn` a config that is not Ready: nothing read, nothing applied, Reconciling.
+#[tokio::test]
+async fn a_dependency_not_ready_waits() {
+    let mut obj = config("Orphan", &[], None, json!({}));
+    obj["spec"]["dependsOn"] = json!([{"name": "base"}]);
+    let base = {
+        let mut b = config("Orphan", &[], None, json!({}));
+        b["metadata"]["name"] = json!("base");
+        b
+    };
+    let echo = obj.clone();
+    let status = scenario(obj, move |mut h| async move {
+        let p = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/gatewayconfigs/base";
+        expect(&mut h, "GET", p, (200, base)).await;
+        let patch = expect(&mut h, "PATCH", &format!("{BASE}/status"), (200, echo)).await;
+        expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        patch
+    })
+    .await;
+    let ready = condition(&status["status"], "Ready");
+    assert_eq!(ready["reason"], "DependencyNotReady");
+    assert_eq!(
+        condition(&status["status"], "Reconciling")["status"],
+        "True"
+    );
+}
