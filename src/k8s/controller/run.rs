@@ -58,14 +58,14 @@ fn identity(a: &ControllerArgs) -> String {
     })
 }
 
-/// Generation, the request annotation and deletion: what reconciles a config (not its status).
+/// Generation, the request and force-orphan annotations and deletion: what reconciles a config
+/// (not its status, nor the finalizer it adds itself).
 fn changed(o: &GatewayConfig) -> Option<u64> {
     let mut h = DefaultHasher::new();
     o.metadata.generation.hash(&mut h);
     o.annotations().get(REQUESTED_AT).hash(&mut h);
     o.annotations().get(super::FORCE_ORPHAN).hash(&mut h);
     o.metadata.deletion_timestamp.is_some().hash(&mut h);
-    o.finalizers().hash(&mut h);
     Some(h.finish())
 }
 
