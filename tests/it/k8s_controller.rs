@@ -203,6 +203,39 @@ async fn a_config_applies_its_configmap_settles_and_a_second_owner_is_a_conflict
     )
     .await;
 
+    // 3b. Observe mode with an edited ConfigMap: Drifted, the gateway untouched.
+    let before = gw.get("/v1/tools?limit=0").await.to_string();
+    let edited = configmap(
+        "dev-docs",
+        &[
+            ("k8s_a", "http://a.example/edited"),
+            ("k8s_b", "http://b.example/b"),
+        ],
+    );
+    let mut observing = obj("dev", "dev-docs", Some(second["status"].clone()));
+    observing["spec"]["mode"] = json!("observe");
+    let (g, t) = (gw.url.clone(), token.clone());
+    let out = scenario(observing, move |mut h| async move {
+        reads(&mut h, edited, &g, &t).await;
+        vec![expect(&mut h, "PATCH", status_path, obj("dev", "dev-docs", None)).await]
+    })
+    .await;
+    let drifted = out[0]["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Drifted")
+        .unwrap()
+        .clone();
+    assert_eq!(drifted["status"], "True", "{}", out[0]);
+    assert_eq!(ready(&out[0]).1, "DriftDetected");
+    assert_eq!(out[0]["status"]["lastPlan"]["updates"], 1);
+    assert_eq!(
+        gw.get("/v1/tools?limit=0").await.to_string(),
+        before,
+        "observe wrote"
+    );
+
     // 4. Another config claiming k8s_a: Stalled with OwnershipConflict, nothing written.
     let before = gw.get("/v1/tools?limit=0").await.to_string();
     let other = configmap("prod-docs", &[("k8s_a", "http://a.example/changed")]);
@@ -227,5 +260,55 @@ async fn a_config_applies_its_configmap_settles_and_a_second_owner_is_a_conflict
         gw.get("/v1/tools?limit=0").await.to_string(),
         before,
         "nothing written"
+    );
+
+    // 5. Delete `dev` with deletionPolicy Delete: what it owns is deleted from the gateway, a
+    //    hand-made tool stays, and the finalizer is released.
+    gw.post(
+        "/v1/tools",
+        json!({"tool": {"name": "hand_made", "url": "http://h.example/h", "integration_type": "REST", "request_type": "GET"}}),
+    )
+    .await;
+    let mut deleting = obj("dev", "dev-docs", Some(second["status"].clone()));
+    deleting["spec"]["deletionPolicy"] = json!("Delete");
+    deleting["metadata"]["finalizers"] = json!(["gitops.mcp-gitops.dev/delete-owned"]);
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-12-02T18:00:00Z");
+    let (g, t, echo) = (gw.url.clone(), token.clone(), deleting.clone());
+    let out = scenario(deleting, move |mut h| async move {
+        let api = "/apis/gitops.mcp-gitops.dev/v1alpha1";
+        expect(
+            &mut h,
+            "GET",
+            &format!("{api}{NS}/contextforgegateways/gw"),
+            gateway_cr(&g),
+        )
+        .await;
+        expect(
+            &mut h,
+            "GET",
+            &format!("/api/v1{NS}/secrets/gw-token"),
+            token_secret(&t),
+        )
+        .await;
+        vec![
+            expect(
+                &mut h,
+                "PATCH",
+                &format!("{api}{NS}/gatewayconfigs/dev"),
+                echo,
+            )
+            .await,
+        ]
+    })
+    .await;
+    assert_eq!(out[0]["metadata"]["finalizers"], json!([]));
+    let names = gw.tool_names().await;
+    assert!(
+        !names.iter().any(|n| n.contains("k8s")),
+        "owned tools remain: {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.contains("hand")),
+        "a hand-made tool was deleted: {names:?}"
     );
 }

@@ -336,6 +336,19 @@ async fn sync(cfg: &GatewayConfig, ctx: &Ctx) -> Result<Synced, Error> {
             "credentials: per-entity credentials are not supported by this controller yet; encrypt auth_value in the documents (documentKeySecretRef)".into(),
         ));
     }
+    let configs: Api<GatewayConfig> = Api::namespaced(ctx.client.clone(), &ns);
+    for d in &cfg.spec.depends_on {
+        let ready = configs.get_opt(&d.name).await?.is_some_and(|c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == READY && c.status == "True")
+            })
+        });
+        if !ready {
+            return Err(Error::Dependency(format!("GatewayConfig {}", d.name)));
+        }
+    }
     let layers = read_sources(&ctx.client, &ns, &cfg.spec.sources).await?;
     let revision = revision(&layers);
     let root = ctx.state_dir.join("configs").join(&ns).join(cfg.name_any());

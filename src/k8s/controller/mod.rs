@@ -113,6 +113,8 @@ pub enum Error {
     InUse(String),
     #[error("suspended")]
     Suspended,
+    #[error("waiting for {0} to be Ready (dependsOn)")]
+    Dependency(String),
     #[error("internal: {0}")]
     Join(String),
 }
@@ -129,7 +131,7 @@ impl Classify for Error {
             Error::Reconcile(e) => e.class(),
             Error::Gateway(e) => e.class(),
             Error::Ownership { .. } => ErrorClass::Conflict,
-            Error::InUse(_) | Error::Suspended => ErrorClass::Locked,
+            Error::InUse(_) | Error::Suspended | Error::Dependency(_) => ErrorClass::Locked,
         }
     }
 }
@@ -148,6 +150,7 @@ impl Error {
             Error::Ownership { .. } => "OwnershipConflict",
             Error::InUse(_) => "InUse",
             Error::Suspended => "Suspended",
+            Error::Dependency(_) => "DependencyNotReady",
             e => e.class().reason(),
         }
     }

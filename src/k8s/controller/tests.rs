@@ -338,3 +338,122 @@ fn intervals_parse() {
     let j = super::jitter(Duration::from_secs(100));
     assert!(j >= Duration::from_secs(100) && j <= Duration::from_secs(110));
 }
+
+/// A gateway whose token Secret is missing: finalizer added, `Ready=False, SecretMissing`,
+/// `usedBy` lists its configs; no gateway contacted.
+#[tokio::test]
+async fn a_gateway_with_a_missing_secret_is_not_ready_and_lists_its_users() {
+    let api = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp";
+    let gw = json!({"apiVersion": "gitops.mcp-gitops.dev/v1alpha1", "kind": "ContextForgeGateway",
+        "metadata": {"name": "gw", "namespace": "mcp", "generation": 2, "resourceVersion": "4", "uid": "g"},
+        "spec": {"url": "http://127.0.0.1:1", "auth": {"tokenSecretRef": {"name": "gw-token", "key": "token"}}}});
+    let list = |kind: &str, items: Vec<Value>| {
+        json!({"apiVersion": "gitops.mcp-gitops.dev/v1alpha1", "kind": format!("{kind}List"),
+               "metadata": {"resourceVersion": "9"}, "items": items})
+    };
+    let dev = config("Orphan", &[], None, json!({}));
+    let echo = gw.clone();
+    let (svc, mut h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(kube::Client::new(svc, "mcp"), dir.path().to_path_buf(), "t");
+    let script = tokio::spawn(async move {
+        expect(
+            &mut h,
+            "GET",
+            &format!("{api}/gatewayconfigs"),
+            (200, list("GatewayConfig", vec![dev])),
+        )
+        .await;
+        expect(
+            &mut h,
+            "GET",
+            &format!("{api}/gatewaybackups"),
+            (200, list("GatewayBackup", vec![])),
+        )
+        .await;
+        let fin = expect(
+            &mut h,
+            "PATCH",
+            &format!("{api}/contextforgegateways/gw"),
+            (200, echo.clone()),
+        )
+        .await;
+        assert_eq!(
+            fin["metadata"]["finalizers"],
+            json!([super::gateway::FINALIZER])
+        );
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/secrets/gw-token",
+            not_found("gw-token"),
+        )
+        .await;
+        let st = expect(
+            &mut h,
+            "PATCH",
+            &format!("{api}/contextforgegateways/gw/status"),
+            (200, echo),
+        )
+        .await;
+        let ev = expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        assert_eq!(ev["reason"], "SecretMissing");
+        st
+    });
+    let obj: crate::k8s::crd::ContextForgeGateway = serde_json::from_value(gw).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        super::gateway::reconcile(Arc::new(obj), ctx),
+    )
+    .await
+    .expect("unanswered request")
+    .unwrap();
+    let st = script.await.unwrap();
+    let ready = condition(&st["status"], "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("SecretMissing"))
+    );
+    assert!(ready["message"].as_str().unwrap().contains("gw-token"));
+    assert_eq!(st["status"]["usedBy"], json!(["GatewayConfig/dev"]));
+    assert_eq!(st["status"]["observedGeneration"], 2);
+}
+
+/// `dependsOn` a config that is not Ready: nothing read, nothing applied, Reconciling.
+#[tokio::test]
+async fn a_dependency_not_ready_waits() {
+    let mut obj = config("Orphan", &[], None, json!({}));
+    obj["spec"]["dependsOn"] = json!([{"name": "base"}]);
+    let base = {
+        let mut b = config("Orphan", &[], None, json!({}));
+        b["metadata"]["name"] = json!("base");
+        b
+    };
+    let echo = obj.clone();
+    let status = scenario(obj, move |mut h| async move {
+        let p = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/gatewayconfigs/base";
+        expect(&mut h, "GET", p, (200, base)).await;
+        let patch = expect(&mut h, "PATCH", &format!("{BASE}/status"), (200, echo)).await;
+        expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        patch
+    })
+    .await;
+    let ready = condition(&status["status"], "Ready");
+    assert_eq!(ready["reason"], "DependencyNotReady");
+    assert_eq!(
+        condition(&status["status"], "Reconciling")["status"],
+        "True"
+    );
+}
