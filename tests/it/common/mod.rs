@@ -4,6 +4,7 @@
 
 pub mod fault;
 pub mod git;
+pub mod kube_api;
 pub mod proc;
 pub mod seed;
 
