@@ -3,7 +3,7 @@
 //! One engine in layers; each uses only the layers below it:
 //!
 //! ```text
-//! front doors   cli · daemon · http        parse, call the engine, render
+//! front doors   cli · daemon · http · k8s  parse, call the engine, render
 //! engine        apply, reconcile, ...      the one orchestration
 //! gateway       Gateway trait, Client      ContextForge's REST paths and bodies
 //! core          document, diff, kind, ...  pure
@@ -25,5 +25,7 @@ pub mod engine;
 pub mod gateway;
 /// Front door: the HTTP listener (webhooks, health, status, metrics).
 pub mod http;
+/// Front door: Kubernetes custom resources and their controller.
+pub mod k8s;
 /// The allocator's settings: the crate's only `unsafe`.
 pub mod memory;

@@ -1,6 +1,7 @@
 //! The command line: flags, one-line errors and documented exit codes.
 
 mod backup;
+mod crds;
 mod env;
 mod export;
 mod git_args;
@@ -146,6 +147,8 @@ pub enum Command {
     Restore(Box<restore::RestoreArgs>),
     /// Copy selected entities between environment directories in a Git working copy; commit.
     Promote(Box<promote::PromoteArgs>),
+    /// Print the Kubernetes CustomResourceDefinitions (or write them with --out-dir).
+    Crds(crds::CrdsArgs),
 }
 
 /// How to reach the gateway.
@@ -307,6 +310,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Backup(a) => backup::run(*a).await,
         Command::Restore(a) => restore::run(*a).await,
         Command::Promote(a) => promote::run(*a),
+        Command::Crds(a) => crds::run(a),
         Command::Schema => {
             print!("{}", crate::core::document::schema_json());
             Ok(exit::OK)

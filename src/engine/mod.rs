@@ -8,6 +8,7 @@ pub mod environment;
 pub mod envlock;
 pub mod export;
 pub mod git;
+pub mod layers;
 pub mod promote;
 pub mod reconcile;
 pub mod restore;

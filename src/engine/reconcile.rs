@@ -81,6 +81,8 @@ pub struct Settings {
     pub command: &'static str,
     /// Resource content read before, shared by every target made with these settings.
     pub content_cache: Option<Arc<crate::engine::content_cache::ContentCache>>,
+    /// The per-request timeout (default: the client's).
+    pub timeout: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -96,8 +98,16 @@ impl Default for Settings {
             lock_source: None,
             command: "mcp-gitops",
             content_cache: None,
+            timeout: None,
         }
     }
+}
+
+/// A gateway and the credentials for it, resolved by a front door.
+pub struct Connect {
+    pub url: String,
+    pub auth: Auth,
+    pub keys: Keys,
 }
 
 /// An environment connected to its gateway.
@@ -135,7 +145,7 @@ impl Target {
         Self::new(environment::load(dir)?, s)
     }
 
-    pub fn new(mut env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
+    pub fn new(env: Environment, s: &Settings) -> Result<Target, ReconcileError> {
         let c = &env.config;
         let bad = |m: String| config_error(&env.dir, m);
         if c.gateway.trim().is_empty() {
@@ -149,15 +159,34 @@ impl Target {
             crate::gateway::DEFAULT_JWT_ISSUER.into(),
         )
         .map_err(|e| bad(e.to_string()))?;
-        crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
-        let mut client_opts = ClientOptions::new(c.gateway.clone(), auth);
-        client_opts.stats = s.stats.clone();
-        client_opts.limiter = s.limiter.clone();
-        let client = Client::new(client_opts)?;
         let keys = Keys::new(
             env.secret(&c.secret)?.map(|s| Secret::new(&s)),
             env.secret(&c.gateway_secret)?.map(|s| Secret::new(&s)),
         );
+        let url = c.gateway.clone();
+        Self::connect(env, Connect { url, auth, keys }, s)
+    }
+
+    /// Connect an environment whose gateway and credentials were resolved by the front door
+    /// (the controller reads them from Kubernetes Secrets): `env.config`'s connection fields
+    /// are ignored.
+    pub fn connect(
+        mut env: Environment,
+        conn: Connect,
+        s: &Settings,
+    ) -> Result<Target, ReconcileError> {
+        env.config.gateway = conn.url;
+        let c = &env.config;
+        let bad = |m: String| config_error(&env.dir, m);
+        crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
+        let mut client_opts = ClientOptions::new(c.gateway.clone(), conn.auth);
+        client_opts.stats = s.stats.clone();
+        client_opts.limiter = s.limiter.clone();
+        if let Some(t) = s.timeout {
+            client_opts.timeout = t;
+        }
+        let client = Client::new(client_opts)?;
+        let keys = conn.keys;
         let opts = Options {
             strategy: c.conflict_strategy.unwrap_or_default(),
             parallelism: s.parallelism,
