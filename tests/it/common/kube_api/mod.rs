@@ -54,6 +54,8 @@ pub struct FakeApi {
     addr: SocketAddr,
     shared: Arc<Shared>,
     running: Option<Running>,
+    /// More ports onto the same objects (`door`).
+    doors: Vec<Running>,
 }
 
 fn serve(shared: Arc<Shared>, listener: std::net::TcpListener) -> Running {
@@ -68,9 +70,10 @@ fn serve(shared: Arc<Shared>, listener: std::net::TcpListener) -> Running {
         rt.block_on(async move {
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let port = listener.local_addr().unwrap().port();
             let app = axum::Router::new()
                 .fallback(server::handle)
-                .with_state(shared);
+                .with_state((shared, port));
             tokio::select! {
                 r = axum::serve(listener, app) => r.expect("the fake API server failed"),
                 _ = stopped => {}
@@ -97,7 +100,22 @@ impl FakeApi {
             addr,
             shared,
             running,
+            doors: Vec::new(),
         }
+    }
+
+    /// Another port onto the same objects (so a test can tell two clients' requests apart by
+    /// `Request::port`); its URL. Not restarted by `restart`.
+    pub fn door(&mut self) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        self.doors.push(serve(self.shared.clone(), listener));
+        url
+    }
+
+    /// The port of the main URL.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Stop serving: every connection and watch is closed; the objects are kept.
@@ -151,12 +169,16 @@ impl FakeApi {
 
     /// Write a kubeconfig pointing at this server (context `fake`, namespace `NS`) into `dir`.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
+        Self::kubeconfig_for(&self.url, &dir.join("kubeconfig"))
+    }
+
+    /// Write a kubeconfig for `url` (one of this server's doors) at `path`.
+    pub fn kubeconfig_for(url: &str, path: &Path) -> PathBuf {
+        let path = path.to_path_buf();
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
              users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {NS}\n\
-             current-context: fake\n",
-            url = self.url
+             current-context: fake\n"
         );
         std::fs::write(&path, text).expect("write kubeconfig");
         path
@@ -222,5 +244,9 @@ impl FakeApi {
 impl Drop for FakeApi {
     fn drop(&mut self) {
         self.stop();
+        for d in self.doors.drain(..) {
+            let _ = d.stop.send(());
+            let _ = d.thread.join();
+        }
     }
 }

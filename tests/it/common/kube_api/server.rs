@@ -27,6 +27,8 @@ pub struct Request {
     pub content_type: Option<String>,
     pub user_agent: Option<String>,
     pub status: u16,
+    /// The port it came in on (`FakeApi::door` opens more than one onto the same objects).
+    pub port: u16,
 }
 
 impl Request {
@@ -133,7 +135,7 @@ fn error(e: &ApiError) -> Response {
 
 /// The one handler: every request is logged with the status it got.
 pub async fn handle(
-    State(shared): State<Arc<Shared>>,
+    State((shared, port)): State<(Arc<Shared>, u16)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -168,6 +170,7 @@ pub async fn handle(
         content_type,
         user_agent: agent,
         status: resp.status().as_u16(),
+        port,
     });
     resp
 }
