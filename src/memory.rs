@@ -19,7 +19,7 @@ const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 /// The commands that run until stopped.
 pub fn long_running(command: &[u8]) -> bool {
-    matches!(command, b"run" | b"watch")
+    matches!(command, b"run" | b"watch" | b"controller")
 }
 
 /// Commit arena memory as it is used rather than up front (an idle daemon then holds only what

@@ -149,6 +149,9 @@ pub enum Command {
     Promote(Box<promote::PromoteArgs>),
     /// Print the Kubernetes CustomResourceDefinitions (or write them with --out-dir).
     Crds(crds::CrdsArgs),
+    /// The Kubernetes controller: reconcile GatewayConfigs and ContextForgeGateways through
+    /// the engine (kubeconfig from KUBECONFIG or in-cluster).
+    Controller(Box<crate::k8s::controller::ControllerArgs>),
 }
 
 /// How to reach the gateway.
@@ -311,6 +314,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Restore(a) => restore::run(*a).await,
         Command::Promote(a) => promote::run(*a),
         Command::Crds(a) => crds::run(a),
+        Command::Controller(a) => crate::k8s::controller::run(*a).await,
         Command::Schema => {
             print!("{}", crate::core::document::schema_json());
             Ok(exit::OK)

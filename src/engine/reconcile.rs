@@ -108,6 +108,8 @@ pub struct Connect {
     pub url: String,
     pub auth: Auth,
     pub keys: Keys,
+    /// Requests per minute (default: the client's); the process keeps one limit per URL.
+    pub rate_limit: Option<usize>,
 }
 
 /// An environment connected to its gateway.
@@ -164,7 +166,16 @@ impl Target {
             env.secret(&c.gateway_secret)?.map(|s| Secret::new(&s)),
         );
         let url = c.gateway.clone();
-        Self::connect(env, Connect { url, auth, keys }, s)
+        Self::connect(
+            env,
+            Connect {
+                url,
+                auth,
+                keys,
+                rate_limit: None,
+            },
+            s,
+        )
     }
 
     /// Connect an environment whose gateway and credentials were resolved by the front door
@@ -184,6 +195,9 @@ impl Target {
         client_opts.limiter = s.limiter.clone();
         if let Some(t) = s.timeout {
             client_opts.timeout = t;
+        }
+        if let Some(r) = conn.rate_limit {
+            client_opts.rate_limit = r;
         }
         let client = Client::new(client_opts)?;
         let keys = conn.keys;

@@ -166,6 +166,76 @@ pub fn deletes(
     Ok(steps)
 }
 
+/// Entities `desired` declares that live already carry another owner's marker of the same
+/// `family` (e.g. `mcp-gitops:k8s.`): `(kind, key, that marker)`. A second config claiming an
+/// entity is a conflict to report, never a tug of war. Pure.
+pub fn foreign_owners(
+    desired: &Document,
+    observed: &Observed,
+    marker: &str,
+    family: &str,
+) -> Vec<(Kind, String, String)> {
+    fn check<E: Entity>(
+        kind: Kind,
+        want: &[E],
+        live: &[E],
+        marker: &str,
+        family: &str,
+        out: &mut Vec<(Kind, String, String)>,
+    ) {
+        let declared: HashSet<String> = want.iter().map(|e| identity(kind, e.key())).collect();
+        for e in live
+            .iter()
+            .filter(|e| declared.contains(&identity(kind, e.key())))
+        {
+            let other = e
+                .tags()
+                .iter()
+                .map(|t| t.normalized())
+                .find(|t| t.starts_with(family) && t != marker);
+            if let Some(t) = other {
+                out.push((kind, e.key().to_string(), t));
+            }
+        }
+    }
+    let (w, l) = (&desired.entities, &observed.document.entities);
+    let mut out = Vec::new();
+    check(Kind::Tool, &w.tools, &l.tools, marker, family, &mut out);
+    check(
+        Kind::Gateway,
+        &w.gateways,
+        &l.gateways,
+        marker,
+        family,
+        &mut out,
+    );
+    check(
+        Kind::Server,
+        &w.servers,
+        &l.servers,
+        marker,
+        family,
+        &mut out,
+    );
+    check(
+        Kind::Prompt,
+        &w.prompts,
+        &l.prompts,
+        marker,
+        family,
+        &mut out,
+    );
+    check(
+        Kind::Resource,
+        &w.resources,
+        &l.resources,
+        marker,
+        family,
+        &mut out,
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +361,33 @@ mod tests {
         assert_eq!(marker_tag("eu west").unwrap(), "mcp-gitops:eu-west");
         assert!(marker_tag("a/b").is_err());
         assert!(marker_tag("x-").is_err());
+    }
+
+    #[test]
+    fn a_second_owner_of_the_family_is_a_conflict() {
+        let desired = doc!({"tools": [
+            {"name": "a", "url": "http://x/a"},
+            {"name": "hand-made", "url": "http://x/h"},
+            {"name": "other-env", "url": "http://x/o"}
+        ]});
+        let found = foreign_owners(&desired, &observed(live()), "mcp-gitops:dev", "mcp-gitops:");
+        assert_eq!(
+            found,
+            [(
+                Kind::Tool,
+                "other-env".to_string(),
+                "mcp-gitops:prod".to_string()
+            )]
+        );
+        // Another family's marker is not ours to judge.
+        assert!(
+            foreign_owners(
+                &desired,
+                &observed(live()),
+                "mcp-gitops:k8s.a",
+                "mcp-gitops:k8s."
+            )
+            .is_empty()
+        );
     }
 }

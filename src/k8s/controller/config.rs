@@ -1,0 +1,431 @@
+//! One `GatewayConfig` reconcile: finalizer as `deletionPolicy` asks, sources read into the
+//! engine's layers, plan, ownership check, apply (or report drift in `observe`), status written
+//! only when it changed, an Event only when `Ready` flips.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret as K8sSecret};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use super::{Ctx, Error, REQUESTED_AT, jitter, k8s_io};
+use crate::core::document::Document;
+use crate::core::kind::Kind;
+use crate::engine::apply::{Outcome, prune};
+use crate::engine::environment::{Config, Environment, Mode, Prune, Strategy};
+use crate::engine::layers::{self, Layer};
+use crate::engine::reconcile::{Settings, Target};
+use crate::k8s::crd::*;
+use crate::k8s::status::{self, DRIFTED, READY, RECONCILING, STALLED, Want};
+
+/// The finalizer a `deletionPolicy: Delete` config carries.
+pub const FINALIZER: &str = "gitops.mcp-gitops.dev/delete-owned";
+/// The ownership markers of this controller's configs start so.
+pub const FAMILY: &str = "mcp-gitops:k8s.";
+const MAX_FAILURES: usize = 20;
+const MAX_HISTORY: usize = 5;
+
+/// `k8s.<namespace>.<name>`: what this config's entities are tagged with.
+pub fn owner(cfg: &GatewayConfig) -> String {
+    format!(
+        "k8s.{}.{}",
+        cfg.namespace().unwrap_or_default(),
+        cfg.name_any()
+    )
+}
+
+/// What a successful sync found and did.
+#[derive(Debug, Default)]
+pub struct Synced {
+    pub revision: String,
+    pub plan: PlanSummary,
+    pub applied: bool,
+    pub drift: bool,
+    pub inventory: Inventory,
+    pub failures: Vec<EntityFailure>,
+    pub failures_total: usize,
+}
+
+pub async fn reconcile(cfg: Arc<GatewayConfig>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = cfg.namespace().unwrap_or_default();
+    let api: Api<GatewayConfig> = Api::namespaced(ctx.client.clone(), &ns);
+    let has = cfg.finalizers().iter().any(|f| f == FINALIZER);
+    if cfg.meta().deletion_timestamp.is_some() {
+        return if has {
+            super::cleanup::run(&cfg, &ctx, &api).await
+        } else {
+            Ok(Action::await_change())
+        };
+    }
+    let wants = cfg.spec.deletion_policy == DeletionPolicy::Delete;
+    if wants != has {
+        super::set_finalizer(&api, &*cfg, FINALIZER, wants).await?;
+    }
+    let result = if cfg.spec.suspend {
+        Err(Error::Suspended)
+    } else {
+        sync(&cfg, &ctx).await
+    };
+    ctx.metrics.reconciled("GatewayConfig", &result);
+    let old = cfg.status.clone().unwrap_or_default();
+    let now = crate::core::clock::now_rfc3339();
+    let (mut new, wants) = next_status(&old, &result, &now);
+    let generation = cfg.metadata.generation;
+    let (conditions, flips) = status::settle(&old.conditions, &wants, &now, generation);
+    new.conditions = conditions;
+    new.observed_generation = generation;
+    new.last_handled_requested_at = cfg.annotations().get(REQUESTED_AT).cloned();
+    let interval = super::parse_interval(&cfg.spec.interval);
+    let requeue = match &result {
+        Err(Error::Suspended) => None,
+        Err(e) if !e.stalled() => Some(interval.min(Duration::from_secs(30))),
+        _ => Some(interval),
+    };
+    super::publish(&api, &*cfg, &ctx, &old, &new, &flips).await?;
+    Ok(match requeue {
+        Some(d) => Action::requeue(jitter(d)),
+        None => Action::await_change(),
+    })
+}
+
+/// The status after `result` (conditions not yet settled: see `write_status`).
+pub fn next_status(
+    old: &GatewayConfigStatus,
+    result: &Result<Synced, Error>,
+    now: &str,
+) -> (GatewayConfigStatus, Vec<Want>) {
+    let mut s = old.clone();
+    let wants = match result {
+        Ok(x) => {
+            let reason = match (x.applied, x.drift, x.failures_total) {
+                (_, _, n) if n > 0 => "ApplyFailed",
+                (true, _, _) => "Applied",
+                (false, true, _) => "DriftDetected",
+                (false, false, _) => "UpToDate",
+            };
+            let c = &x.plan;
+            let msg = format!(
+                "{} create, {} update, {} delete, {} unchanged",
+                c.creates, c.updates, c.deletes, c.unchanged
+            );
+            s.last_attempted_revision = Some(x.revision.clone());
+            if x.failures_total == 0 {
+                s.last_applied_revision = Some(x.revision.clone());
+            }
+            s.last_plan = Some(x.plan.clone());
+            s.inventory = Some(x.inventory.clone());
+            s.failures = x.failures.clone();
+            s.failures_total = (x.failures_total > 0).then_some(x.failures_total as u32);
+            if x.applied || x.failures_total > 0 {
+                push_history(&mut s, now, &x.revision, reason, &msg);
+            }
+            let mut w = if x.failures_total > 0 {
+                status::outcome(Err((
+                    reason,
+                    format!("{} entities failed", x.failures_total),
+                    false,
+                )))
+            } else {
+                status::outcome(Ok((reason, msg.clone())))
+            };
+            w.push(Want::new(
+                DRIFTED,
+                x.drift && !x.applied,
+                if x.drift && !x.applied {
+                    "DriftDetected"
+                } else {
+                    "InSync"
+                },
+                if x.drift && !x.applied {
+                    msg
+                } else {
+                    String::new()
+                },
+            ));
+            w
+        }
+        Err(Error::Suspended) => vec![
+            Want::new(READY, false, "Suspended", "spec.suspend is true"),
+            Want::new(RECONCILING, false, "Suspended", ""),
+            Want::new(STALLED, false, "Suspended", ""),
+        ],
+        Err(e) => {
+            let reason = e.reason();
+            if e.stalled() {
+                push_history(
+                    &mut s,
+                    now,
+                    e.revision().unwrap_or("-"),
+                    reason,
+                    &e.to_string(),
+                );
+            }
+            s.last_attempted_revision = e
+                .revision()
+                .map(str::to_string)
+                .or(s.last_attempted_revision);
+            status::outcome(Err((reason, e.to_string(), e.stalled())))
+        }
+    };
+    (s, wants)
+}
+
+/// Newest first; a repeat of the newest entry's result and revision is not added again.
+fn push_history(
+    s: &mut GatewayConfigStatus,
+    now: &str,
+    revision: &str,
+    result: &str,
+    summary: &str,
+) {
+    if let Some(h) = s.history.first()
+        && h.result == result
+        && h.revision == revision
+        && result != "Applied"
+    {
+        return;
+    }
+    s.history.insert(
+        0,
+        HistoryEntry {
+            time: now.to_string(),
+            revision: revision.to_string(),
+            result: result.to_string(),
+            summary: crate::core::quote::clean(summary, false)
+                .chars()
+                .take(300)
+                .collect(),
+        },
+    );
+    s.history.truncate(MAX_HISTORY);
+}
+
+/// The engine's environment settings from the spec (no connection: that comes from the
+/// gateway resource).
+pub fn env_config(cfg: &GatewayConfig) -> Config {
+    let s = &cfg.spec;
+    Config {
+        mode: match s.mode {
+            SyncMode::Apply => Mode::Auto,
+            SyncMode::Observe => Mode::Observe,
+        },
+        conflict_strategy: Some(match s.conflict_strategy {
+            ConflictStrategy::Update => Strategy::Update,
+            ConflictStrategy::Skip => Strategy::Skip,
+            ConflictStrategy::Fail => Strategy::Fail,
+        }),
+        prune: Prune {
+            enabled: s.prune.enabled,
+            owner: Some(owner(cfg)),
+            max_delete_percent: s.prune.max_delete_percent,
+        },
+        ..Config::default()
+    }
+}
+
+/// The config's sources as the engine's layers, in order.
+pub async fn read_sources(
+    client: &kube::Client,
+    ns: &str,
+    sources: &[Source],
+) -> Result<Vec<Layer>, Error> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let mut layers = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        if let Some(c) = &s.config_map {
+            let cm = cms.get_opt(&c.name).await?.ok_or_else(|| Error::NotFound {
+                kind: "ConfigMap",
+                name: c.name.clone(),
+            })?;
+            let data = cm.data.unwrap_or_default();
+            let files: Vec<(String, String)> = if c.keys.is_empty() {
+                data.into_iter()
+                    .filter(|(k, _)| {
+                        k.ends_with(".json") || k.ends_with(".yaml") || k.ends_with(".yml")
+                    })
+                    .collect()
+            } else {
+                c.keys
+                    .iter()
+                    .map(|k| {
+                        data.get(k).map(|v| (k.clone(), v.clone())).ok_or_else(|| {
+                            Error::Invalid(format!("ConfigMap {}: no key {k}", c.name))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            layers.push(Layer {
+                label: format!("configmap-{}", c.name),
+                files,
+            });
+        } else if let Some(d) = &s.inline {
+            let ext = if d.document.trim_start().starts_with('{') {
+                "json"
+            } else {
+                "yaml"
+            };
+            layers.push(Layer {
+                label: format!("inline-{}", d.name),
+                files: vec![(format!("{}.{ext}", d.name), d.document.clone())],
+            });
+        } else if s.git.is_some() {
+            return Err(Error::Invalid(format!(
+                "sources[{i}].git: Git sources are not supported by this controller yet; use a ConfigMap or inline source"
+            )));
+        }
+    }
+    Ok(layers)
+}
+
+/// `sha256:` and 16 hex digits over every layer's label, file names and texts.
+pub fn revision(layers: &[Layer]) -> String {
+    let mut h = Sha256::new();
+    for l in layers {
+        for part in std::iter::once(&l.label).chain(l.files.iter().flat_map(|(n, t)| [n, t])) {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// Connect the config's gateway (credentials from Secrets) with `env`.
+pub async fn target(
+    cfg: &GatewayConfig,
+    ctx: &Ctx,
+    env: Environment,
+    allow_mass_delete: bool,
+) -> Result<Target, Error> {
+    let ns = cfg.namespace().unwrap_or_default();
+    let gws: Api<ContextForgeGateway> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = &cfg.spec.gateway_ref.name;
+    let gw = gws.get_opt(name).await?.ok_or_else(|| Error::NotFound {
+        kind: "ContextForgeGateway",
+        name: name.clone(),
+    })?;
+    let secrets: Api<K8sSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    let conn =
+        super::connect::connect(&secrets, &gw, cfg.spec.document_key_secret_ref.as_ref()).await?;
+    let settings = Settings {
+        allow_mass_delete,
+        default_owner: Some(owner(cfg)),
+        command: "controller",
+        lock_timeout: Duration::ZERO,
+        timeout: gw
+            .spec
+            .timeout_seconds
+            .map(|s| Duration::from_secs(s as u64)),
+        ..Settings::default()
+    };
+    Ok(Target::connect(env, conn, &settings)?)
+}
+
+async fn sync(cfg: &GatewayConfig, ctx: &Ctx) -> Result<Synced, Error> {
+    let ns = cfg.namespace().unwrap_or_default();
+    if !cfg.spec.credentials.is_empty() {
+        return Err(Error::Invalid(
+            "credentials: per-entity credentials are not supported by this controller yet; encrypt auth_value in the documents (documentKeySecretRef)".into(),
+        ));
+    }
+    let layers = read_sources(&ctx.client, &ns, &cfg.spec.sources).await?;
+    let revision = revision(&layers);
+    let root = ctx.state_dir.join("configs").join(&ns).join(cfg.name_any());
+    let config = env_config(cfg);
+    let env = k8s_io(move || layers::load(&root, &layers, config))
+        .await?
+        .map_err(|e| Error::Layers(e, revision.clone()))?;
+    let mut t = target(cfg, ctx, env, cfg.spec.prune.allow_mass_delete).await?;
+    let marker = prune::marker_tag(&owner(cfg)).map_err(|e| Error::Invalid(e.to_string()))?;
+    if t.prune.is_none() {
+        prune::mark(&mut t.desired, &marker);
+    }
+    let at = |e| Error::Engine(Box::new(e), revision.clone());
+    let planned = t.plan().await.map_err(at)?;
+    let foreign = prune::foreign_owners(&t.desired, &planned.ready.observed, &marker, FAMILY);
+    if !foreign.is_empty() {
+        let list: Vec<String> = foreign
+            .iter()
+            .take(5)
+            .map(|(k, n, o)| format!("{k} '{n}' is owned by {o}"))
+            .collect();
+        return Err(Error::Ownership {
+            message: format!(
+                "{} entities belong to another config: {}",
+                foreign.len(),
+                list.join(", ")
+            ),
+            revision,
+        });
+    }
+    let counts = planned.counts();
+    let plan = PlanSummary {
+        creates: counts.create as u32,
+        updates: counts.update as u32,
+        deletes: counts.delete as u32,
+        unchanged: counts.unchanged as u32,
+        digest: format!(
+            "sha256:{}",
+            &t.digests(&planned).0.chars().take(16).collect::<String>()
+        ),
+    };
+    let changes = counts.create + counts.update + counts.delete;
+    let inventory = inventory(&t.desired, &marker);
+    let mut out = Synced {
+        revision: revision.clone(),
+        plan,
+        drift: changes > 0,
+        inventory,
+        ..Synced::default()
+    };
+    if changes == 0 || cfg.spec.mode == SyncMode::Observe {
+        return Ok(out);
+    }
+    let report = t.apply(&planned, None).await.map_err(at)?;
+    out.applied = true;
+    for r in &report.results {
+        if let Outcome::Failed { error, .. } = &r.outcome {
+            out.failures_total += 1;
+            if out.failures.len() < MAX_FAILURES {
+                out.failures.push(EntityFailure {
+                    kind: r.kind.plural().to_string(),
+                    name: r.name.clone(),
+                    message: crate::core::quote::clean(error, false)
+                        .chars()
+                        .take(300)
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn inventory(desired: &Document, marker: &str) -> Inventory {
+    let mut counts = BTreeMap::new();
+    let mut total = 0;
+    for kind in Kind::ALL {
+        if kind == Kind::Root {
+            continue;
+        }
+        let n = desired.entities.keys(kind).len() as u32;
+        if n > 0 {
+            counts.insert(kind.plural().to_string(), n);
+            total += n;
+        }
+    }
+    Inventory {
+        owner_tag: marker.to_string(),
+        total,
+        counts,
+        config_map: None,
+    }
+}

@@ -1,0 +1,298 @@
+//! The process: flags, the Kubernetes client (kubeconfig or in-cluster, as
+//! `kube::Client::try_default` finds it), leader election, the Controllers and the listener.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret as K8sSecret};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+
+use super::{Ctx, Error, REQUESTED_AT, config, context, gateway};
+use crate::k8s::crd::{ContextForgeGateway, GatewayConfig};
+
+/// The label a Secret or ConfigMap carries to be watched (read-only): a change to one
+/// reconciles the configs and gateways that name it at once.
+pub const WATCH_LABEL: &str = "gitops.mcp-gitops.dev/watch";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Only this namespace (default: every namespace the service account may read).
+    #[arg(long, env = "WATCH_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Take part in leader election with a Lease: only the leader reconciles and writes.
+    #[arg(long, env = "MCP_GITOPS_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "mcp-gitops-controller")]
+    pub lease_name: String,
+    /// The Lease's namespace (default: --namespace, else POD_NAMESPACE, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Seconds a leader holds the Lease without renewing it; a standby takes over after.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// This replica's identity in the Lease (default: POD_NAME, else host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_listen: SocketAddr,
+    /// Scratch space for layered documents (a writable emptyDir in a pod).
+    #[arg(long, env = "MCP_GITOPS_STATE_DIR", default_value = "/tmp/mcp-gitops")]
+    pub state_dir: PathBuf,
+}
+
+fn identity(a: &ControllerArgs) -> String {
+    a.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+/// Generation, the request annotation and deletion: what reconciles a config (not its status).
+fn changed(o: &GatewayConfig) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    o.metadata.generation.hash(&mut h);
+    o.annotations().get(REQUESTED_AT).hash(&mut h);
+    o.annotations().get(super::FORCE_ORPHAN).hash(&mut h);
+    o.metadata.deletion_timestamp.is_some().hash(&mut h);
+    o.finalizers().hash(&mut h);
+    Some(h.finish())
+}
+
+fn api<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn error_policy<K>(_: Arc<K>, e: &Error, _: Arc<Ctx>) -> Action {
+    tracing::warn!("reconcile failed: {e}");
+    Action::requeue(Duration::from_secs(15))
+}
+
+fn names_config(c: &GatewayConfig, name: &str) -> bool {
+    c.spec
+        .sources
+        .iter()
+        .any(|s| s.config_map.as_ref().is_some_and(|m| m.name == name))
+        || c.spec
+            .document_key_secret_ref
+            .as_ref()
+            .is_some_and(|r| r.name == name)
+}
+
+fn names_gateway(g: &ContextForgeGateway, name: &str) -> bool {
+    let a = &g.spec.auth;
+    [
+        a.token_secret_ref.as_ref(),
+        a.jwt.as_ref().map(|j| &j.signing_key_secret_ref),
+        g.spec.encryption_secret_ref.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|r| r.name == name)
+}
+
+async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
+    let client = ctx.client.clone();
+    let labelled = watcher::Config::default().labels(&format!("{WATCH_LABEL}=true"));
+    // GatewayConfig: its own changes (generation, annotation) and the ConfigMaps, Secrets and
+    // gateways it names.
+    let (reader, writer) = reflector::store::<GatewayConfig>();
+    let stream = watcher(
+        api::<GatewayConfig>(&client, &ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(changed, Default::default());
+    let store = reader.clone();
+    let by_cm = move |cm: ConfigMap| {
+        let (ns, name) = (cm.namespace(), cm.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace() == ns && names_config(c, &name))
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect::<Vec<_>>()
+    };
+    let store = reader.clone();
+    let by_secret = move |s: K8sSecret| {
+        let (ns, name) = (s.namespace(), s.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace() == ns && names_config(c, &name))
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect::<Vec<_>>()
+    };
+    let store = reader.clone();
+    let by_gateway = move |g: ContextForgeGateway| {
+        let (ns, name) = (g.namespace(), g.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace() == ns && c.spec.gateway_ref.name == name)
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect::<Vec<_>>()
+    };
+    let configs = Controller::for_stream(stream, reader)
+        .watches(api::<ConfigMap>(&client, &ns), labelled.clone(), by_cm)
+        .watches(api::<K8sSecret>(&client, &ns), labelled.clone(), by_secret)
+        .watches(
+            api::<ContextForgeGateway>(&client, &ns),
+            watcher::Config::default(),
+            by_gateway,
+        )
+        .shutdown_on_signal()
+        .run(config::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    // ContextForgeGateway: its own changes and its Secrets.
+    let gw_api = api::<ContextForgeGateway>(&client, &ns);
+    let gws = Controller::new(gw_api, watcher::Config::default());
+    let store = gws.store();
+    let by_secret = move |s: K8sSecret| {
+        let (ns, name) = (s.namespace(), s.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|g| g.namespace() == ns && names_gateway(g, &name))
+            .map(|g| ObjectRef::from_obj(&*g))
+            .collect::<Vec<_>>()
+    };
+    let by_config = |c: GatewayConfig| {
+        Some(
+            ObjectRef::<ContextForgeGateway>::new(&c.spec.gateway_ref.name)
+                .within(&c.namespace().unwrap_or_default()),
+        )
+    };
+    let gateways = gws
+        .watches(api::<K8sSecret>(&client, &ns), labelled, by_secret)
+        .watches(
+            api::<GatewayConfig>(&client, &ns),
+            watcher::Config::default(),
+            by_config,
+        )
+        .shutdown_on_signal()
+        .run(gateway::reconcile, error_policy, ctx)
+        .for_each(|_| async {});
+    futures::join!(configs, gateways);
+}
+
+struct Health {
+    leader: AtomicBool,
+    ready: AtomicBool,
+}
+
+async fn serve(addr: SocketAddr, health: Arc<Health>, ctx: Arc<Ctx>) -> std::io::Result<()> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let h = health.clone();
+    let ready = move || {
+        let h = h.clone();
+        async move {
+            if h.ready.load(Ordering::Relaxed) {
+                (StatusCode::OK, "ready\n")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+    };
+    let metrics = move || {
+        let (h, c) = (health.clone(), ctx.clone());
+        async move { c.metrics.render(h.leader.load(Ordering::Relaxed)) }
+    };
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await
+}
+
+/// Run until SIGTERM/SIGINT (0), or until leadership is lost (1: the pod restarts as a
+/// standby, so that a replica that stopped being the leader never writes again).
+pub async fn run(a: ControllerArgs) -> Result<u8, crate::cli::CliError> {
+    use crate::cli::{CliError, exit};
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| CliError::new(exit::UNREACHABLE, format!("Kubernetes client: {e}")))?;
+    std::fs::create_dir_all(&a.state_dir)
+        .map_err(|e| CliError::new(exit::IO, format!("{}: {e}", a.state_dir.display())))?;
+    let id = identity(&a);
+    let ctx = context(client.clone(), a.state_dir.clone(), &id);
+    let health = Arc::new(Health {
+        leader: AtomicBool::new(!a.leader_elect),
+        ready: AtomicBool::new(false),
+    });
+    let listener = a.metrics_listen;
+    let server = tokio::spawn(serve(listener, health.clone(), ctx.clone()));
+    // Ready once the API server answers for our kinds (a standby is ready too).
+    api::<GatewayConfig>(&client, &a.namespace)
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(|e| CliError::new(exit::UNREACHABLE, format!("listing GatewayConfigs: {e}")))?;
+    health.ready.store(true, Ordering::Relaxed);
+    let mut lost: Option<tokio::sync::watch::Receiver<bool>> = None;
+    if a.leader_elect {
+        let lease_ns = a
+            .lease_namespace
+            .clone()
+            .or_else(|| a.namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &a.lease_name)
+            .with_namespace(lease_ns)
+            .with_identity(id.clone())
+            .with_duration(a.lease_duration.max(2))
+            .with_grace(1)
+            .build()
+            .await
+            .map_err(|e| CliError::new(exit::UNREACHABLE, format!("lease: {e}")))?;
+        let (mut rx, _task) = manager.watch().await;
+        tracing::info!("{id}: waiting for the lease {}", a.lease_name);
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return Err(CliError::new(exit::FAILED, "the lease manager stopped"));
+            }
+        }
+        tracing::info!("{id}: leader");
+        health.leader.store(true, Ordering::Relaxed);
+        lost = Some(rx);
+    }
+    let work = controllers(ctx, a.namespace.clone());
+    let lost = async move {
+        match lost {
+            Some(mut rx) => {
+                while *rx.borrow_and_update() {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            None => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = work => Ok(exit::OK),
+        _ = lost => {
+            tracing::error!("lost the lease: exiting so that only the leader writes");
+            Ok(exit::FAILED)
+        }
+        r = server => Err(CliError::new(exit::IO, format!("listener {listener}: {r:?}"))),
+    }
+}
