@@ -103,6 +103,18 @@ async fn create_edit_heal_stay_quiet_stall_and_delete() {
 
     // 8. Steady state: over two quiet intervals, no write to the gateway (its tools are as they
     //    were, to the update time) and no write at all to the API server.
+    //    First the status after the heal: the last plan of each config had nothing to do.
+    for name in ["dev", "keep"] {
+        eventually(
+            &format!("{name}: a plan with nothing to do"),
+            &ctl,
+            || async {
+                let p = c.config(name)?["status"]["lastPlan"].clone();
+                (p["creates"] == 0 && p["updates"] == 0 && p["deletes"] == 0).then_some(())
+            },
+        )
+        .await;
+    }
     let before = c.gw.get("/v1/tools?limit=0").await;
     let mark = c.api.mark();
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -112,7 +124,15 @@ async fn create_edit_heal_stay_quiet_stall_and_delete() {
         .into_iter()
         .filter(|r| r.is_write())
         .collect();
-    assert!(writes.is_empty(), "writes in a steady state: {writes:#?}");
+    let changed: Vec<String> = writes
+        .iter()
+        .map(|w| format!("{} {} {}", w.method, w.path, w.status))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "writes in a steady state: {changed:#?}\ndev now: {:#}",
+        c.config("dev").unwrap()["status"]
+    );
     assert_eq!(
         c.gw.get("/v1/tools?limit=0").await,
         before,
