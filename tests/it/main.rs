@@ -18,6 +18,7 @@ mod git;
 mod import;
 mod interop;
 mod interop_federated;
+mod k8s_controller;
 mod k8s_e2e;
 mod kube_api;
 mod limits;

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret as K8sSecret};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, ResourceExt};
 
 use super::{Ctx, Error, REQUESTED_AT, config, context, gateway};
@@ -154,9 +154,15 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     let configs = Controller::for_stream(stream, reader)
         .watches(api::<ConfigMap>(&client, &ns), labelled.clone(), by_cm)
         .watches(api::<K8sSecret>(&client, &ns), labelled.clone(), by_secret)
-        .watches(
-            api::<ContextForgeGateway>(&client, &ns),
-            watcher::Config::default(),
+        // A gateway's spec (not its status) concerns its configs.
+        .watches_stream(
+            watcher(
+                api::<ContextForgeGateway>(&client, &ns),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects()
+            .predicate_filter(predicates::generation, Default::default()),
             by_gateway,
         )
         .shutdown_on_signal()
@@ -183,9 +189,17 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     };
     let gateways = gws
         .watches(api::<K8sSecret>(&client, &ns), labelled, by_secret)
-        .watches(
-            api::<GatewayConfig>(&client, &ns),
-            watcher::Config::default(),
+        // A config created or its spec edited may change `usedBy` (a config's status writes
+        // do not: they would cost the gateway a request each); deletions are seen by the
+        // 15 s requeue of a gateway waiting to be deleted.
+        .watches_stream(
+            watcher(
+                api::<GatewayConfig>(&client, &ns),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects()
+            .predicate_filter(predicates::generation, Default::default()),
             by_config,
         )
         .shutdown_on_signal()

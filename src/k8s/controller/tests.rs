@@ -1,1 +1,426 @@
+//! Reconcile decisions against a scripted API server (tower-test): each test lists the
+//! requests the reconcile must make, in order, answers them, and fails on any other (an
+//! unexpected request is never answered, and the reconcile times out).
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::config::{FINALIZER, reconcile};
+use super::{FORCE_ORPHAN, context};
+use crate::k8s::crd::GatewayConfig;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const BASE: &str = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/gatewayconfigs/dev";
+
+fn config(policy: &str, finalizers: &[&str], status: Option<Value>, annotations: Value) -> Value {
+    let mut v = json!({
+        "apiVersion": "gitops.mcp-gitops.dev/v1alpha1",
+        "kind": "GatewayConfig",
+        "metadata": {"name": "dev", "namespace": "mcp", "generation": 3, "resourceVersion": "7",
+                     "uid": "u-1", "finalizers": finalizers, "annotations": annotations},
+        "spec": {"gatewayRef": {"name": "gw"}, "deletionPolicy": policy,
+                 "sources": [{"configMap": {"name": "dev-docs"}}]}
+    });
+    if let Some(s) = status {
+        v["status"] = s;
+    }
+    v
+}
+
+fn configmap(doc: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": "dev-docs", "namespace": "mcp"},
+           "data": {"tools.json": doc}})
+}
+
+const GOOD: &str = r#"{"version":"2025-03-26","entities":{"tools":[{"name":"a","url":"http://a.example/x","integration_type":"REST","request_type":"GET"}]}}"#;
+const BAD: &str = r#"{"version":"2025-03-26","entities":{"tools":[{"name":"a","url":"not a url","integration_type":"REST","request_type":"GET"}]}}"#;
+
+fn not_found(what: &str) -> (u16, Value) {
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+               "code": 404, "message": format!("{what} not found")}),
+    )
+}
+
+/// Answer the next request, which must be `method path`; returns its JSON body (or Null).
+async fn expect(h: &mut Handle, method: &str, path: &str, answer: (u16, Value)) -> Value {
+    let (req, send) = tokio::time::timeout(Duration::from_secs(5), h.next_request())
+        .await
+        .unwrap_or_else(|_| panic!("no request; expected {method} {path}"))
+        .expect("the client is gone");
+    assert_eq!(
+        (req.method().as_str(), req.uri().path()),
+        (method, path),
+        "unexpected request {}",
+        req.uri()
+    );
+    let bytes = req.into_body().collect_bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    send.send_response(
+        Response::builder()
+            .status(answer.0)
+            .body(Body::from(serde_json::to_vec(&answer.1).unwrap()))
+            .unwrap(),
+    );
+    body
+}
+
+/// Run one reconcile of `obj` while `script` answers the API server's side.
+async fn scenario<F, Fut>(obj: Value, script: F) -> Value
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = Value> + Send + 'static,
+{
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(client, dir.path().to_path_buf(), "test");
+    let verifier = tokio::spawn(script(handle));
+    let cfg: GatewayConfig = serde_json::from_value(obj).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(cfg), ctx))
+        .await
+        .expect("the reconcile waited for a request the script does not answer")
+        .expect("reconcile");
+    tokio::time::timeout(Duration::from_secs(5), verifier)
+        .await
+        .expect("the script expected more requests")
+        .unwrap()
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+#[tokio::test]
+async fn delete_policy_adds_the_finalizer_and_a_missing_gateway_is_reported_once() {
+    let obj = config("Delete", &[], None, json!({}));
+    let echo = obj.clone();
+    let status = scenario(obj, move |mut h| async move {
+        let fin = expect(&mut h, "PATCH", BASE, (200, echo.clone())).await;
+        assert_eq!(fin["metadata"]["finalizers"], json!([FINALIZER]));
+        assert_eq!(fin["metadata"]["resourceVersion"], "7");
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/configmaps/dev-docs",
+            (200, configmap(GOOD)),
+        )
+        .await;
+        expect(
+            &mut h,
+            "GET",
+            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
+            not_found("gw"),
+        )
+        .await;
+        let patch = expect(
+            &mut h,
+            "PATCH",
+            &format!("{BASE}/status"),
+            (200, echo.clone()),
+        )
+        .await;
+        let event = expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        assert_eq!(event["reason"], "GatewayNotFound");
+        assert_eq!(event["type"], "Warning");
+        patch
+    })
+    .await;
+    assert_eq!(status["kind"], "GatewayConfig");
+    let s = &status["status"];
+    let ready = condition(s, "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("GatewayNotFound"))
+    );
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("ContextForgeGateway gw not found")
+    );
+    // A human must create the gateway (its creation reconciles the config at once).
+    assert_eq!(condition(s, "Stalled")["status"], "True");
+    assert_eq!(condition(s, "Reconciling")["status"], "False");
+    assert_eq!(s["observedGeneration"], 3);
+    assert_eq!(ready["observedGeneration"], 3);
+}
+
+/// Orphan: no finalizer; and a status that already says what this reconcile finds is not
+/// written again, nor is an Event published.
+#[tokio::test]
+async fn orphan_adds_no_finalizer_and_an_unchanged_status_is_not_written() {
+    let obj = config("Orphan", &[], None, json!({}));
+    let echo = obj.clone();
+    let first = scenario(obj, move |mut h| async move {
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/configmaps/dev-docs",
+            (200, configmap(GOOD)),
+        )
+        .await;
+        expect(
+            &mut h,
+            "GET",
+            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
+            not_found("gw"),
+        )
+        .await;
+        let patch = expect(
+            &mut h,
+            "PATCH",
+            &format!("{BASE}/status"),
+            (200, echo.clone()),
+        )
+        .await;
+        expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        patch
+    })
+    .await;
+    // Again, with the status the first reconcile wrote: reads only.
+    let again = config("Orphan", &[], Some(first["status"].clone()), json!({}));
+    scenario(again, move |mut h| async move {
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/configmaps/dev-docs",
+            (200, configmap(GOOD)),
+        )
+        .await;
+        expect(
+            &mut h,
+            "GET",
+            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
+            not_found("gw"),
+        )
+        .await;
+        Value::Null
+    })
+    .await;
+}
+
+/// An invalid document stalls the config with the file and the JSON pointer, before the
+/// gateway is even looked up.
+#[tokio::test]
+async fn an_invalid_document_stalls_with_file_and_pointer_and_contacts_no_gateway() {
+    let obj = config(
+        "Orphan",
+        &[],
+        None,
+        json!({"gitops.mcp-gitops.dev/requestedAt": "now-1"}),
+    );
+    let echo = obj.clone();
+    let status = scenario(obj, move |mut h| async move {
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/configmaps/dev-docs",
+            (200, configmap(BAD)),
+        )
+        .await;
+        let patch = expect(
+            &mut h,
+            "PATCH",
+            &format!("{BASE}/status"),
+            (200, echo.clone()),
+        )
+        .await;
+        let event = expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        assert_eq!(event["reason"], "InvalidDocument");
+        patch
+    })
+    .await;
+    let s = &status["status"];
+    let stalled = condition(s, "Stalled");
+    assert_eq!(stalled["status"], "True");
+    let m = stalled["message"].as_str().unwrap();
+    assert!(m.contains("configmap-dev-docs/tools.json"), "{m}");
+    assert!(m.contains("/entities/tools/0"), "{m}");
+    assert_eq!(condition(s, "Reconciling")["status"], "False");
+    assert_eq!(s["lastHandledRequestedAt"], "now-1");
+    assert!(
+        s["lastAttemptedRevision"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(s.get("lastAppliedRevision").is_none());
+    assert_eq!(s["history"][0]["result"], "InvalidDocument");
+}
+
+/// Deleting a `Delete` config whose gateway is gone for good: the escape hatch releases the
+/// finalizer without contacting any gateway.
+#[tokio::test]
+async fn force_orphan_releases_the_finalizer_of_a_deleted_config() {
+    let mut obj = config(
+        "Delete",
+        &[FINALIZER, "other/keep"],
+        None,
+        json!({FORCE_ORPHAN: "true"}),
+    );
+    obj["metadata"]["deletionTimestamp"] = json!("2026-12-02T17:00:00Z");
+    let echo = obj.clone();
+    scenario(obj, move |mut h| async move {
+        let fin = expect(&mut h, "PATCH", BASE, (200, echo)).await;
+        assert_eq!(fin["metadata"]["finalizers"], json!(["other/keep"]));
+        Value::Null
+    })
+    .await;
+}
+
+/// Deleting a `Delete` config whose gateway cannot be found keeps the resource (finalizer
+/// stays) with a condition naming the escape hatch.
+#[tokio::test]
+async fn an_unreachable_gateway_never_silently_orphans() {
+    let mut obj = config("Delete", &[FINALIZER], None, json!({}));
+    obj["metadata"]["deletionTimestamp"] = json!("2026-12-02T17:00:00Z");
+    let echo = obj.clone();
+    let status = scenario(obj, move |mut h| async move {
+        expect(
+            &mut h,
+            "GET",
+            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
+            not_found("gw"),
+        )
+        .await;
+        let patch = expect(&mut h, "PATCH", &format!("{BASE}/status"), (200, echo)).await;
+        expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        patch
+    })
+    .await;
+    let ready = condition(&status["status"], "Ready");
+    assert_eq!(ready["reason"], "DeletionBlocked");
+    assert!(ready["message"].as_str().unwrap().contains(FORCE_ORPHAN));
+}
+
+#[test]
+fn intervals_parse() {
+    assert_eq!(super::parse_interval("1h30m"), Duration::from_secs(5400));
+    assert_eq!(super::parse_interval("30s"), Duration::from_secs(30));
+    assert_eq!(super::parse_interval("x"), Duration::from_secs(300));
+    let j = super::jitter(Duration::from_secs(100));
+    assert!(j >= Duration::from_secs(100) && j <= Duration::from_secs(110));
+}
+
+/// A gateway whose token Secret is missing: finalizer added, `Ready=False, SecretMissing`,
+/// `usedBy` lists its configs; no gateway contacted.
+#[tokio::test]
+async fn a_gateway_with_a_missing_secret_is_not_ready_and_lists_its_users() {
+    let api = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp";
+    let gw = json!({"apiVersion": "gitops.mcp-gitops.dev/v1alpha1", "kind": "ContextForgeGateway",
+        "metadata": {"name": "gw", "namespace": "mcp", "generation": 2, "resourceVersion": "4", "uid": "g"},
+        "spec": {"url": "http://127.0.0.1:1", "auth": {"tokenSecretRef": {"name": "gw-token", "key": "token"}}}});
+    let list = |kind: &str, items: Vec<Value>| {
+        json!({"apiVersion": "gitops.mcp-gitops.dev/v1alpha1", "kind": format!("{kind}List"),
+               "metadata": {"resourceVersion": "9"}, "items": items})
+    };
+    let dev = config("Orphan", &[], None, json!({}));
+    let echo = gw.clone();
+    let (svc, mut h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(kube::Client::new(svc, "mcp"), dir.path().to_path_buf(), "t");
+    let script = tokio::spawn(async move {
+        expect(
+            &mut h,
+            "GET",
+            &format!("{api}/gatewayconfigs"),
+            (200, list("GatewayConfig", vec![dev])),
+        )
+        .await;
+        expect(
+            &mut h,
+            "GET",
+            &format!("{api}/gatewaybackups"),
+            (200, list("GatewayBackup", vec![])),
+        )
+        .await;
+        let fin = expect(
+            &mut h,
+            "PATCH",
+            &format!("{api}/contextforgegateways/gw"),
+            (200, echo.clone()),
+        )
+        .await;
+        assert_eq!(
+            fin["metadata"]["finalizers"],
+            json!([super::gateway::FINALIZER])
+        );
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/secrets/gw-token",
+            not_found("gw-token"),
+        )
+        .await;
+        let st = expect(
+            &mut h,
+            "PATCH",
+            &format!("{api}/contextforgegateways/gw/status"),
+            (200, echo),
+        )
+        .await;
+        let ev = expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/mcp/events",
+            (201, json!({})),
+        )
+        .await;
+        assert_eq!(ev["reason"], "SecretMissing");
+        st
+    });
+    let obj: crate::k8s::crd::ContextForgeGateway = serde_json::from_value(gw).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        super::gateway::reconcile(Arc::new(obj), ctx),
+    )
+    .await
+    .expect("unanswered request")
+    .unwrap();
+    let st = script.await.unwrap();
+    let ready = condition(&st["status"], "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("SecretMissing"))
+    );
+    assert!(ready["message"].as_str().unwrap().contains("gw-token"));
+    assert_eq!(st["status"]["usedBy"], json!(["GatewayConfig/dev"]));
+    assert_eq!(st["status"]["observedGeneration"], 2);
+}
