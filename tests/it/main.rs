@@ -22,6 +22,8 @@ mod interop_federated;
 mod k8s_chart;
 mod k8s_controller;
 mod k8s_examples;
+mod k8s_e2e;
+mod kube_api;
 mod limits;
 mod secrets;
 mod watch;

@@ -5,6 +5,7 @@
 pub mod fault;
 pub mod git;
 pub mod k8s;
+pub mod kube_api;
 pub mod proc;
 pub mod seed;
 
