@@ -572,6 +572,10 @@ with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tok}"}, time
             raise SystemExit(f"POST /v1/roots -> {r.status_code}: {r.text[:300]}")
 print("  restarted with RATE_LIMITING_ENABLED=true; added 100 roots")
 PY
+   # The gateway counts every loopback client as one (per IP): let the 100 root requests leave
+   # its one-minute window before mcp-gitops sends its 450 a minute (together they were over
+   # 500 + 100 burst: 429s, then the 15-minute lockout).
+   sleep 61
    # Requests are counted (per minute, and any 429) from here on: the limiter is on.
    from=$(wc -l <"$d/gateway.log")
    t1=$(date +%s%N)
