@@ -102,8 +102,9 @@ impl Contents {
     pub fn retain_live(&mut self, gateway: &str, kind: Kind, live: &[&str]) -> bool {
         let g = gateway_key(gateway);
         let before = self.entries.len();
+        let live: std::collections::HashSet<&str> = live.iter().copied().collect();
         self.entries
-            .retain(|(eg, ek, id), _| *eg != g || *ek != kind || live.contains(&id.as_str()));
+            .retain(|(eg, ek, id), _| *eg != g || *ek != kind || live.contains(id.as_str()));
         self.entries.len() != before
     }
 

@@ -2,14 +2,20 @@
 //! (the daemon's state directory, or the user's cache directory for the CLI), read once,
 //! written atomically (directory 0700, file 0600) when something new was read. A file that
 //! cannot be read or parsed is ignored with a warning and replaced on the next save: the
-//! cache can only save reads, never fail a run. It holds resource content, no credentials.
+//! cache can only save reads, never fail a run. It holds resource content and, for tools and
+//! peer gateways, the credential *as the gateway stores it* (encrypted with the gateway's
+//! `AUTH_ENCRYPTION_SECRET`, which the cache never holds): never a plaintext secret.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use std::collections::HashMap;
+
 use crate::core::content_cache::Contents;
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::kind::Kind;
+use crate::gateway::live::LiveState;
+use crate::gateway::{Gateway, GatewayError};
 
 /// The file's name inside its directory.
 pub const FILE_NAME: &str = "content-cache.json";
@@ -161,6 +167,73 @@ impl ContentCache {
     }
 }
 
+/// The version and update time the gateway reports for an entity.
+type Seen<'a> = (Option<i64>, Option<&'a str>);
+
+/// The encrypted stored credentials of `tools` and `gateways` (given as (id, name)), by
+/// (kind, id), as [`Gateway::stored_credentials`] answers them. With a cache, a credential
+/// remembered at the version and update time `live` reports for the entity, and that `usable`
+/// accepts (it decrypts under the gateway's key), is not read again; the others are read in
+/// one go and remembered. The gateway moves an entity's version and update time whenever its
+/// credential changes, so a remembered one is never stale.
+pub async fn stored_credentials<G: Gateway>(
+    client: &G,
+    live: &LiveState,
+    cache: Option<&ContentCache>,
+    tools: &[(&str, &str)],
+    gateways: &[(&str, &str)],
+    usable: impl Fn(&str) -> bool,
+) -> Result<HashMap<(Kind, String), String>, GatewayError> {
+    let Some(cache) = cache else {
+        return client.stored_credentials(tools, gateways).await;
+    };
+    let gateway = client.url();
+    let mut seen: HashMap<(Kind, &str), Seen<'_>> = HashMap::new();
+    for t in &live.tools {
+        seen.insert((Kind::Tool, &t.id), (t.version, t.updated_at.as_deref()));
+    }
+    for g in &live.gateways {
+        seen.insert((Kind::Gateway, &g.id), (g.version, g.updated_at.as_deref()));
+    }
+    let at = |kind: Kind, id: &str| seen.get(&(kind, id)).copied().unwrap_or_default();
+    let mut out = HashMap::new();
+    let mut missing: [Vec<(&str, &str)>; 2] = [Vec::new(), Vec::new()];
+    for (i, (kind, list)) in [(Kind::Tool, tools), (Kind::Gateway, gateways)]
+        .into_iter()
+        .enumerate()
+    {
+        for &(id, name) in list {
+            let (version, updated_at) = at(kind, id);
+            match cache.get(gateway, kind, id, version, updated_at) {
+                Some(value) if usable(&value) => {
+                    out.insert((kind, id.to_string()), value);
+                }
+                _ => missing[i].push((id, name)),
+            }
+        }
+    }
+    if !(missing[0].is_empty() && missing[1].is_empty()) {
+        let read = client.stored_credentials(&missing[0], &missing[1]).await?;
+        for ((kind, id), value) in read {
+            let (version, updated_at) = at(kind, &id);
+            cache.put(gateway, kind, &id, version, updated_at, &value);
+            out.insert((kind, id), value);
+        }
+    }
+    for kind in [Kind::Tool, Kind::Gateway] {
+        let ids: Vec<&str> = seen
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, id)| *id)
+            .collect();
+        cache.retain_live(gateway, kind, &ids);
+    }
+    if let Err(e) = cache.save() {
+        tracing::warn!("{e}");
+    }
+    Ok(out)
+}
+
 /// `dir` (and its parents), the directory itself 0700.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -212,6 +285,91 @@ mod tests {
             c.get(GW, Kind::Resource, "r1", Some(1), None),
             Some("x".into())
         );
+    }
+
+    fn export_options(
+        secret: &crate::core::secrets::Secret,
+        cache: &std::sync::Arc<ContentCache>,
+    ) -> crate::engine::export::ExportOptions {
+        crate::engine::export::ExportOptions {
+            selection: Default::default(),
+            gateway_secret: secret.clone(),
+            document_secret: None,
+            exported_by: None,
+            now: "2026-12-02T00:00:00Z".into(),
+            cache: Some(cache.clone()),
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_read_again_only_when_the_version_moves_or_the_key_fails() {
+        use crate::core::secrets::{Credentials, Secret};
+        use crate::engine::export::export;
+        use crate::gateway::fake::{FakeGateway, Op};
+        use serde_json::json;
+
+        let secret = Secret::new("gateway-key");
+        let creds = |v: &str| Credentials::from_pairs([("Authorization".into(), v.into())]);
+        let gw = FakeGateway::new();
+        let id = gw.insert(
+            Kind::Tool,
+            json!({"name": "t1", "url": "https://a.example.com/x", "requestType": "GET",
+                   "integrationType": "REST", "auth": {"authType": "bearer"}}),
+        );
+        gw.set_credential(Kind::Tool, &id, &secret.encrypt(&creds("Bearer canary-1")));
+        let t = tempfile::tempdir().unwrap();
+        let cache = std::sync::Arc::new(ContentCache::open(t.path()).0);
+        let reads = |gw: &FakeGateway| {
+            gw.log()
+                .iter()
+                .filter(|o| **o == Op::ReadCredentials)
+                .count()
+        };
+        let value = |doc: &crate::core::document::Document| {
+            let v = doc.entities.tools[0].auth_value.clone().unwrap();
+            secret
+                .decrypt(&v)
+                .unwrap()
+                .get("Authorization")
+                .unwrap()
+                .to_string()
+        };
+
+        let first = export(&gw, &export_options(&secret, &cache)).await.unwrap();
+        assert_eq!(reads(&gw), 1);
+        let second = export(&gw, &export_options(&secret, &cache)).await.unwrap();
+        assert_eq!(
+            reads(&gw),
+            1,
+            "remembered at the same version: not read again"
+        );
+        assert_eq!(value(&first.document), "Bearer canary-1");
+        assert_eq!(value(&second.document), "Bearer canary-1");
+        let file = std::fs::read_to_string(t.path().join(FILE_NAME)).unwrap();
+        assert!(
+            !file.contains("canary-1"),
+            "only the gateway's ciphertext is kept"
+        );
+
+        // A changed credential moves the version on: read again, never stale.
+        gw.set_credential(Kind::Tool, &id, &secret.encrypt(&creds("Bearer canary-2")));
+        let third = export(&gw, &export_options(&secret, &cache)).await.unwrap();
+        assert_eq!(reads(&gw), 2);
+        assert_eq!(value(&third.document), "Bearer canary-2");
+
+        // A remembered value the gateway's key does not open is read again.
+        let version = gw.get(Kind::Tool, "t1").unwrap()["version"].as_i64();
+        let other = Secret::new("another-key").encrypt(&creds("Bearer planted"));
+        cache.put(gw.url(), Kind::Tool, &id, version, None, &other);
+        let fourth = export(&gw, &export_options(&secret, &cache)).await.unwrap();
+        assert_eq!(reads(&gw), 3);
+        assert_eq!(value(&fourth.document), "Bearer canary-2");
+
+        // Without a cache every export reads.
+        let mut off = export_options(&secret, &cache);
+        off.cache = None;
+        export(&gw, &off).await.unwrap();
+        assert_eq!(reads(&gw), 4);
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub async fn export<G: crate::gateway::Gateway>(
     if opts.selection.include.is_some() && doc.entities.total() == 0 {
         return Err(ExportError::NothingIncluded);
     }
-    fill_credentials(client, &mut doc.entities, &ids, opts).await?;
+    fill_credentials(client, &mut doc.entities, &ids, &live, opts).await?;
     fill_content(
         client,
         &mut doc.entities,
@@ -260,6 +260,7 @@ async fn fill_credentials<G: crate::gateway::Gateway>(
     client: &G,
     e: &mut Entities,
     ids: &Ids,
+    live: &LiveState,
     opts: &ExportOptions,
 ) -> Result<(), ExportError> {
     let id_of = |kind: Kind, key: &str| ids.get(&(kind, key.to_string())).map(String::as_str);
@@ -278,8 +279,16 @@ async fn fill_credentials<G: crate::gateway::Gateway>(
     if tools.is_empty() && gateways.is_empty() {
         return Ok(());
     }
-    // The selective export names tools by their original name; map ours to theirs.
-    let stored = client.stored_credentials(&tools, &gateways).await?;
+    // Read (or remembered, at the version the gateway reports) as the gateway stores them.
+    let stored = crate::engine::content_cache::stored_credentials(
+        client,
+        live,
+        opts.cache.as_deref(),
+        &tools,
+        &gateways,
+        |v| opts.gateway_secret.decrypt(v).is_ok(),
+    )
+    .await?;
     let out = opts
         .document_secret
         .as_ref()

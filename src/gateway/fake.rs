@@ -141,11 +141,23 @@ impl FakeGateway {
         id
     }
 
-    /// The encrypted `auth_value` the selective export answers for entity `id`.
+    /// The encrypted `auth_value` the selective export answers for entity `id`. Like the real
+    /// gateway, a changed credential moves the entity's version on.
     pub fn set_credential(&self, kind: Kind, id: &str, encrypted: &str) {
-        self.lock()
+        let mut s = self.lock();
+        let changed = s
             .credentials
-            .insert((kind, id.to_string()), encrypted.to_string());
+            .insert((kind, id.to_string()), encrypted.to_string())
+            .is_some_and(|old| old != encrypted);
+        if changed
+            && let Some(item) = s
+                .items
+                .get_mut(&kind)
+                .and_then(|v| v.iter_mut().find(|m| str_of(m, "id") == id))
+        {
+            let version = item.get("version").and_then(Value::as_i64).unwrap_or(1);
+            item.insert("version".into(), Value::from(version + 1));
+        }
     }
 
     /// Fail `op` in this way every time until [`FakeGateway::heal`].

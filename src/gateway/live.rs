@@ -59,6 +59,12 @@ pub struct LiveTool {
     pub team_id: Option<String>,
     #[serde(default)]
     pub auth: Option<LiveToolAuth>,
+    /// Entity version: 1 on create, +1 on every update (credentials included).
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// Last update time (naive ISO); moves with every update.
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -92,6 +98,12 @@ pub struct LiveGateway {
     pub team_id: Option<String>,
     #[serde(default)]
     pub auth_type: Option<String>,
+    /// Entity version: 1 on create, +1 on every update (credentials included).
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// Last update time (naive ISO); moves with every update.
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -262,3 +262,59 @@ async fn the_daemon_keeps_its_cache_in_its_state_directory() {
     assert!(!root.join(".cache/mcp-gitops").exists());
     daemon.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_remembered_as_stored_and_a_change_through_the_api_is_read() {
+    let gw = Gateway::start();
+    let tool = gw
+        .post(
+            "/v1/tools",
+            json!({"tool": {"name": "cred-tool", "url": "https://api.example.com/c",
+                            "integration_type": "REST", "request_type": "GET",
+                            "auth_type": "bearer", "auth_token": "canary-token-1"}}),
+        )
+        .await;
+    let id = tool["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = std::sync::Arc::new(ContentCache::open(dir.path()).0);
+    let client = gw.client();
+    let secret = Secret::new(gw.secret());
+    let token = |doc: &mcp_gitops::core::document::Document| {
+        let v = doc.entities.tools[0].auth_value.clone().unwrap();
+        secret
+            .decrypt(&v)
+            .unwrap()
+            .get("Authorization")
+            .unwrap()
+            .to_string()
+    };
+    let reads = || client.stats().reads();
+
+    let first = export(&client, &options(&gw, &cache)).await.unwrap();
+    let r1 = reads();
+    let second = export(&client, &options(&gw, &cache)).await.unwrap();
+    let r2 = reads() - r1;
+    assert_eq!(r1 - r2, 1, "the credential read is saved ({r1} then {r2})");
+    assert_eq!(token(&first.document), "Bearer canary-token-1");
+    assert_eq!(token(&second.document), "Bearer canary-token-1");
+    let file = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+    assert!(
+        !file.contains("canary-token-1"),
+        "no plaintext credential in the cache"
+    );
+    assert!(!file.contains(gw.secret()));
+
+    // Changed through the gateway's API: the version moves on, the next export reads it.
+    gw.client()
+        .put(
+            &format!("/v1/tools/{id}"),
+            &json!({"auth_type": "bearer", "auth_token": "canary-token-2"}),
+            &Action::new("update tool"),
+        )
+        .await
+        .unwrap();
+    let before = reads();
+    let third = export(&client, &options(&gw, &cache)).await.unwrap();
+    assert_eq!(reads() - before, r2 + 1);
+    assert_eq!(token(&third.document), "Bearer canary-token-2");
+}

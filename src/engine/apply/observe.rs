@@ -175,9 +175,15 @@ pub async fn observe<G: Gateway>(
         fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
             v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
         }
-        let stored = client
-            .stored_credentials(&refs(&want_tools), &refs(&want_gateways))
-            .await?;
+        let stored = crate::engine::content_cache::stored_credentials(
+            client,
+            &state,
+            cache,
+            &refs(&want_tools),
+            &refs(&want_gateways),
+            |v| gateway_secret.is_some_and(|s| s.decrypt(v).is_ok()),
+        )
+        .await?;
         for (kind, list) in [(Kind::Tool, &want_tools), (Kind::Gateway, &want_gateways)] {
             for (id, name) in list {
                 let Some(value) = stored.get(&(kind, id.clone())) else {
