@@ -5,6 +5,7 @@
 //! state directory. A job record never holds a secret: results carry names, verbs and field
 //! names, never values.
 
+pub mod run;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use crate::core::policy::Strategy;
 use crate::core::verb::Verb;
 use crate::engine::apply::{EntityResult, Outcome, Report};
 
+pub use run::{ImportSpec, queue, run_import};
 pub use store::{JobStore, StoreError};
 
 /// What a job does.

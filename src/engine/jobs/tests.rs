@@ -203,3 +203,96 @@ async fn an_import_job_records_live_progress_and_no_secret() {
         assert!(!text.contains(whole.entities.tools[0].auth_value.as_deref().unwrap_or("-")));
     }
 }
+
+fn spec(names: &[&str]) -> ImportSpec {
+    let tools: Vec<String> = names
+        .iter()
+        .map(|n| {
+            format!(
+                r#"{{"name": "{n}", "url": "http://x.example/{n}", "integration_type": "REST", "request_type": "GET"}}"#
+            )
+        })
+        .collect();
+    ImportSpec {
+        whole: test_doc(&format!(r#"{{"tools": [{}]}}"#, tools.join(","))),
+        file: "request body".into(),
+        keys: Keys::default(),
+        include: None,
+        opts: Options::default(),
+    }
+}
+
+#[tokio::test]
+async fn two_imports_into_one_target_run_one_after_the_other() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (store, _) = JobStore::open(dir.path()).expect("open");
+    let store = std::sync::Arc::new(store);
+    let gw = std::sync::Arc::new(FakeGateway::new());
+    let target = JobTarget::Environment("prod".into());
+    let (first, second) = (spec(&["a", "b"]), spec(&["c"]));
+    let a = queue(&store, target.clone(), &first).expect("queue");
+    let b = queue(&store, target.clone(), &second).expect("queue");
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let (s1, g1, a1) = (store.clone(), gw.clone(), a.clone());
+    let t1 = tokio::spawn(async move {
+        run_import(&s1, &a1, &*g1, first, async {
+            held.await.map_err(|e| e.to_string())
+        })
+        .await
+    });
+    // Let the first take the slot before the second asks for it.
+    while store.writer(&target).try_lock().is_ok() {
+        tokio::task::yield_now().await;
+    }
+    let (s2, g2, b1) = (store.clone(), gw.clone(), b.clone());
+    let t2 = tokio::spawn(async move {
+        run_import(&s2, &b1, &*g2, second, async { Ok::<_, String>(()) }).await
+    });
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        store.get(&b).expect("b").state,
+        JobState::Queued,
+        "b waits for a"
+    );
+    assert!(
+        gw.writes().is_empty(),
+        "a holds its lock: nothing written yet"
+    );
+    release.send(()).expect("release");
+    t1.await.expect("a");
+    t2.await.expect("b");
+    let (ja, jb) = (store.get(&a).expect("a"), store.get(&b).expect("b"));
+    assert_eq!(
+        (ja.state, jb.state),
+        (JobState::Completed, JobState::Completed)
+    );
+    assert!(ja.finished_at <= jb.started_at, "{ja:?} {jb:?}");
+    assert_eq!(gw.keys(Kind::Tool).len(), 3);
+}
+
+#[tokio::test]
+async fn a_job_that_cannot_start_fails_with_the_reason_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (store, _) = JobStore::open(dir.path()).expect("open");
+    let gw = FakeGateway::new();
+    let target = JobTarget::Gateway("g".into());
+    let mut bad = spec(&["a"]);
+    bad.whole.entities.tools[0].url = "not a url".into();
+    let id = queue(&store, target.clone(), &bad).expect("queue");
+    run_import(&store, &id, &gw, bad, async { Ok::<_, String>(()) }).await;
+    let j = store.get(&id).expect("job");
+    assert_eq!(j.state, JobState::Failed);
+    assert!(j.errors[0].contains("url"), "{:?}", j.errors);
+    let id = queue(&store, target, &spec(&["b"])).expect("queue");
+    run_import(&store, &id, &gw, spec(&["b"]), async {
+        Err::<(), _>("environment prod is reconciling".to_string())
+    })
+    .await;
+    assert_eq!(
+        store.get(&id).expect("job").errors,
+        ["environment prod is reconciling"]
+    );
+    assert!(gw.writes().is_empty());
+}
