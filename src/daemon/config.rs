@@ -38,6 +38,8 @@ struct Raw {
     webhook: Option<RawWebhook>,
     #[serde(default)]
     listener: Option<RawListener>,
+    #[serde(default)]
+    api: Option<super::api_config::RawApi>,
     secrets_dir: Option<PathBuf>,
     environments: Vec<RawEnv>,
 }
@@ -142,6 +144,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     pub webhook: Option<Webhook>,
     pub listener: ListenerSpec,
+    /// Who may call the HTTP API, and its limits.
+    pub api: super::api_config::ApiSpec,
     pub environments: Vec<EnvSpec>,
 }
 
@@ -230,7 +234,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// Environment names become metric labels and directory names.
-fn check_name(name: &str) -> Result<(), &'static str> {
+pub(super) fn check_name(name: &str) -> Result<(), &'static str> {
     let ok_first = name
         .chars()
         .next()
@@ -267,7 +271,7 @@ fn resolve_url(url: &str, base: &Path) -> String {
     }
 }
 
-fn read_secret(
+pub(super) fn read_secret(
     r: &SecretRef,
     base: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -385,6 +389,14 @@ pub fn load(
             environments.push(spec);
         }
     }
+    let api = super::api_config::check(
+        raw.api.unwrap_or_default(),
+        &names,
+        &base,
+        secrets_dir.as_deref(),
+        lookup,
+        &mut |at, why| p.add(at, why),
+    );
     if !p.0.is_empty() {
         return Err(ConfigError::Invalid {
             file: name,
@@ -396,6 +408,7 @@ pub fn load(
         state_dir,
         webhook,
         listener,
+        api,
         environments,
     })
 }

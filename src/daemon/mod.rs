@@ -4,8 +4,10 @@
 //! ([`crate::http`]) takes push webhooks and serves health, status and metrics. A stop lets
 //! every worker and backup finish what is in flight, saves the state, then closes the listener.
 
+pub mod api_config;
 pub mod backups;
 pub mod config;
+pub mod handle;
 pub mod listener;
 pub mod local;
 pub mod metrics;
@@ -109,12 +111,34 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// One environment as a listener sees it: its status and a way to ask for a fetch.
-pub struct EnvHandle {
-    pub shared: Arc<EnvShared>,
-    pub trigger: mpsc::UnboundedSender<worker::Trigger>,
-    /// The repository URL and branch a Git source reads (None for directories).
-    pub git: Option<(String, String)>,
+pub use handle::{EnvHandle, GatewayHandle};
+
+/// `api.gateways`, connected with their counters and the daemon's content cache.
+fn gateway_handles(
+    cfg: &DaemonConfig,
+    cache: &Arc<crate::engine::content_cache::ContentCache>,
+) -> Vec<GatewayHandle> {
+    let settings = Settings {
+        content_cache: Some(cache.clone()),
+        command: "run",
+        ..Settings::default()
+    };
+    cfg.api
+        .gateways
+        .iter()
+        .map(|g| {
+            let connection = g.trust.connect(&settings).map_err(|e| {
+                let msg = format!("gateway {}: cannot connect: {e}", g.name);
+                log(&msg);
+                msg
+            });
+            GatewayHandle {
+                name: g.name.clone(),
+                connection,
+                writer: tokio::sync::Mutex::new(()),
+            }
+        })
+        .collect()
 }
 
 /// What the daemon gives its listener (the `http` front door): the environments, the
@@ -123,6 +147,8 @@ pub struct Served {
     pub envs: Vec<EnvHandle>,
     /// The HTTP API's import jobs.
     pub jobs: Arc<crate::engine::jobs::JobStore>,
+    /// `api.gateways`: export and import only.
+    pub gateways: Vec<GatewayHandle>,
     pub metrics: Arc<Metrics>,
     pub draining: Arc<AtomicBool>,
 }
@@ -239,6 +265,7 @@ where
             resume,
         };
         let label = w.label.clone();
+        let w_settings = w.settings.clone();
         let stop = stopped(stop_rx.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = w.run(rx, stop).await {
@@ -263,6 +290,9 @@ where
             tasks.push(tokio::spawn(b.run(stopped(stop_rx.clone()))));
         }
         handles.push(EnvHandle {
+            source: src.clone(),
+            settings: w_settings,
+            mode: env.mode,
             shared,
             trigger: tx,
             git: match &env.source {
@@ -278,6 +308,7 @@ where
         Served {
             envs: handles,
             jobs: jobs.clone(),
+            gateways: gateway_handles(&cfg, &content_cache),
             metrics,
             draining: draining.clone(),
         },

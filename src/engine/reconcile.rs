@@ -18,9 +18,10 @@ use crate::engine::apply::{
     self, Keys, MassDelete, Options, Progress, PrunePolicy, Ready, ReadyError, Report, StepAction,
     prune,
 };
+pub use crate::engine::connect::{ConnectError, connect};
 use crate::engine::environment::{self, EnvError, Environment, Masks, Mode};
 use crate::engine::envlock::{self, LockError};
-use crate::gateway::{Auth, Client, ClientOptions, GatewayError, Limiter, Stats};
+use crate::gateway::{Client, GatewayError, Limiter, Stats};
 
 /// Why a reconcile did not get to writing.
 #[derive(Debug, thiserror::Error)]
@@ -141,19 +142,17 @@ impl Target {
         if c.gateway.trim().is_empty() {
             return Err(bad("gateway: is required (the gateway's base URL)".into()));
         }
-        let auth = Auth::resolve(
+        let client = connect(
+            &c.gateway,
             env.secret(&c.token)?,
             c.user.clone(),
             env.secret(&c.jwt_secret)?,
-            crate::gateway::DEFAULT_JWT_AUDIENCE.into(),
-            crate::gateway::DEFAULT_JWT_ISSUER.into(),
+            s,
         )
-        .map_err(|e| bad(e.to_string()))?;
-        crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
-        let mut client_opts = ClientOptions::new(c.gateway.clone(), auth);
-        client_opts.stats = s.stats.clone();
-        client_opts.limiter = s.limiter.clone();
-        let client = Client::new(client_opts)?;
+        .map_err(|e| match e {
+            ConnectError::Gateway(g) => ReconcileError::Gateway(g),
+            ConnectError::Config(m) => bad(m),
+        })?;
         let keys = Keys::new(
             env.secret(&c.secret)?.map(|s| Secret::new(&s)),
             env.secret(&c.gateway_secret)?.map(|s| Secret::new(&s)),

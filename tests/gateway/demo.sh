@@ -126,6 +126,7 @@ echo "prune: {enabled: true, owner: prod}" >"$G/work/envs/prod/mcp-gitops.yaml"
 cat >"$G/daemon.yaml" <<YAML
 listen: 127.0.0.1:0
 state_dir: state
+api: {open_status: true, open_metrics: true}
 webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
 environments:
   - name: prod

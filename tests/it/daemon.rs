@@ -16,31 +16,35 @@ use mcp_gitops::http::hooks::HookSecret;
 use serde_json::{Value, json};
 
 const HOOK: &str = "hook-secret-for-tests";
-const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
+pub(crate) const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
 /// A Git environment's file: desired state only (daemon.yaml names the gateway).
 const DESIRED: &str = "conflict_strategy: update\n";
 /// daemon.yaml's connection of a Git environment to the test's gateway.
 const GATEWAY: &str = "gateway: {url: '${GW_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}";
 
 /// A running `mcp-gitops run`.
-struct Daemon {
-    proc: Logged,
-    addr: String,
-    http: reqwest::Client,
+pub(crate) struct Daemon {
+    pub(crate) proc: Logged,
+    pub(crate) addr: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Daemon {
-    fn start(gw: &Gateway, config: &Path) -> Daemon {
+    pub(crate) fn start(gw: &Gateway, config: &Path) -> Daemon {
         Self::start_with(gw, config, &[])
     }
 
     /// With more variables in its environment.
-    fn start_with(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start_with(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> Daemon {
         Self::spawn(Self::command(gw, config, vars))
     }
 
     /// The command `start_with` runs.
-    fn command(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> std::process::Command {
+    pub(crate) fn command(
+        gw: &Gateway,
+        config: &Path,
+        vars: &[(&str, &str)],
+    ) -> std::process::Command {
         let mut cmd = Logged::command(&["run", "--config"]);
         cmd.arg(config)
             .env("HOME", gw.dir.path())
@@ -53,7 +57,7 @@ impl Daemon {
     }
 
     /// Start `cmd` (an `mcp-gitops run`) and wait until it listens.
-    fn spawn(cmd: std::process::Command) -> Daemon {
+    pub(crate) fn spawn(cmd: std::process::Command) -> Daemon {
         let mut proc = Logged::spawn(cmd);
         let at = proc.wait_log(0, "daemon: listening on ");
         let line = proc.line(at);
@@ -70,20 +74,20 @@ impl Daemon {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.proc.text()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let r = self.http.get(self.url(path)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    async fn status(&self, env: &str) -> Value {
+    pub(crate) async fn status(&self, env: &str) -> Value {
         let (code, text) = self.get("/status").await;
         assert_eq!(code, 200, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -97,7 +101,12 @@ impl Daemon {
     }
 
     /// Wait until `env`'s status satisfies `check`.
-    async fn wait_status(&self, env: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_status(
+        &self,
+        env: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let s = self.status(env).await;
@@ -113,7 +122,7 @@ impl Daemon {
         }
     }
 
-    async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(90);
         while self.get("/readyz").await.0 != 200 {
             assert!(Instant::now() < deadline, "never ready:\n{}", self.text());
@@ -122,7 +131,7 @@ impl Daemon {
     }
 
     /// POST /hooks/git; `sign` says how: a good signature, a wrong one, or none.
-    async fn hook(&self, body: &Value, sign: Sign) -> reqwest::Response {
+    pub(crate) async fn hook(&self, body: &Value, sign: Sign) -> reqwest::Response {
         let bytes = serde_json::to_vec(body).unwrap();
         let mut req = self
             .http
@@ -148,18 +157,18 @@ impl Daemon {
     }
 
     /// A signed push event for `remote`'s main branch, which must be accepted.
-    async fn pushed(&self, remote: &Path) {
+    pub(crate) async fn pushed(&self, remote: &Path) {
         let r = self.hook(&push_event(remote), Sign::Good).await;
         assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
     }
 
-    fn terminate(self) -> (Option<i32>, String) {
+    pub(crate) fn terminate(self) -> (Option<i32>, String) {
         self.proc.terminate()
     }
 }
 
 #[derive(Clone, Copy)]
-enum Sign {
+pub(crate) enum Sign {
     Good,
     Wrong,
     /// GitLab's plain token header.
@@ -206,7 +215,7 @@ fn push_prod(work: &Path, tool: &str) -> String {
     push(work, &files, "prod")
 }
 
-fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
+pub(crate) fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
     format!(
         "version: '2025-03-26'\nentities:\n  tools:\n    - name: {name}\n      url: https://{name}.example.com/v1\n      request_type: {request_type}\n      description: {description}\n"
     )
@@ -270,7 +279,7 @@ async fn delete_tool(gw: &Gateway, name: &str) {
 }
 
 /// Write daemon.yaml; `@GATEWAY` in `text` stands for [`GATEWAY`].
-fn write_config(root: &Path, text: &str) -> PathBuf {
+pub(crate) fn write_config(root: &Path, text: &str) -> PathBuf {
     let p = root.join("daemon.yaml");
     std::fs::write(&p, text.replace("@GATEWAY", GATEWAY)).unwrap();
     p
@@ -302,7 +311,7 @@ async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_
     std::fs::write(dev.join("tools.yaml"), tool_doc("dev-api", "v1", "GET")).unwrap();
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 40}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, @GATEWAY}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY, allowed_env: [GW_URL]}\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 40}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, @GATEWAY}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY, allowed_env: [GW_URL]}\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_ready().await;
@@ -492,7 +501,7 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/prod.json}\n  - name: staging\n    source: {git: {url: config.git, path: envs/staging}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/staging.json}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/prod.json}\n  - name: staging\n    source: {git: {url: config.git, path: envs/staging}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/staging.json}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_ready().await;
@@ -591,7 +600,7 @@ async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_app
     let c1 = push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY}\n",
     );
     let mut d = Daemon::start(&gw, &config);
     d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
@@ -690,7 +699,7 @@ async fn a_git_source_over_ssh_needs_a_known_host_key() {
         write_config(
             root,
             &format!(
-                "listen: 127.0.0.1:0\nstate_dir: {name}\nenvironments:\n  - name: prod\n    interval: 1h\n    @GATEWAY\n    source:\n      git:\n        url: '{url}'\n        path: envs/prod\n        auth: {{ssh_key: '{}', known_hosts: '{}'}}\n",
+                "listen: 127.0.0.1:0\nstate_dir: {name}\napi: {{open_status: true, open_metrics: true}}\nenvironments:\n  - name: prod\n    interval: 1h\n    @GATEWAY\n    source:\n      git:\n        url: '{url}'\n        path: envs/prod\n        auth: {{ssh_key: '{}', known_hosts: '{}'}}\n",
                 sshd.dir.path().join("client_key").display(),
                 hosts.display()
             ),
@@ -749,7 +758,7 @@ async fn a_promotion_committed_and_pushed_reaches_prod_with_the_credential_rekey
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, gateway: {url: '${STAGING_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: STAGING_KEY}}}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: '${PROD_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: PROD_KEY}}}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, gateway: {url: '${STAGING_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: STAGING_KEY}}}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: '${PROD_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: PROD_KEY}}}\n",
     );
     let vars = [
         ("STAGING_URL", staging.url.as_str()),
@@ -982,7 +991,7 @@ async fn an_idle_flood_under_a_low_file_limit_starves_neither_the_listener_nor_t
     // Timeouts out of the way: the cap alone must hold the flood.
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nlistener: {header_timeout: 1h, idle_timeout: 1h}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 1s}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nlistener: {header_timeout: 1h, idle_timeout: 1h}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 1s}\n",
     );
     let mut cmd = Daemon::command(&gw, &config, &[]);
     limit_files(&mut cmd, 200);
@@ -1057,7 +1066,7 @@ async fn slow_oversized_and_wrongly_signed_requests_are_cut_off_without_holding_
     push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}\nlistener: {header_timeout: 3s, idle_timeout: 1s, body_timeout: 2s}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: \"http://127.0.0.1:9\", token: {env: HOOK_SECRET}}}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}\nlistener: {header_timeout: 3s, idle_timeout: 1s, body_timeout: 2s}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: \"http://127.0.0.1:9\", token: {env: HOOK_SECRET}}}\n",
     );
     let mut cmd = Logged::command(&["run", "--config"]);
     let nowhere = format!("http://127.0.0.1:{}", common::free_port());
@@ -1261,7 +1270,7 @@ async fn a_commit_cannot_send_the_daemons_secrets_elsewhere_and_backups_keep_dae
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nsecrets_dir: secrets\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    gateway: {url: '${GW_URL}', token: {file: prod-token}, secret: {env: AUTH_ENCRYPTION_SECRET}}\n    allowed_env: [WEATHER_HOST]\n    interval: 1s\n    backup: {schedule: '*/2 * * * * *', path: prod.json, git: {branch: backups}}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nsecrets_dir: secrets\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    gateway: {url: '${GW_URL}', token: {file: prod-token}, secret: {env: AUTH_ENCRYPTION_SECRET}}\n    allowed_env: [WEATHER_HOST]\n    interval: 1s\n    backup: {schedule: '*/2 * * * * *', path: prod.json, git: {branch: backups}}\n",
     );
     let d = Daemon::start_with(&gw, &config, &[("WEATHER_HOST", "weather.example.com")]);
     let s = d
@@ -1375,7 +1384,7 @@ async fn bases_may_not_leave_the_checkout() {
     let c1 = push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, @GATEWAY}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, @GATEWAY}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())

@@ -54,6 +54,24 @@ pub struct Resolved {
     pub route: Route,
     /// The environment's reconcile lock, taken for the whole job (None: a gateway).
     pub lock: Option<envlock::Key>,
+    /// The target's one-writer guard in this process (the worker takes it for every cycle).
+    pub writer: Option<Writer>,
+}
+
+/// Where a target's one-writer guard lives.
+#[derive(Clone)]
+pub enum Writer {
+    Env(Arc<crate::daemon::status::EnvShared>),
+    Gateway(Arc<crate::http::AppState>, usize),
+}
+
+impl Writer {
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        match self {
+            Writer::Env(s) => s.writer.lock().await,
+            Writer::Gateway(app, i) => app.gateways[*i].writer.lock().await,
+        }
+    }
 }
 
 /// A target the API can import into; `resolve` reads its current connection.
