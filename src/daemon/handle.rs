@@ -98,4 +98,6 @@ pub struct GatewayHandle {
     pub connection: Result<(Client, Keys), String>,
     /// Held while something writes to it through the API.
     pub writer: tokio::sync::Mutex<()>,
+    /// The daemon's resource content cache.
+    pub cache: Option<Arc<crate::engine::content_cache::ContentCache>>,
 }

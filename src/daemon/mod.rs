@@ -136,6 +136,7 @@ fn gateway_handles(
                 name: g.name.clone(),
                 connection,
                 writer: tokio::sync::Mutex::new(()),
+                cache: Some(cache.clone()),
             }
         })
         .collect()

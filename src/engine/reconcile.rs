@@ -328,18 +328,44 @@ impl Target {
         plan_file: &str,
         progress: Option<Progress<'_>>,
     ) -> Result<(Planned, Report), ReconcileError> {
+        self.apply_if_digests(
+            &saved.desired_digest,
+            &saved.live_digest,
+            plan_file,
+            progress,
+        )
+        .await
+    }
+
+    /// One string for both digests of a plan ([`Target::digests`]): what the API's plan
+    /// answers and its apply takes.
+    pub fn plan_digest(&self, planned: &Planned) -> String {
+        let (d, l) = self.digests(planned);
+        format!("{d}.{l}")
+    }
+
+    /// Plan again and apply only if both digests still match (else [`ReconcileError::Stale`]
+    /// naming `plan` and which side changed).
+    pub async fn apply_if_digests(
+        &self,
+        desired: &str,
+        live: &str,
+        plan: &str,
+        progress: Option<Progress<'_>>,
+    ) -> Result<(Planned, Report), ReconcileError> {
+        let plan_file = plan;
         let now = self.plan().await?;
         let stale = |why: &str| ReconcileError::Stale {
             plan: plan_file.to_string(),
             why: why.to_string(),
         };
         let (desired_digest, live_digest) = self.digests(&now);
-        if desired_digest != saved.desired_digest {
+        if desired_digest != desired {
             return Err(stale(
                 "the environment's documents or settings changed since it was made",
             ));
         }
-        if live_digest != saved.live_digest {
+        if live_digest != live {
             return Err(stale("the live gateway changed since it was made"));
         }
         let report = self.apply(&now, progress).await?;
@@ -359,6 +385,14 @@ pub use crate::core::verb::Counts;
 impl Planned {
     pub fn counts(&self) -> Counts {
         Counts::of(self.ready.prepared.steps.iter().map(|s| s.action.verb()))
+    }
+
+    /// What `plan -o json` prints (and the API's plan answers): counts, change lines, notes.
+    pub fn to_json(&self, verbose: bool) -> serde_json::Value {
+        let c = self.counts();
+        serde_json::json!({"create": c.create, "update": c.update, "delete": c.delete,
+               "unchanged": c.unchanged, "skip": c.skip,
+               "changes": self.lines(verbose), "notes": self.ready.prepared.notes})
     }
 
     /// Terraform-like lines: `+ create`, `~ update` with field changes, `- delete`, skips,

@@ -7,6 +7,9 @@ pub mod auth;
 pub mod body;
 pub mod envs;
 pub mod error;
+pub mod export;
+pub mod openapi;
+pub mod plan;
 
 use std::sync::Arc;
 
@@ -19,5 +22,9 @@ use crate::http::AppState;
 
 /// Every API route group.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().merge(envs::routes())
+    Router::new()
+        .merge(envs::routes())
+        .merge(plan::routes())
+        .merge(export::routes())
+        .merge(openapi::routes())
 }
