@@ -236,27 +236,27 @@ pub fn environment_route(name: &str, mode: Mode, git: bool) -> Route {
 pub fn routes(api: Arc<JobsApi>) -> Router {
     Router::new()
         .route(
-            "/api/v1/environments/{name}/import/preview",
+            "/api/v1/environments/{env}/import/preview",
             post(handlers::preview_env),
         )
         .route(
-            "/api/v1/gateways/{name}/import/preview",
+            "/api/v1/gateways/{gw}/import/preview",
             post(handlers::preview_gateway),
         )
         .route(
-            "/api/v1/environments/{name}/import",
+            "/api/v1/environments/{env}/import",
             post(handlers::import_env),
         )
         .route(
-            "/api/v1/gateways/{name}/import",
+            "/api/v1/gateways/{gw}/import",
             post(handlers::import_gateway),
         )
         .route(
-            "/api/v1/environments/{name}/tools/import",
+            "/api/v1/environments/{env}/tools/import",
             post(handlers::bulk_env),
         )
         .route(
-            "/api/v1/gateways/{name}/tools/import",
+            "/api/v1/gateways/{gw}/tools/import",
             post(handlers::bulk_gateway),
         )
         .route("/api/v1/jobs", get(handlers::list))
