@@ -199,6 +199,22 @@ where
         log(&n);
     }
     let jobs = Arc::new(jobs);
+    // Finished jobs past their age go at start and every ten minutes.
+    {
+        let (jobs, max_age) = (jobs.clone(), cfg.api.job_max_age);
+        tokio::spawn(async move {
+            loop {
+                match jobs.cleanup(crate::core::clock::now_unix(), max_age.as_secs()) {
+                    Ok(ids) if !ids.is_empty() => {
+                        log(&format!("removed {} finished jobs", ids.len()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => log(&format!("cannot remove old jobs: {e}")),
+                }
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            }
+        });
+    }
     let saved = store.saved().unwrap_or_else(|e| {
         log(&format!("{e}; starting without the previous state"));
         Vec::new()

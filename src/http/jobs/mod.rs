@@ -28,8 +28,7 @@ use crate::engine::envlock;
 use crate::engine::jobs::{JobStore, JobTarget};
 use crate::gateway::Client;
 
-/// Finished jobs are removed after this unless daemon.yaml says otherwise.
-pub const DEFAULT_JOB_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub use crate::daemon::api_config::DEFAULT_JOB_MAX_AGE;
 /// Tools one bulk request may carry (the gateway's own limit).
 pub const DEFAULT_BULK_MAX: usize = 200;
 /// Bulk requests per client address and minute (the gateway's own limit).

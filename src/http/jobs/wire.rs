@@ -77,6 +77,7 @@ pub fn build(cfg: &DaemonConfig, app: &Arc<AppState>, store: Arc<JobStore>) -> J
         });
     }
     let mut api = JobsApi::new(store, targets);
+    api.max_age = cfg.api.job_max_age;
     api.compat = app.api.compat_environment.as_ref().map(|n| {
         if cfg.environments.iter().any(|e| &e.name == n) {
             JobTarget::Environment(n.clone())
