@@ -143,6 +143,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(git_hook))
         .merge(guarded)
+        .fallback(|| async {
+            api::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+        })
         .with_state(state)
 }
 

@@ -222,7 +222,12 @@ pub(crate) fn tool_doc(name: &str, description: &str, request_type: &str) -> Str
 }
 
 /// A tool document whose bearer `token` is encrypted with `secret`; also the `auth_value`.
-fn tool_with_token(secret: &str, name: &str, description: &str, token: &str) -> (String, String) {
+pub(crate) fn tool_with_token(
+    secret: &str,
+    name: &str,
+    description: &str,
+    token: &str,
+) -> (String, String) {
     let value = mcp_gitops::core::secrets::Secret::new(secret).encrypt(
         &mcp_gitops::core::secrets::Credentials::from_pairs([(
             "Authorization".to_string(),
