@@ -564,6 +564,7 @@ async fn a_large_import_streams_progress_and_a_kill_leaves_it_interrupted_then_a
     );
     let mut buf = String::new();
     let mut processed = Vec::new();
+    let mut at = vec![Instant::now()];
     while processed.last().is_none_or(|p| *p < 60) {
         let chunk = r.chunk().await.unwrap().expect("the stream ended early");
         buf.push_str(&String::from_utf8_lossy(&chunk));
@@ -573,10 +574,21 @@ async fn a_large_import_streams_progress_and_a_kill_leaves_it_interrupted_then_a
                 let v: Value = serde_json::from_str(data).unwrap();
                 assert!(event.contains("event: progress"), "{event}");
                 processed.push(v["counts"]["processed"].as_u64().unwrap());
+                at.push(Instant::now());
             }
         }
     }
     assert!(processed.windows(2).all(|w| w[0] <= w[1]), "{processed:?}");
+    // Measured, not asserted (speed belongs to `make bench`): the longest gap between events.
+    let gaps: Vec<u128> = at[1..]
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    eprintln!(
+        "events: {} while running, longest gap {} ms",
+        processed.len(),
+        gaps.iter().max().copied().unwrap_or(0)
+    );
     assert!(
         processed.len() >= 3,
         "several events while running: {processed:?}"
