@@ -340,7 +340,7 @@ async fn import_routes_jobs_and_refusals() {
     ] {
         let (code, v) = d.post(path, &body).await;
         assert_eq!(code, want, "{path} {body}: {v}");
-        assert!(v["error"].is_string(), "{v}");
+        assert!(v["error"]["message"].is_string(), "{v}");
         seen.push_str(&v.to_string());
     }
     let (code, v) = d
@@ -350,7 +350,13 @@ async fn import_routes_jobs_and_refusals() {
         )
         .await;
     assert_eq!(code, 409);
-    assert!(v["error"].as_str().unwrap().contains("auto mode"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("auto mode"),
+        "{v}"
+    );
     assert_eq!(
         d.get("/api/v1/jobs/00000000-0000-4000-8000-000000000000")
             .await

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
@@ -154,6 +154,13 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// An engine error, by its one classification (the API's status and code for its class).
+    #[error("{message}")]
+    Classified {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -167,46 +174,47 @@ impl ApiError {
             ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Classified { status, .. } => *status,
         }
     }
 
-    /// From an engine error, by its one classification.
+    /// From an engine error, by its one classification (as every API route maps it).
     pub fn classified(e: impl crate::core::error::Classify + std::fmt::Display) -> ApiError {
-        use crate::core::error::ErrorClass as C;
-        let message = e.to_string();
-        match e.class() {
-            C::Invalid => ApiError::Invalid {
-                message,
-                problems: Vec::new(),
-            },
-            C::Conflict | C::MassDelete | C::Stale | C::Observe | C::Locked => {
-                ApiError::Conflict(message)
-            }
-            C::Unreachable | C::GatewayBusy | C::Auth | C::Failed => ApiError::Unavailable(message),
-            C::Io => ApiError::Internal(message),
+        let class = e.class();
+        ApiError::Classified {
+            status: crate::http::api::status_of(class),
+            code: class.label(),
+            message: e.to_string(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
+    /// In the API's one error shape (`http::api::ApiError`: `{"error": {"code", "message",
+    /// …}}`), problems and `Retry-After` included.
     fn into_response(self) -> Response {
+        use crate::http::api::ApiError as Shaped;
         let status = self.status();
-        let mut body = json!({"error": self.to_string()});
-        match &self {
+        let code = match &self {
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Invalid { .. } => "invalid",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::TooMany { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "not_loaded",
+            ApiError::Internal(_) => "io",
+            ApiError::Classified { code, .. } => code,
+        };
+        let mut e = Shaped::new(status, code, self.to_string());
+        match self {
             ApiError::Invalid { problems, .. } if !problems.is_empty() => {
-                body["problems"] = problems_json(problems);
+                e = e.with(json!({"problems": problems_json(&problems)}));
             }
-            ApiError::TooMany { retry_after, .. } => {
-                return (
-                    status,
-                    [(header::RETRY_AFTER, retry_after.to_string())],
-                    Json(body),
-                )
-                    .into_response();
-            }
+            ApiError::TooMany { retry_after, .. } => e.retry_after = Some(retry_after),
             _ => {}
         }
-        (status, Json(body)).into_response()
+        e.into_response()
     }
 }
 
