@@ -146,6 +146,8 @@ fn gateway_handles(
 /// metrics, and whether a stop was asked for (not ready any more).
 pub struct Served {
     pub envs: Vec<EnvHandle>,
+    /// The HTTP API's import jobs.
+    pub jobs: Arc<crate::engine::jobs::JobStore>,
     /// `api.gateways`: export and import only.
     pub gateways: Vec<GatewayHandle>,
     pub metrics: Arc<Metrics>,
@@ -188,6 +190,31 @@ where
         log(&w);
     }
     let content_cache = Arc::new(content_cache);
+    // Import jobs of the HTTP API: one file each; those the last process left running are
+    // interrupted.
+    let jobs_dir = dir.join("jobs");
+    let (jobs, notes) =
+        crate::engine::jobs::JobStore::open(&jobs_dir).map_err(|e| state_error(&jobs_dir, e))?;
+    for n in notes {
+        log(&n);
+    }
+    let jobs = Arc::new(jobs);
+    // Finished jobs past their age go at start and every ten minutes.
+    {
+        let (jobs, max_age) = (jobs.clone(), cfg.api.job_max_age);
+        tokio::spawn(async move {
+            loop {
+                match jobs.cleanup(crate::core::clock::now_unix(), max_age.as_secs()) {
+                    Ok(ids) if !ids.is_empty() => {
+                        log(&format!("removed {} finished jobs", ids.len()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => log(&format!("cannot remove old jobs: {e}")),
+                }
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            }
+        });
+    }
     let saved = store.saved().unwrap_or_else(|e| {
         log(&format!("{e}; starting without the previous state"));
         Vec::new()
@@ -297,6 +324,7 @@ where
         &cfg,
         Served {
             envs: handles,
+            jobs: jobs.clone(),
             gateways: gateway_handles(&cfg, &content_cache),
             metrics,
             draining: draining.clone(),
@@ -312,6 +340,9 @@ where
     }
     if let Err(e) = store.save() {
         log(&format!("cannot save the state: {e}"));
+    }
+    if let Err(e) = jobs.flush() {
+        log(&format!("cannot save the jobs: {e}"));
     }
     let _ = srv_tx.send(true);
     let _ = server.await;

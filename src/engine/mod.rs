@@ -9,6 +9,8 @@ pub mod environment;
 pub mod envlock;
 pub mod export;
 pub mod git;
+pub mod import;
+pub mod jobs;
 pub mod layers;
 pub mod promote;
 pub mod reconcile;

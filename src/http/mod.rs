@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod hooks;
+pub mod jobs;
 pub mod listen;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -67,6 +68,7 @@ pub fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + Send + use<> {
     let metrics = served.metrics.clone();
+    let served_jobs = served.jobs.clone();
     let app = Arc::new(AppState {
         envs: served.envs,
         gateways: served.gateways,
@@ -109,7 +111,18 @@ pub fn start(
             names.join(", ")
         ),
     );
-    listen::serve(listener, router(app), limits, metrics, stop)
+    let jobs = Arc::new(jobs::wire::build(cfg, &app, served_jobs));
+    let jobs = jobs::routes(jobs)
+        .layer(axum::extract::DefaultBodyLimit::max(app.api.body_limit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            jobs::wire::require,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            api::auth::guard,
+        ));
+    listen::serve(listener, router(app).merge(jobs), limits, metrics, stop)
 }
 
 /// The routes: health and readiness (always open), the webhook (signed), status and metrics

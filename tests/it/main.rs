@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod api_jobs;
 mod content_cache;
 mod daemon;
 mod document;
