@@ -4,7 +4,7 @@ CARGO ?= cargo
 CF := tests/gateway/cf.sh
 RUN := .run
 
-.PHONY: all build venv sshd test lint demo gateway gateway-stop bench clean
+.PHONY: all build venv sshd browser test lint demo gateway gateway-stop bench clean
 
 all: build
 
@@ -19,8 +19,12 @@ venv:
 sshd:
 	tests/git/sshd.sh install
 
-# Everything needed, then all tests (unit, real-gateway integration, lint).
-test: venv sshd lint
+# Debian's chromium and chromium-driver for the browser tests (installed when missing).
+browser:
+	tests/browser/install.sh
+
+# Everything needed, then all tests (unit, real-gateway integration, browser, lint).
+test: venv sshd browser lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \

@@ -39,6 +39,8 @@ struct Raw {
     #[serde(default)]
     listener: Option<RawListener>,
     secrets_dir: Option<PathBuf>,
+    #[serde(default)]
+    ui: Option<super::ui_config::RawUi>,
     environments: Vec<RawEnv>,
 }
 
@@ -142,6 +144,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     pub webhook: Option<Webhook>,
     pub listener: ListenerSpec,
+    /// The web UI (None: no `ui:` section, the UI is off).
+    pub ui: Option<super::ui_config::UiSpec>,
     pub environments: Vec<EnvSpec>,
 }
 
@@ -267,7 +271,7 @@ fn resolve_url(url: &str, base: &Path) -> String {
     }
 }
 
-fn read_secret(
+pub(super) fn read_secret(
     r: &SecretRef,
     base: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -358,6 +362,9 @@ pub fn load(
     let listener = listener::check(raw.listener.unwrap_or_default(), &mut |at, why| {
         p.add(at, why)
     });
+    let ui = raw
+        .ui
+        .map(|u| super::ui_config::check(u, &base, lookup, &mut |at, why| p.add(at, why)));
     let secrets_dir = raw.secrets_dir.map(|d| base.join(d));
     if let Some(d) = &secrets_dir
         && !d.is_dir()
@@ -396,6 +403,7 @@ pub fn load(
         state_dir,
         webhook,
         listener,
+        ui,
         environments,
     })
 }

@@ -13,6 +13,7 @@ pub mod schedule;
 pub mod source;
 pub mod status;
 pub mod trust;
+pub mod ui_config;
 pub mod worker;
 
 use std::future::Future;
@@ -115,6 +116,21 @@ pub struct EnvHandle {
     pub trigger: mpsc::UnboundedSender<worker::Trigger>,
     /// The repository URL and branch a Git source reads (None for directories).
     pub git: Option<(String, String)>,
+    /// How to load the environment as its worker does (for plans and applies asked over HTTP).
+    pub source: Source,
+    pub settings: Settings,
+    pub mode: Option<crate::engine::environment::Mode>,
+}
+
+impl EnvHandle {
+    /// The environment's state in force, loaded afresh (see [`source::load_now`]).
+    pub async fn target(&self) -> Result<crate::engine::reconcile::Target, String> {
+        let at = match &self.source {
+            Source::Git(_) => self.shared.status().revision.map(CommitId),
+            Source::Dir(_) => None,
+        };
+        source::load_now(&self.source, &self.settings, self.mode, at).await
+    }
 }
 
 /// What the daemon gives its listener (the `http` front door): the environments, the
@@ -194,33 +210,34 @@ where
             ),
             SourceSpec::Dir(_) => None,
         };
+        let settings = Settings {
+            parallelism: env.parallelism,
+            allow_mass_delete: env.allow_mass_delete,
+            dry_run: false,
+            default_owner,
+            stats: Some(shared.stats.clone()),
+            // The process's one limiter per gateway URL, shared with every other
+            // environment on that gateway.
+            limiter: None,
+            content_cache: Some(content_cache.clone()),
+            // The same lock as apply and watch take; a Git source by its origin.
+            lock_source: match &src {
+                Source::Git(g) => Some(format!(
+                    "git {}@{}:{}",
+                    g.spec.remote.url, g.spec.branch, g.spec.path
+                )),
+                Source::Dir(_) => None,
+            },
+            command: "run",
+            ..Settings::default()
+        };
         let w = worker::Worker {
             label: format!("env {}", env.name),
             source: src.clone(),
             interval: env.interval,
             debounce: Duration::from_millis(150),
             max_backoff: Duration::from_secs(30),
-            settings: Settings {
-                parallelism: env.parallelism,
-                allow_mass_delete: env.allow_mass_delete,
-                dry_run: false,
-                default_owner,
-                stats: Some(shared.stats.clone()),
-                // The process's one limiter per gateway URL, shared with every other
-                // environment on that gateway.
-                limiter: None,
-                content_cache: Some(content_cache.clone()),
-                // The same lock as apply and watch take; a Git source by its origin.
-                lock_source: match &src {
-                    Source::Git(g) => Some(format!(
-                        "git {}@{}:{}",
-                        g.spec.remote.url, g.spec.branch, g.spec.path
-                    )),
-                    Source::Dir(_) => None,
-                },
-                command: "run",
-                ..Settings::default()
-            },
+            settings: settings.clone(),
             mode: env.mode,
             shared: shared.clone(),
             metrics: Some(metrics.clone()),
@@ -258,6 +275,9 @@ where
                 SourceSpec::Git(g) => Some((g.remote.url.to_string(), g.branch.clone())),
                 SourceSpec::Dir(_) => None,
             },
+            source: src,
+            settings,
+            mode: env.mode,
         });
     }
     let draining = Arc::new(AtomicBool::new(false));
