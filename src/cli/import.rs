@@ -8,10 +8,10 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{CliError, Connection, RekeyArg, SecretArg, exit, report};
-use crate::core::diff::Desired;
 use crate::core::document::{self, Document};
-use crate::core::select::{self, IncludeSpec, Selection};
-use crate::engine::apply::{self, Keys, Options, Ready, ReadyError, Strategy};
+use crate::core::select::IncludeSpec;
+use crate::engine::apply::{self, Keys, Options, ReadyError, Strategy};
+use crate::engine::import::{self, ImportError};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -88,28 +88,10 @@ impl ImportFlags {
 }
 
 /// Restore `full` (named `file` in messages) into the gateway: the one path `import` and
-/// `restore` share.
+/// `restore` share (the engine's, `engine::import`, which the HTTP API's jobs call too).
 pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Result<u8, CliError> {
     let include = a.include()?;
     let keys = Keys::new(a.secret.optional(), a.rekey.optional());
-    // What peer gateways federate is set aside before anything else (reported as skipped).
-    let aside = document::federated::detect(full);
-    let kept = document::federated::without(full, &aside);
-    let selected = select::select(
-        &kept,
-        &Selection {
-            include,
-            include_inactive: true,
-            dependencies: true,
-            ..Selection::default()
-        },
-    );
-    if a.include.is_some() && selected.document.entities.total() == 0 {
-        return Err(CliError::invalid(format!(
-            "--include matched nothing in {file}"
-        )));
-    }
-    let desired = selected.document;
     let opts = Options {
         strategy: a.conflict_strategy,
         dry_run: a.dry_run,
@@ -120,12 +102,15 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
         ..Options::default()
     };
     let client = a.conn.client()?;
-    let Ready {
-        observed,
-        credentials,
-        prepared,
-    } = match apply::ready(&client, full, &desired, file, &keys, &opts).await {
-        Err(ReadyError::Conflicts(conflicts)) => {
+    let request = import::Request {
+        whole: full,
+        file,
+        keys: keys.clone(),
+        include,
+        opts,
+    };
+    let staged = match import::stage(&client, request).await {
+        Err(ImportError::Ready(ReadyError::Conflicts(conflicts))) => {
             if a.output == Output::Json {
                 println!(
                     "{}",
@@ -134,55 +119,38 @@ pub async fn apply_document(a: ImportFlags, full: &Document, file: &str) -> Resu
             }
             return Err(ReadyError::Conflicts(conflicts).into());
         }
-        r => r?,
+        Err(ImportError::NothingMatched { file }) => {
+            return Err(CliError::invalid(format!(
+                "--include matched nothing in {file}"
+            )));
+        }
+        r => r.map_err(CliError::classified)?,
     };
-    let owner = apply::owner(&client, &prepared, &opts).await?;
     let tty = std::io::stderr().is_terminal() && a.output == Output::Text;
     let bar = report::progress;
-    let mut result = apply::execute(
-        &client,
-        &Desired {
-            document: &desired,
-            credentials: &credentials,
-        },
-        &observed,
-        &prepared,
-        &opts,
-        owner,
-        tty.then_some(&bar as apply::Progress<'_>),
-    )
-    .await;
-    result.results.splice(
-        0..0,
-        aside.into_iter().map(|s| apply::EntityResult {
-            kind: s.kind,
-            name: s.key,
-            renamed_to: None,
-            outcome: apply::Outcome::Skipped { reason: s.reason },
-            changes: Vec::new(),
-        }),
-    );
+    let result = import::run(&client, &staged, tty.then_some(&bar as apply::Progress<'_>))
+        .await
+        .map_err(CliError::classified)?;
+    let credentials = &staged.ready.credentials;
+    let selected = staged.not_selected;
 
     let stats = client.stats();
     let audit = keys
         .rotates()
         .then(|| {
             let who = client.who();
-            report::audit(&result, &keys, &credentials, &who, &client, a.dry_run)
+            report::audit(&result, &keys, credentials, &who, &client, a.dry_run)
         })
         .flatten();
     match a.output {
         Output::Text => {
-            print!(
-                "{}",
-                report::text(&result, selected.skipped, a.verbose, "Imported")
-            );
+            print!("{}", report::text(&result, selected, a.verbose, "Imported"));
             if let Some(line) = &audit {
                 eprintln!("{line}");
             }
         }
         Output::Json => {
-            let mut v = report::json(&result, selected.skipped);
+            let mut v = report::json(&result, selected);
             v["requests"] = json!({"reads": stats.reads(), "writes": stats.writes()});
             if let Some(line) = &audit {
                 v["audit"] = json!(line);

@@ -9,8 +9,7 @@ use serde_json::Value;
 use super::import::Output;
 use super::{CliError, Connection, SecretArg, exit};
 use crate::core::document;
-use crate::engine::bulk::{self, BulkReport, Created, Failed};
-use crate::gateway::Action;
+use crate::engine::bulk;
 
 #[derive(Args, Debug)]
 pub struct ImportToolsArgs {
@@ -40,41 +39,7 @@ pub async fn run(a: ImportToolsArgs) -> Result<u8, CliError> {
     };
     let secret = a.secret.optional();
     let client = a.conn.client()?;
-    let team = crate::engine::apply::personal_team(&client).await?;
-
-    let mut report = BulkReport::default();
-    let mut ready: Vec<(usize, Value, Value)> = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let name = item.get("name").cloned().unwrap_or(Value::Null);
-        match bulk::prepare(index, item, secret.as_ref(), team.as_deref()) {
-            Ok(body) => ready.push((index, name, body)),
-            Err(error) => report.push_failed(Failed { index, name, error }),
-        }
-    }
-    for batch in ready.chunks(usize::from(a.max_batch)) {
-        let body = Value::Array(batch.iter().map(|(_, _, b)| b.clone()).collect());
-        let action = Action::new(format!("bulk-import {} tools", batch.len()));
-        let resp = client.post("/admin/tools/import", &body, &action).await?;
-        let at = |i: &Value| i.as_u64().and_then(|i| batch.get(i as usize));
-        for c in resp["created"].as_array().into_iter().flatten() {
-            if let Some((index, name, _)) = at(&c["index"]) {
-                report.push_created(Created {
-                    index: *index,
-                    name: name.clone(),
-                });
-            }
-        }
-        for e in resp["errors"].as_array().into_iter().flatten() {
-            if let Some((index, name, _)) = at(&e["index"]) {
-                report.push_failed(Failed {
-                    index: *index,
-                    name: name.clone(),
-                    error: bulk::gateway_error(&e["error"]),
-                });
-            }
-        }
-    }
-    report.sort();
+    let report = bulk::import(&client, &items, secret.as_ref(), usize::from(a.max_batch)).await?;
     match a.output {
         Output::Json => println!(
             "{}",

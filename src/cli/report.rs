@@ -9,8 +9,8 @@ use crate::engine::apply::Keys;
 use crate::engine::apply::{Outcome, Report, Verb};
 use crate::gateway::Client;
 
-/// The progress counter shown on a terminal while a run writes (20 writes or more).
-pub fn progress(done: usize, total: usize) {
+/// The progress counter shown on a terminal while a run goes (20 entities or more).
+pub fn progress(_: &crate::engine::apply::EntityResult, done: usize, total: usize) {
     if total >= 20 {
         eprint!("\r  applying {done}/{total}");
         if done == total {

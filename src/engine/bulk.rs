@@ -238,6 +238,75 @@ pub fn gateway_error(e: &Value) -> ItemError {
     ItemError { message, details }
 }
 
+/// The largest batch the gateway's bulk route takes.
+pub const MAX_BATCH: usize = 200;
+
+/// Create `items` on the gateway: each validated on its own, the valid ones sent in batches of
+/// `max_batch` (1..=200), the gateway's per-item answers mapped back to the input's indexes.
+/// The one bulk path of `import-tools` and the HTTP API.
+pub async fn import(
+    client: &crate::gateway::Client,
+    items: &[Value],
+    secret: Option<&Secret>,
+    max_batch: usize,
+) -> Result<BulkReport, crate::gateway::GatewayError> {
+    let team = crate::engine::apply::personal_team(client).await?;
+    let mut report = BulkReport::default();
+    let mut ready: Vec<(usize, Value, Value)> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let name = item.get("name").cloned().unwrap_or(Value::Null);
+        match prepare(index, item, secret, team.as_deref()) {
+            Ok(body) => ready.push((index, name, body)),
+            Err(error) => report.push_failed(Failed { index, name, error }),
+        }
+    }
+    for batch in ready.chunks(max_batch.clamp(1, MAX_BATCH)) {
+        let bodies: Vec<Value> = batch.iter().map(|(_, _, b)| b.clone()).collect();
+        let resp = client.bulk_import_tools(&bodies).await?;
+        let at = |i: &Value| i.as_u64().and_then(|i| batch.get(i as usize));
+        for c in resp["created"].as_array().into_iter().flatten() {
+            if let Some((index, name, _)) = at(&c["index"]) {
+                report.push_created(Created {
+                    index: *index,
+                    name: name.clone(),
+                });
+            }
+        }
+        for e in resp["errors"].as_array().into_iter().flatten() {
+            if let Some((index, name, _)) = at(&e["index"]) {
+                report.push_failed(Failed {
+                    index: *index,
+                    name: name.clone(),
+                    error: gateway_error(&e["error"]),
+                });
+            }
+        }
+    }
+    report.sort();
+    Ok(report)
+}
+
+/// The report as the gateway's own bulk route answers (seed 004): `success`, counts, the
+/// created and failed items, `details` and a `message`.
+pub fn contextforge_response(report: &BulkReport, total: usize) -> Value {
+    let name = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    json!({
+        "success": report.failed_count == 0,
+        "imported": report.created_count,
+        "failed": report.failed_count,
+        "total": total,
+        "created_count": report.created_count,
+        "failed_count": report.failed_count,
+        "created": report.created,
+        "errors": report.errors,
+        "details": {
+            "success": report.created.iter().map(|c| name(&c.name)).collect::<Vec<_>>(),
+            "failed": report.errors.iter().map(|e| json!({"name": name(&e.name), "error": e.error.message})).collect::<Vec<_>>(),
+        },
+        "message": format!("Imported {} of {total} tools ({} failed)", report.created_count, report.failed_count),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

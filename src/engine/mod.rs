@@ -8,6 +8,8 @@ pub mod environment;
 pub mod envlock;
 pub mod export;
 pub mod git;
+pub mod import;
+pub mod jobs;
 pub mod promote;
 pub mod reconcile;
 pub mod restore;

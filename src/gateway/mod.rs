@@ -173,6 +173,18 @@ impl Client {
     pub async fn delete(&self, path: &str, action: &Action) -> Result<Value, GatewayError> {
         self.t.send(Method::DELETE, path, None, action).await
     }
+
+    /// Create tools (a JSON array of `ToolCreate` bodies, at most 200) through the gateway's
+    /// bulk route; its per-item report (`created`, `errors` by index).
+    pub async fn bulk_import_tools(&self, tools: &[Value]) -> Result<Value, GatewayError> {
+        let action = Action::new(format!("bulk-import {} tools", tools.len()));
+        self.post(
+            "/admin/tools/import",
+            &Value::Array(tools.to_vec()),
+            &action,
+        )
+        .await
+    }
 }
 
 /// Percent-encode one path segment or query value.

@@ -4,6 +4,7 @@
 //! [`listen`] serves them with the listener's limits.
 
 pub mod hooks;
+pub mod jobs;
 pub mod listen;
 pub mod ui;
 

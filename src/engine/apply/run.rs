@@ -22,8 +22,9 @@ use crate::core::kind::Kind;
 use crate::gateway::body::{self, Links, Owner};
 use crate::gateway::{Gateway, GatewayError};
 
-/// Called after each write with (done, total).
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+/// Called as each entity is done (written, found unchanged, skipped or failed) with its
+/// result, how many are done and how many there are.
+pub type Progress<'a> = &'a (dyn Fn(&EntityResult, usize, usize) + Sync);
 
 /// The id of the token user's personal team (ownership for everything created).
 pub async fn personal_team<G: Gateway>(client: &G) -> Result<Option<String>, GatewayError> {
@@ -56,16 +57,7 @@ pub async fn execute<G: Gateway>(
     owner: Owner,
     progress: Option<Progress<'_>>,
 ) -> Report {
-    let total = prepared
-        .steps
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.action,
-                StepAction::Create | StepAction::Update(_) | StepAction::Delete
-            )
-        })
-        .count();
+    let total = prepared.steps.len();
     let (desired, creds) = (desired.document, desired.credentials);
     let run = Run {
         client,
@@ -155,20 +147,18 @@ impl<G: Gateway> Run<'_, G> {
                 .expect("failed lock")
                 .insert(key_of(step.kind, &step.key), error.clone());
         }
-        EntityResult {
+        let result = EntityResult {
             kind: step.kind,
             name: step.key.clone(),
             renamed_to: (step.target != step.key).then(|| step.target.clone()),
             outcome,
             changes: changes.iter().map(short).collect(),
-        }
-    }
-
-    fn tick(&self) {
+        };
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(p) = self.progress {
-            p(n, self.total);
+            p(&result, n, self.total);
         }
+        result
     }
 
     async fn step(&self, step: &Step, observed: &Observed) -> EntityResult {
@@ -216,9 +206,6 @@ impl<G: Gateway> Run<'_, G> {
                     .await
             }
         };
-        if !self.opts.dry_run {
-            self.tick();
-        }
         self.result(step, outcome, changes)
     }
 
@@ -233,7 +220,6 @@ impl<G: Gateway> Run<'_, G> {
             Ok(_) => Outcome::Deleted,
             Err(e) => Outcome::refused(&e),
         };
-        self.tick();
         self.result(step, outcome, &[])
     }
 
