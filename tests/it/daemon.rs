@@ -16,16 +16,16 @@ use mcp_gitops::http::hooks::HookSecret;
 use serde_json::{Value, json};
 
 const HOOK: &str = "hook-secret-for-tests";
-const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
+pub(crate) const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
 /// A Git environment's file: desired state only (daemon.yaml names the gateway).
 const DESIRED: &str = "conflict_strategy: update\n";
 /// daemon.yaml's connection of a Git environment to the test's gateway.
 const GATEWAY: &str = "gateway: {url: '${GW_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}";
 
-/// A running `mcp-gitops run`.
-struct Daemon {
-    proc: Logged,
-    addr: String,
+/// A running `mcp-gitops run` (the UI's tests use it too).
+pub(crate) struct Daemon {
+    pub(crate) proc: Logged,
+    pub(crate) addr: String,
     http: reqwest::Client,
 }
 
@@ -35,7 +35,7 @@ impl Daemon {
     }
 
     /// With more variables in its environment.
-    fn start_with(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start_with(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> Daemon {
         Self::spawn(Self::command(gw, config, vars))
     }
 
@@ -70,20 +70,20 @@ impl Daemon {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.proc.text()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let r = self.http.get(self.url(path)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    async fn status(&self, env: &str) -> Value {
+    pub(crate) async fn status(&self, env: &str) -> Value {
         let (code, text) = self.get("/status").await;
         assert_eq!(code, 200, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -97,7 +97,12 @@ impl Daemon {
     }
 
     /// Wait until `env`'s status satisfies `check`.
-    async fn wait_status(&self, env: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_status(
+        &self,
+        env: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let s = self.status(env).await;
@@ -113,7 +118,7 @@ impl Daemon {
         }
     }
 
-    async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(90);
         while self.get("/readyz").await.0 != 200 {
             assert!(Instant::now() < deadline, "never ready:\n{}", self.text());
@@ -153,7 +158,7 @@ impl Daemon {
         assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
     }
 
-    fn terminate(self) -> (Option<i32>, String) {
+    pub(crate) fn terminate(self) -> (Option<i32>, String) {
         self.proc.terminate()
     }
 }
@@ -206,14 +211,19 @@ fn push_prod(work: &Path, tool: &str) -> String {
     push(work, &files, "prod")
 }
 
-fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
+pub(crate) fn tool_doc(name: &str, description: &str, request_type: &str) -> String {
     format!(
         "version: '2025-03-26'\nentities:\n  tools:\n    - name: {name}\n      url: https://{name}.example.com/v1\n      request_type: {request_type}\n      description: {description}\n"
     )
 }
 
 /// A tool document whose bearer `token` is encrypted with `secret`; also the `auth_value`.
-fn tool_with_token(secret: &str, name: &str, description: &str, token: &str) -> (String, String) {
+pub(crate) fn tool_with_token(
+    secret: &str,
+    name: &str,
+    description: &str,
+    token: &str,
+) -> (String, String) {
     let value = mcp_gitops::core::secrets::Secret::new(secret).encrypt(
         &mcp_gitops::core::secrets::Credentials::from_pairs([(
             "Authorization".to_string(),

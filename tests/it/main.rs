@@ -20,4 +20,5 @@ mod interop;
 mod interop_federated;
 mod limits;
 mod secrets;
+mod ui;
 mod watch;

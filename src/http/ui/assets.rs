@@ -67,7 +67,8 @@ pub async fn serve(Path(file): Path<String>) -> Response {
     }
 }
 
-/// The headers every UI response carries: the CSP, no sniffing, no referrer, no framing.
+/// The headers every UI response carries: the CSP, no sniffing, no referrer to other sites
+/// (`no-referrer` would make browsers send `Origin: null` with the UI's own forms), no framing.
 pub fn secure(r: &mut Response) {
     let h = r.headers_mut();
     h.insert(
@@ -80,7 +81,7 @@ pub fn secure(r: &mut Response) {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
