@@ -36,7 +36,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # Start a local gateway, give it a realistic configuration, export it, show the result.
-demo: venv build
+demo: venv browser build
 	tests/gateway/demo.sh
 
 # A gateway for manual use: prints its URL and how to authenticate. Stop with `make gateway-stop`.

@@ -127,6 +127,9 @@ cat >"$G/daemon.yaml" <<YAML
 listen: 127.0.0.1:0
 state_dir: state
 webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
+ui:
+  tokens:
+    - {name: demo, role: operator, token: {env: DEMO_UI_TOKEN}}
 environments:
   - name: prod
     source: {git: {url: config.git, branch: main, path: envs/prod}}
@@ -136,6 +139,7 @@ environments:
 YAML
 sed 's/^/    /' "$G/daemon.yaml"
 export DEMO_WEBHOOK_SECRET="demo-webhook-$RANDOM$RANDOM"
+export DEMO_UI_TOKEN="demo-ui-token-$RANDOM$RANDOM$RANDOM"
 echo "==> mcp-gitops run --config .run/demo/git/daemon.yaml   (in the background)"
 "$BIN" run --config "$G/daemon.yaml" 2>"$G/daemon.log" &
 DPID=$!
@@ -188,6 +192,11 @@ for line in m.splitlines():
                         "mcp_gitops_webhook_requests_total")):
         print("    " + line)
 PY
+echo "==> The web UI (log in at the daemon's address + /ui with the token in DEMO_UI_TOKEN); screenshots of its pages:"
+mkdir -p "$DIR/ui"
+"$ROOT/.venv/bin/python" "$ROOT/tests/browser/demo_screenshots.py" "$G/daemon.log" "$DIR/ui" "$DEMO_UI_TOKEN" \
+  /ui /ui/env/prod/plan
+echo "    saved under .run/demo/ui/"
 kill -TERM $DPID
 wait $DPID || true
 echo "==> The daemon's log (SIGTERM: it finishes what is in flight, saves its state, stops):"
