@@ -137,6 +137,8 @@ impl EnvHandle {
 /// metrics, and whether a stop was asked for (not ready any more).
 pub struct Served {
     pub envs: Vec<EnvHandle>,
+    /// The HTTP API's import jobs.
+    pub jobs: Arc<crate::engine::jobs::JobStore>,
     pub metrics: Arc<Metrics>,
     pub draining: Arc<AtomicBool>,
 }
@@ -177,6 +179,15 @@ where
         log(&w);
     }
     let content_cache = Arc::new(content_cache);
+    // Import jobs of the HTTP API: one file each; those the last process left running are
+    // interrupted.
+    let jobs_dir = dir.join("jobs");
+    let (jobs, notes) =
+        crate::engine::jobs::JobStore::open(&jobs_dir).map_err(|e| state_error(&jobs_dir, e))?;
+    for n in notes {
+        log(&n);
+    }
+    let jobs = Arc::new(jobs);
     let saved = store.saved().unwrap_or_else(|e| {
         log(&format!("{e}; starting without the previous state"));
         Vec::new()
@@ -286,6 +297,7 @@ where
         &cfg,
         Served {
             envs: handles,
+            jobs: jobs.clone(),
             metrics,
             draining: draining.clone(),
         },
@@ -300,6 +312,9 @@ where
     }
     if let Err(e) = store.save() {
         log(&format!("cannot save the state: {e}"));
+    }
+    if let Err(e) = jobs.flush() {
+        log(&format!("cannot save the jobs: {e}"));
     }
     let _ = srv_tx.send(true);
     let _ = server.await;

@@ -65,6 +65,7 @@ pub fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + Send + use<> {
     let metrics = served.metrics.clone();
+    let served_jobs = served.jobs.clone();
     let app = Arc::new(AppState {
         envs: served.envs,
         metrics: served.metrics,
@@ -112,7 +113,14 @@ pub fn start(
             names.join(", ")
         ),
     );
-    listen::serve(listener, router(app), limits, metrics, stop)
+    let jobs = Arc::new(jobs::wire::build(cfg, &app.envs, served_jobs));
+    listen::serve(
+        listener,
+        router(app).merge(jobs::routes(jobs)),
+        limits,
+        metrics,
+        stop,
+    )
 }
 
 /// The key UI sessions are signed with: daemon.yaml's, else `ui-session.key` in the state

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod api_jobs;
 mod content_cache;
 mod daemon;
 mod document;

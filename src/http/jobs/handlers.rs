@@ -46,6 +46,16 @@ fn options(b: &ImportBody) -> Options {
 pub(super) async fn preview(api: &JobsApi, target: JobTarget, v: Value, doc_key: &str) -> Response {
     let b = match body::import(v, doc_key) {
         Ok(b) => b,
+        Err(ApiError::Invalid { message, problems }) => {
+            return Json(json!({
+                "valid": false,
+                "target": target,
+                "error": message,
+                "problems": super::problems_json(&problems),
+                "items": [],
+            }))
+            .into_response();
+        }
         Err(e) => return e.into_response(),
     };
     let r = match api.find(&target) {

@@ -7,6 +7,7 @@ mod body;
 pub mod compat;
 mod handlers;
 pub mod multipart;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
