@@ -131,12 +131,7 @@ pub async fn plan(a: PlanArgs) -> Result<u8, CliError> {
                 );
             }
         }
-        Output::Json => println!(
-            "{}",
-            json!({"create": counts.create, "update": counts.update, "delete": counts.delete,
-                   "unchanged": counts.unchanged, "skip": counts.skip,
-                   "changes": lines, "notes": notes})
-        ),
+        Output::Json => println!("{}", p.to_json(a.env.verbose)),
     }
     // Large plans: the process ends now, freeing them one by one would only cost time.
     std::mem::forget((t, p));

@@ -8,7 +8,7 @@ use clap::Args;
 use super::{CliError, Connection, RekeyArg, SecretArg, exit};
 use crate::core::document::{self, Format};
 use crate::core::kind::Kind;
-use crate::core::select::{IncludeSpec, Selection};
+use crate::core::select::{Filters, Selection};
 use crate::engine::export::{ExportError, ExportOptions, export};
 
 #[derive(Args, Debug)]
@@ -53,21 +53,16 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     fn selection(&self) -> Result<Selection, CliError> {
-        let mut sel = selection_flags(
-            self.types.as_deref(),
-            self.tags.as_deref(),
-            self.include.as_deref(),
-        )?;
-        sel.exclude_types = self
-            .exclude_types
-            .as_deref()
-            .map(Kind::parse_list)
-            .transpose()
-            .map_err(CliError::invalid)?
-            .unwrap_or_default();
-        sel.include_inactive = self.include_inactive;
-        sel.dependencies = !self.no_dependencies;
-        Ok(sel)
+        Filters {
+            types: self.types.as_deref(),
+            exclude_types: self.exclude_types.as_deref(),
+            tags: self.tags.as_deref(),
+            include: self.include.as_deref(),
+            include_inactive: self.include_inactive,
+            dependencies: !self.no_dependencies,
+        }
+        .selection()
+        .map_err(CliError::invalid)
     }
 }
 
@@ -78,26 +73,14 @@ pub(crate) fn selection_flags(
     tags: Option<&str>,
     include: Option<&str>,
 ) -> Result<Selection, CliError> {
-    Ok(Selection {
-        types: types
-            .map(Kind::parse_list)
-            .transpose()
-            .map_err(CliError::invalid)?,
-        tags: tags
-            .map(|t| {
-                t.split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        include: include
-            .map(IncludeSpec::parse)
-            .transpose()
-            .map_err(CliError::invalid)?,
-        ..Selection::default()
-    })
+    Filters {
+        types,
+        tags,
+        include,
+        ..Filters::default()
+    }
+    .selection()
+    .map_err(CliError::invalid)
 }
 
 pub async fn run(a: ExportArgs) -> Result<u8, CliError> {

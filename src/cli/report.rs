@@ -1,7 +1,7 @@
 //! How an engine run is shown: per-entity lines, notes and one summary line as text, the
 //! same as one JSON object, and the audit line of a key rotation.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::core::diff::CredentialMap;
 use crate::core::kind::Kind;
@@ -141,28 +141,7 @@ pub fn text(r: &Report, not_selected: usize, verbose: bool, verb: &str) -> Strin
 
 /// The same as one JSON object.
 pub fn json(r: &Report, not_selected: usize) -> Value {
-    let per_kind = |b: Verb| -> Value {
-        Kind::DISPLAY
-            .iter()
-            .map(|k| (k.plural().to_string(), json!(r.count(Some(*k), b))))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
-    json!({
-        "ok": r.failed() == 0,
-        "dry_run": r.dry_run,
-        "summary": {
-            "created": per_kind(Verb::Create),
-            "updated": per_kind(Verb::Update),
-            "unchanged": r.count(None, Verb::Unchanged),
-            "deleted": per_kind(Verb::Delete),
-            "skipped": r.count(None, Verb::Skip),
-            "failed": r.failed(),
-            "not_selected": not_selected,
-        },
-        "results": r.results,
-        "notes": r.notes,
-    })
+    r.to_json(not_selected)
 }
 
 /// One audit line for a key rotation: who, when, which entities, key fingerprints (never

@@ -1,5 +1,6 @@
 //! The pure core: no tokio, reqwest, git2, axum or clap.
 
+pub mod access;
 pub mod changes;
 pub mod clock;
 pub mod content_cache;

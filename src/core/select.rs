@@ -74,6 +74,27 @@ impl IncludeSpec {
         Ok(out)
     }
 
+    /// Entities named exactly (names, or URIs for resources and roots), no pattern: what a
+    /// selective export lists.
+    pub fn exact<'a>(
+        names: impl IntoIterator<Item = (Kind, &'a str)>,
+    ) -> Result<IncludeSpec, IncludeError> {
+        let mut out = IncludeSpec::default();
+        for (kind, name) in names {
+            let glob = Glob::new(&globset::escape(name))
+                .map_err(|e| IncludeError::Glob(name.into(), e.kind().to_string()))?
+                .compile_matcher();
+            out.patterns
+                .entry(kind)
+                .or_default()
+                .push((name.to_string(), glob));
+        }
+        if out.patterns.is_empty() {
+            return Err(IncludeError::Empty);
+        }
+        Ok(out)
+    }
+
     /// Does a key match a pattern of its kind? Names also match in the gateway's slug form.
     pub fn matches(&self, kind: Kind, key: &str) -> bool {
         let Some(pats) = self.patterns.get(&kind) else {
@@ -100,6 +121,54 @@ pub struct Selection {
     pub include_inactive: bool,
     /// Close the selection over dependencies.
     pub dependencies: bool,
+}
+
+/// The filters of `export` and of the API's export, as given: comma-separated kinds and
+/// tags, an include spec; every one is checked by [`Filters::selection`].
+#[derive(Clone, Debug, Default)]
+pub struct Filters<'a> {
+    pub types: Option<&'a str>,
+    pub exclude_types: Option<&'a str>,
+    pub tags: Option<&'a str>,
+    pub include: Option<&'a str>,
+    pub include_inactive: bool,
+    pub dependencies: bool,
+}
+
+/// A filter that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error(transparent)]
+    Kind(#[from] UnknownKind),
+    #[error(transparent)]
+    Include(#[from] IncludeError),
+}
+
+impl Filters<'_> {
+    pub fn selection(&self) -> Result<Selection, FilterError> {
+        let list = |s: Option<&str>| -> Vec<String> {
+            s.map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        Ok(Selection {
+            types: self.types.map(Kind::parse_list).transpose()?,
+            exclude_types: self
+                .exclude_types
+                .map(Kind::parse_list)
+                .transpose()?
+                .unwrap_or_default(),
+            tags: list(self.tags),
+            include: self.include.map(IncludeSpec::parse).transpose()?,
+            include_inactive: self.include_inactive,
+            dependencies: self.dependencies,
+        })
+    }
 }
 
 /// What a selection kept and left out.
@@ -371,5 +440,16 @@ mod tests {
             assert_eq!(g, w, "case {i}");
             assert_eq!(got.skipped, d.entities.total() - w.len(), "case {i}");
         }
+    }
+
+    #[test]
+    fn exact_names_match_only_themselves() {
+        let spec =
+            IncludeSpec::exact([(Kind::Tool, "weather_*"), (Kind::Root, "file:///a,b")]).unwrap();
+        assert!(spec.matches(Kind::Tool, "weather_*"));
+        assert!(!spec.matches(Kind::Tool, "weather_api"));
+        assert!(spec.matches(Kind::Root, "file:///a,b"));
+        assert!(!spec.matches(Kind::Server, "weather_*"));
+        assert!(IncludeSpec::exact([]).is_err());
     }
 }

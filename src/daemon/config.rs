@@ -38,6 +38,8 @@ struct Raw {
     webhook: Option<RawWebhook>,
     #[serde(default)]
     listener: Option<RawListener>,
+    #[serde(default)]
+    api: Option<super::api_config::RawApi>,
     secrets_dir: Option<PathBuf>,
     #[serde(default)]
     ui: Option<super::ui_config::RawUi>,
@@ -146,6 +148,8 @@ pub struct DaemonConfig {
     pub listener: ListenerSpec,
     /// The web UI (None: no `ui:` section, the UI is off).
     pub ui: Option<super::ui_config::UiSpec>,
+    /// Who may call the HTTP API, and its limits.
+    pub api: super::api_config::ApiSpec,
     pub environments: Vec<EnvSpec>,
 }
 
@@ -234,7 +238,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// Environment names become metric labels and directory names.
-fn check_name(name: &str) -> Result<(), &'static str> {
+pub(super) fn check_name(name: &str) -> Result<(), &'static str> {
     let ok_first = name
         .chars()
         .next()
@@ -392,6 +396,14 @@ pub fn load(
             environments.push(spec);
         }
     }
+    let api = super::api_config::check(
+        raw.api.unwrap_or_default(),
+        &names,
+        &base,
+        secrets_dir.as_deref(),
+        lookup,
+        &mut |at, why| p.add(at, why),
+    );
     if !p.0.is_empty() {
         return Err(ConfigError::Invalid {
             file: name,
@@ -404,6 +416,7 @@ pub fn load(
         webhook,
         listener,
         ui,
+        api,
         environments,
     })
 }

@@ -281,3 +281,92 @@ fn the_example_configuration_reads() {
     let prod = c.environments[2].trust.as_ref().unwrap();
     assert_eq!(prod.connection.url, "http://gw:4444");
 }
+
+#[test]
+fn the_api_section_reads_tokens_by_reference_and_lists_every_problem() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("envs/dev")).unwrap();
+    std::fs::write(t.path().join("viewer.token"), "viewer-token-0123456789\n").unwrap();
+    let lookup = |v: &str| match v {
+        "CI_TOKEN" => Some("ci-token-0123456789abc".to_string()),
+        "SHORT" => Some("short".to_string()),
+        _ => vars(v),
+    };
+    let p = write(
+        t.path(),
+        r#"
+api:
+  tokens:
+    - {name: ci, role: operator, token: {env: CI_TOKEN}}
+    - {name: dash, role: viewer, token: {file: viewer.token}}
+  body_limit: 1MB
+  rate_limit: 30
+  open_metrics: true
+  compat_environment: dev
+environments:
+  - {name: dev, source: {dir: envs/dev}}
+"#,
+    );
+    let c = load(&p, &lookup).unwrap();
+    let a = &c.api;
+    assert_eq!((a.body_limit, a.per_minute), (1 << 20, 30));
+    assert!(a.open_metrics && !a.open_status);
+    assert_eq!(a.compat_environment.as_deref(), Some("dev"));
+    let caller = crate::core::access::authenticate(&a.tokens, "viewer-token-0123456789").unwrap();
+    assert_eq!(
+        (caller.name.as_str(), caller.role),
+        ("dash", crate::core::access::Role::Viewer)
+    );
+    assert!(!format!("{c:?}").contains("ci-token-0123456789abc"));
+    // Without an api section: no token, status and metrics closed.
+    let p = write(
+        t.path(),
+        "environments:\n  - {name: dev, source: {dir: envs/dev}}\n",
+    );
+    let c = load(&p, &lookup).unwrap();
+    assert!(c.api.tokens.is_empty() && !c.api.open_status && !c.api.open_metrics);
+
+    let p = write(
+        t.path(),
+        r#"
+api:
+  tokens:
+    - {name: ci, role: operator, token: {env: CI_TOKEN}}
+    - {name: ci, role: admin, token: {env: CI_TOKEN}}
+    - {name: s, role: viewer, token: {env: SHORT}}
+    - {name: u, role: viewer, token: {env: UNSET_VAR}}
+  body_limit: 10 parsecs
+  compat_environment: nowhere
+  gateways:
+    - {name: dev, gateway: {url: "http://gw:4444", token: {env: CI_TOKEN}}}
+environments:
+  - {name: dev, source: {dir: envs/dev}}
+"#,
+    );
+    let err = load(&p, &lookup).unwrap_err().to_string();
+    for want in [
+        "/api/tokens/1/name: 'ci' is used twice",
+        "/api/tokens/1/token: has the same value as token 'ci'",
+        "/api/tokens/2/token: is shorter than 16 characters",
+        "/api/tokens/3/token: ",
+        "/api/body_limit: ",
+        "/api/compat_environment: 'nowhere' is neither",
+        "/api/gateways/0/name: 'dev' is already the name",
+        "/api/gateways/0/gateway/secret: is required",
+    ] {
+        assert!(err.contains(want), "{want}:\n{err}");
+    }
+    assert!(!err.contains("ci-token-0123456789abc"), "{err}");
+    // A plaintext token in the file is refused (references only).
+    let p = write(
+        t.path(),
+        "api: {tokens: [{name: ci, role: admin, token: plaintext-token-012345}]}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}}\n",
+    );
+    assert!(load(&p, &lookup).is_err());
+    let p = write(
+        t.path(),
+        "api: {tokens: [{name: ci, role: root, token: {env: CI_TOKEN}}]}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}}\n",
+    );
+    let err = load(&p, &lookup).unwrap_err().to_string();
+    assert!(err.contains("root"), "{err}");
+}

@@ -4,8 +4,10 @@
 //! ([`crate::http`]) takes push webhooks and serves health, status and metrics. A stop lets
 //! every worker and backup finish what is in flight, saves the state, then closes the listener.
 
+pub mod api_config;
 pub mod backups;
 pub mod config;
+pub mod handle;
 pub mod listener;
 pub mod local;
 pub mod metrics;
@@ -110,33 +112,43 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// One environment as a listener sees it: its status and a way to ask for a fetch.
-pub struct EnvHandle {
-    pub shared: Arc<EnvShared>,
-    pub trigger: mpsc::UnboundedSender<worker::Trigger>,
-    /// The repository URL and branch a Git source reads (None for directories).
-    pub git: Option<(String, String)>,
-    /// How to load the environment as its worker does (for plans and applies asked over HTTP).
-    pub source: Source,
-    pub settings: Settings,
-    pub mode: Option<crate::engine::environment::Mode>,
-}
+pub use handle::{EnvHandle, GatewayHandle};
 
-impl EnvHandle {
-    /// The environment's state in force, loaded afresh (see [`source::load_now`]).
-    pub async fn target(&self) -> Result<crate::engine::reconcile::Target, String> {
-        let at = match &self.source {
-            Source::Git(_) => self.shared.status().revision.map(CommitId),
-            Source::Dir(_) => None,
-        };
-        source::load_now(&self.source, &self.settings, self.mode, at).await
-    }
+/// `api.gateways`, connected with their counters and the daemon's content cache.
+fn gateway_handles(
+    cfg: &DaemonConfig,
+    cache: &Arc<crate::engine::content_cache::ContentCache>,
+) -> Vec<GatewayHandle> {
+    let settings = Settings {
+        content_cache: Some(cache.clone()),
+        command: "run",
+        ..Settings::default()
+    };
+    cfg.api
+        .gateways
+        .iter()
+        .map(|g| {
+            let connection = g.trust.connect(&settings).map_err(|e| {
+                let msg = format!("gateway {}: cannot connect: {e}", g.name);
+                log(&msg);
+                msg
+            });
+            GatewayHandle {
+                name: g.name.clone(),
+                connection,
+                writer: tokio::sync::Mutex::new(()),
+                cache: Some(cache.clone()),
+            }
+        })
+        .collect()
 }
 
 /// What the daemon gives its listener (the `http` front door): the environments, the
 /// metrics, and whether a stop was asked for (not ready any more).
 pub struct Served {
     pub envs: Vec<EnvHandle>,
+    /// `api.gateways`: export and import only.
+    pub gateways: Vec<GatewayHandle>,
     /// The HTTP API's import jobs.
     pub jobs: Arc<crate::engine::jobs::JobStore>,
     pub metrics: Arc<Metrics>,
@@ -221,34 +233,33 @@ where
             ),
             SourceSpec::Dir(_) => None,
         };
-        let settings = Settings {
-            parallelism: env.parallelism,
-            allow_mass_delete: env.allow_mass_delete,
-            dry_run: false,
-            default_owner,
-            stats: Some(shared.stats.clone()),
-            // The process's one limiter per gateway URL, shared with every other
-            // environment on that gateway.
-            limiter: None,
-            content_cache: Some(content_cache.clone()),
-            // The same lock as apply and watch take; a Git source by its origin.
-            lock_source: match &src {
-                Source::Git(g) => Some(format!(
-                    "git {}@{}:{}",
-                    g.spec.remote.url, g.spec.branch, g.spec.path
-                )),
-                Source::Dir(_) => None,
-            },
-            command: "run",
-            ..Settings::default()
-        };
         let w = worker::Worker {
             label: format!("env {}", env.name),
             source: src.clone(),
             interval: env.interval,
             debounce: Duration::from_millis(150),
             max_backoff: Duration::from_secs(30),
-            settings: settings.clone(),
+            settings: Settings {
+                parallelism: env.parallelism,
+                allow_mass_delete: env.allow_mass_delete,
+                dry_run: false,
+                default_owner,
+                stats: Some(shared.stats.clone()),
+                // The process's one limiter per gateway URL, shared with every other
+                // environment on that gateway.
+                limiter: None,
+                content_cache: Some(content_cache.clone()),
+                // The same lock as apply and watch take; a Git source by its origin.
+                lock_source: match &src {
+                    Source::Git(g) => Some(format!(
+                        "git {}@{}:{}",
+                        g.spec.remote.url, g.spec.branch, g.spec.path
+                    )),
+                    Source::Dir(_) => None,
+                },
+                command: "run",
+                ..Settings::default()
+            },
             mode: env.mode,
             shared: shared.clone(),
             metrics: Some(metrics.clone()),
@@ -256,6 +267,7 @@ where
             resume,
         };
         let label = w.label.clone();
+        let w_settings = w.settings.clone();
         let stop = stopped(stop_rx.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = w.run(rx, stop).await {
@@ -280,15 +292,15 @@ where
             tasks.push(tokio::spawn(b.run(stopped(stop_rx.clone()))));
         }
         handles.push(EnvHandle {
+            source: src.clone(),
+            settings: w_settings,
+            mode: env.mode,
             shared,
             trigger: tx,
             git: match &env.source {
                 SourceSpec::Git(g) => Some((g.remote.url.to_string(), g.branch.clone())),
                 SourceSpec::Dir(_) => None,
             },
-            source: src,
-            settings,
-            mode: env.mode,
         });
     }
     let draining = Arc::new(AtomicBool::new(false));
@@ -297,6 +309,7 @@ where
         &cfg,
         Served {
             envs: handles,
+            gateways: gateway_handles(&cfg, &content_cache),
             jobs: jobs.clone(),
             metrics,
             draining: draining.clone(),

@@ -237,35 +237,3 @@ fn lay_out_and_load(
         key,
     }))
 }
-
-/// The environment as the listener's pages and routes plan and apply it: the source's state in
-/// force (for Git, the revision `at` the worker applied, else the branch head), loaded afresh,
-/// with daemon.yaml's mode. Reads only; a write takes the environment's lock like the worker.
-pub async fn load_now(
-    source: &Source,
-    settings: &Settings,
-    mode: Option<crate::engine::environment::Mode>,
-    at: Option<CommitId>,
-) -> Result<Target, String> {
-    let fetched = match source {
-        Source::Dir(d) => load_dir(d, settings),
-        Source::Git(g) => {
-            let (g, s) = (g.clone(), settings.clone());
-            tokio::task::spawn_blocking(move || load_git(&g, &s, None, None, at.as_ref()))
-                .await
-                .unwrap_or_else(|e| Fetched::Failed(GitError::local("fetch", e)))
-        }
-    };
-    match fetched {
-        Fetched::New(l) => {
-            let mut t = l.target;
-            if let Some(m) = mode {
-                t.env.config.mode = m;
-            }
-            Ok(t)
-        }
-        Fetched::Invalid { error, .. } => Err(error),
-        Fetched::Failed(e) => Err(e.to_string()),
-        Fetched::Same(_) | Fetched::Unchanged => Err("the source did not load".into()),
-    }
-}

@@ -14,6 +14,9 @@ use crate::engine::apply::Keys;
 use crate::engine::reconcile::Counts;
 use crate::gateway::{Client, Stats};
 
+/// How many cycles `history` keeps.
+pub const HISTORY: usize = 10;
+
 /// The state file's format.
 pub const STATE_FORMAT: &str = "mcp-gitops-daemon-state/1";
 
@@ -226,6 +229,9 @@ pub struct EnvStatus {
     pub source_error: Option<SourceError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<CycleResult>,
+    /// The last cycles, newest first (at most [`HISTORY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<CycleResult>,
     /// When the gateway was last seen holding the desired state (after an apply or a check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_at: Option<String>,
@@ -263,6 +269,7 @@ impl EnvStatus {
         self.revision = saved.revision.clone();
         self.head = saved.head.clone();
         self.last_result = saved.last_result.clone();
+        self.history = saved.history.clone();
         self.last_applied_at = saved.last_applied_at.clone();
         self.drift = saved.drift;
         self.cycles = saved.cycles;
@@ -295,6 +302,9 @@ pub struct EnvShared {
     pub stats: Arc<Stats>,
     /// The first cycle (or load attempt) has finished.
     pub ready: AtomicBool,
+    /// Held by whoever writes to the environment's gateway in this process (its worker's
+    /// cycle, an API apply or import): one writer at a time.
+    pub writer: tokio::sync::Mutex<()>,
 }
 
 impl EnvShared {
@@ -305,7 +315,15 @@ impl EnvShared {
             live: Mutex::new(None),
             stats: Arc::new(Stats::default()),
             ready: AtomicBool::new(false),
+            writer: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Record a cycle's result as the last one and in the history.
+    pub fn push_result(s: &mut EnvStatus, r: CycleResult) {
+        s.history.insert(0, r.clone());
+        s.history.truncate(HISTORY);
+        s.last_result = Some(r);
     }
 
     pub fn status(&self) -> EnvStatus {

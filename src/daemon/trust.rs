@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::core::fsutil::{ConfineError, confined};
+use crate::core::secrets::Secret;
+use crate::engine::apply::Keys;
 use crate::engine::environment::{self, CONFIG_FILE, Config, EnvError, SecretRef};
-use crate::engine::reconcile::{ReconcileError, Settings, Target};
+use crate::engine::reconcile::{ConnectError, ReconcileError, Settings, Target, connect};
+use crate::gateway::Client;
 
 /// An environment's gateway and credentials, as `daemon.yaml` names them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -61,10 +64,27 @@ pub enum TrustError {
         #[source]
         source: ConfineError,
     },
+    #[error("{field}: {reason}")]
+    Read { field: &'static str, reason: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
+}
+
+impl crate::core::error::Classify for TrustError {
+    fn class(&self) -> crate::core::error::ErrorClass {
+        use crate::core::error::ErrorClass;
+        match self {
+            TrustError::Read { .. } => ErrorClass::Io,
+            TrustError::Connect(e) => e.class(),
+            TrustError::Env(e) => e.class(),
+            TrustError::Reconcile(e) => e.class(),
+            _ => ErrorClass::Invalid,
+        }
+    }
 }
 
 fn shown(r: &SecretRef) -> String {
@@ -213,6 +233,36 @@ impl Trust {
         c.secret = self.resolve("secret", &d.secret)?;
         c.gateway_secret = self.resolve("gateway_secret", &d.gateway_secret)?;
         Ok(())
+    }
+
+    /// A client for `daemon.yaml`'s connection itself (a source-less gateway), with the
+    /// gateway's key: what export and import of such a gateway need.
+    pub fn connect(&self, s: &Settings) -> Result<(Client, Keys), TrustError> {
+        let read =
+            |field: &'static str, r: &Option<SecretRef>| -> Result<Option<String>, TrustError> {
+                match self.resolve(field, r)? {
+                    None => Ok(None),
+                    Some(r) => r
+                        .read(Path::new("/"), &environment::env_lookup)
+                        .map_err(|e| TrustError::Read {
+                            field,
+                            reason: e.to_string(),
+                        }),
+                }
+            };
+        let c = &self.connection;
+        let client = connect(
+            &c.url,
+            read("token", &c.token)?,
+            c.user.clone(),
+            read("jwt_secret", &c.jwt_secret)?,
+            s,
+        )?;
+        let keys = Keys::new(
+            read("secret", &c.secret)?.map(|v| Secret::new(&v)),
+            read("gateway_secret", &c.gateway_secret)?.map(|v| Secret::new(&v)),
+        );
+        Ok((client, keys))
     }
 
     /// Load the environment at `dir` of a checkout at `root` under these rules and connect it

@@ -1,5 +1,5 @@
-//! daemon.yaml's `ui:` section: the web UI's tokens (each with a role), the key its session
-//! cookies are signed with and how long a session lasts.
+//! daemon.yaml's `ui:` section: the web UI is on, the key its session cookies are signed with
+//! and how long a session lasts (who may log in: `api.tokens`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::config::RawDuration;
 use super::schedule::parse_duration;
 use crate::engine::environment::SecretRef;
-use crate::http::ui::auth::{Role, Token, Tokens};
 
 /// How long a UI session lasts unless `ui.session_ttl` says otherwise.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
@@ -18,25 +17,14 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 #[serde(deny_unknown_fields)]
 pub(super) struct RawUi {
     #[serde(default)]
-    tokens: Vec<RawToken>,
-    #[serde(default)]
     session_key: Option<SecretRef>,
     #[serde(default)]
     session_ttl: Option<RawDuration>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawToken {
-    name: String,
-    role: String,
-    token: SecretRef,
-}
-
 /// The checked `ui:` section.
 #[derive(Debug, Clone)]
 pub struct UiSpec {
-    pub tokens: Tokens,
     /// None: a key generated into the state directory (`ui-session.key`, 0600).
     pub session_key: Option<String>,
     pub session_ttl: Duration,
@@ -49,32 +37,6 @@ pub(super) fn check(
     lookup: &dyn Fn(&str) -> Option<String>,
     p: &mut dyn FnMut(String, String),
 ) -> UiSpec {
-    let mut tokens = Vec::new();
-    for (i, t) in raw.tokens.into_iter().enumerate() {
-        let at = format!("/ui/tokens/{i}");
-        let Some(role) = Role::parse(&t.role) else {
-            p(
-                format!("{at}/role"),
-                format!("'{}' is not viewer, operator or admin", t.role),
-            );
-            continue;
-        };
-        if t.name.trim().is_empty() {
-            p(format!("{at}/name"), "is required".into());
-        }
-        match super::config::read_secret(&t.token, base, lookup) {
-            Ok(value) if value.len() >= 16 => tokens.push(Token {
-                name: t.name,
-                role,
-                value,
-            }),
-            Ok(_) => p(
-                format!("{at}/token"),
-                "is shorter than 16 characters".into(),
-            ),
-            Err(e) => p(format!("{at}/token"), e),
-        }
-    }
     let session_key =
         raw.session_key
             .and_then(|k| match super::config::read_secret(&k, base, lookup) {
@@ -103,7 +65,6 @@ pub(super) fn check(
         p("/ui/session_ttl".into(), "must be longer than zero".into());
     }
     UiSpec {
-        tokens: Tokens(tokens),
         session_key,
         session_ttl,
     }

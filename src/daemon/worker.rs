@@ -87,6 +87,8 @@ pub async fn cycle(t: &Target, log: &(dyn Fn(&str) + Sync)) -> Cycle {
 pub enum Trigger {
     /// Fetch the source (a webhook said it changed) and reconcile.
     Fetch,
+    /// Fetch the source and check for drift even if it did not change ("reconcile now").
+    Reconcile,
 }
 
 /// How a worker runs.
@@ -273,7 +275,7 @@ impl Worker {
             if applied {
                 s.last_applied_at = Some(at);
             }
-            s.last_result = Some(r);
+            EnvShared::push_result(s, r);
         });
         self.shared.set_ready();
         self.save();
@@ -527,6 +529,9 @@ impl Worker {
                 Some(l) => {
                     let started = Instant::now();
                     let tell = |m: &str| self.log(m);
+                    // One writer per environment in this process: an API apply or import
+                    // finishes first.
+                    let _writer = self.shared.writer.lock().await;
                     let run = cycle(&l.target, &tell);
                     tokio::pin!(run);
                     let outcome = tokio::select! {
@@ -580,9 +585,16 @@ impl Worker {
                     Wake::Files
                 }
                 got = triggers.recv(), if triggers_open => {
-                    if got.is_some() {
-                        while triggers.try_recv().is_ok() {}
-                        Wake::Trigger
+                    if let Some(mut t) = got {
+                        while let Ok(more) = triggers.try_recv() {
+                            if matches!(more, Trigger::Reconcile) {
+                                t = more;
+                            }
+                        }
+                        match t {
+                            Trigger::Fetch => Wake::Trigger,
+                            Trigger::Reconcile => Wake::Reconcile,
+                        }
                     } else {
                         // No more triggers: nothing to do until the next check.
                         triggers_open = false;

@@ -48,6 +48,17 @@ pub enum ExportError {
     NothingIncluded,
 }
 
+impl crate::core::error::Classify for ExportError {
+    fn class(&self) -> crate::core::error::ErrorClass {
+        match self {
+            ExportError::Gateway(g) => g.class(),
+            ExportError::Credential { .. } | ExportError::NothingIncluded => {
+                crate::core::error::ErrorClass::Invalid
+            }
+        }
+    }
+}
+
 /// The document and how much was left out.
 pub struct Exported {
     pub document: Document,

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod backup;
 pub mod bulk;
+pub mod connect;
 pub mod content_cache;
 pub mod environment;
 pub mod envlock;

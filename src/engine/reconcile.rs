@@ -18,9 +18,10 @@ use crate::engine::apply::{
     self, Keys, MassDelete, Options, Progress, PrunePolicy, Ready, ReadyError, Report, StepAction,
     prune,
 };
+pub use crate::engine::connect::{ConnectError, connect};
 use crate::engine::environment::{self, EnvError, Environment, Masks, Mode};
 use crate::engine::envlock::{self, LockError};
-use crate::gateway::{Auth, Client, ClientOptions, GatewayError, Limiter, Stats};
+use crate::gateway::{Client, GatewayError, Limiter, Stats};
 
 /// Why a reconcile did not get to writing.
 #[derive(Debug, thiserror::Error)]
@@ -141,19 +142,17 @@ impl Target {
         if c.gateway.trim().is_empty() {
             return Err(bad("gateway: is required (the gateway's base URL)".into()));
         }
-        let auth = Auth::resolve(
+        let client = connect(
+            &c.gateway,
             env.secret(&c.token)?,
             c.user.clone(),
             env.secret(&c.jwt_secret)?,
-            crate::gateway::DEFAULT_JWT_AUDIENCE.into(),
-            crate::gateway::DEFAULT_JWT_ISSUER.into(),
+            s,
         )
-        .map_err(|e| bad(e.to_string()))?;
-        crate::gateway::check_url(&c.gateway).map_err(|e| bad(e.to_string()))?;
-        let mut client_opts = ClientOptions::new(c.gateway.clone(), auth);
-        client_opts.stats = s.stats.clone();
-        client_opts.limiter = s.limiter.clone();
-        let client = Client::new(client_opts)?;
+        .map_err(|e| match e {
+            ConnectError::Gateway(g) => ReconcileError::Gateway(g),
+            ConnectError::Config(m) => bad(m),
+        })?;
         let keys = Keys::new(
             env.secret(&c.secret)?.map(|s| Secret::new(&s)),
             env.secret(&c.gateway_secret)?.map(|s| Secret::new(&s)),
@@ -329,7 +328,7 @@ impl Target {
         plan_file: &str,
         progress: Option<Progress<'_>>,
     ) -> Result<(Planned, Report), ReconcileError> {
-        self.apply_if_current(
+        self.apply_if_digests(
             &saved.desired_digest,
             &saved.live_digest,
             plan_file,
@@ -338,9 +337,16 @@ impl Target {
         .await
     }
 
-    /// Plan again and apply only if both digests are those of the plan shown (a saved plan's,
-    /// or one a page showed, named `plan` in the error): otherwise [`ReconcileError::Stale`].
-    pub async fn apply_if_current(
+    /// One string for both digests of a plan ([`Target::digests`]): what the API's plan
+    /// answers and its apply takes.
+    pub fn plan_digest(&self, planned: &Planned) -> String {
+        let (d, l) = self.digests(planned);
+        format!("{d}.{l}")
+    }
+
+    /// Plan again and apply only if both digests still match (else [`ReconcileError::Stale`]
+    /// naming `plan` and which side changed).
+    pub async fn apply_if_digests(
         &self,
         desired: &str,
         live: &str,
@@ -418,6 +424,14 @@ impl Planned {
                 },
             })
             .collect()
+    }
+
+    /// What `plan -o json` prints (and the API's plan answers): counts, change lines, notes.
+    pub fn to_json(&self, verbose: bool) -> serde_json::Value {
+        let c = self.counts();
+        serde_json::json!({"create": c.create, "update": c.update, "delete": c.delete,
+               "unchanged": c.unchanged, "skip": c.skip,
+               "changes": self.lines(verbose), "notes": self.ready.prepared.notes})
     }
 
     /// Terraform-like lines: `+ create`, `~ update` with field changes, `- delete`, skips,

@@ -149,8 +149,10 @@ pub enum Wake {
     Timer,
     /// Files of a directory source changed (after the debounce).
     Files,
-    /// Someone asked for a fetch (a webhook, "reconcile now").
+    /// Someone asked for a fetch (a webhook).
     Trigger,
+    /// Someone asked for a fetch and a drift check ("reconcile now").
+    Reconcile,
 }
 
 /// What a wake-up does: `(reload the source, check for drift)`. A source that is polled (Git)
@@ -160,6 +162,7 @@ pub fn on_wake(wake: Wake, polled: bool) -> (bool, bool) {
         Wake::Timer => (polled, true),
         Wake::Files => (true, true),
         Wake::Trigger => (true, false),
+        Wake::Reconcile => (true, true),
     }
 }
 

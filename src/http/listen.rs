@@ -30,13 +30,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
-use super::MAX_HOOK_BODY;
 use crate::daemon::metrics::Metrics;
 
 /// How the listener treats connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
+    /// A request declaring a longer body is refused (413) before it reaches a route.
+    pub max_body: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
 }
@@ -220,20 +221,22 @@ impl Drop for Busy {
     }
 }
 
-/// The body length a request declares, when it declares one over [`MAX_HOOK_BODY`].
-fn declared_too_large(headers: &HeaderMap) -> Option<u64> {
+/// The body length a request declares, when it declares one over `max`.
+fn declared_too_large(headers: &HeaderMap, max: usize) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|n| *n > MAX_HOOK_BODY as u64)
+        .filter(|n| *n > max as u64)
 }
 
 /// 413 at once, without reading the body; the connection is closed after it.
-pub(super) fn too_large() -> Response<Body> {
-    let body = serde_json::json!({
-        "error": format!("request body over the limit of {MAX_HOOK_BODY} bytes")
-    });
+pub(super) fn too_large(max: usize) -> Response<Body> {
+    let body = serde_json::json!({"error": {
+        "code": "too_large",
+        "message": format!("request body over the limit of {max} bytes"),
+        "limit": max,
+    }});
     Response::builder()
         .status(StatusCode::PAYLOAD_TOO_LARGE)
         .header(header::CONTENT_TYPE, "application/json")
@@ -321,16 +324,17 @@ impl Connection {
     async fn run(&self, io: Tracked, registry: &Registry, mut stop: watch::Receiver<bool>) {
         let svc = TowerToHyperService::new(self.router.clone());
         let (peer, conn) = (self.peer, self.conn.clone());
+        let max_body = self.limits.max_body;
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let busy = Busy::new(&conn);
-            let refuse = declared_too_large(req.headers()).is_some();
+            let refuse = declared_too_large(req.headers(), max_body).is_some();
             req.extensions_mut().insert(ConnectInfo(peer));
             let call = (!refuse).then(|| svc.call(req));
             async move {
                 let _busy = busy;
                 match call {
                     Some(call) => call.await,
-                    None => Ok::<_, Infallible>(too_large()),
+                    None => Ok::<_, Infallible>(too_large(max_body)),
                 }
             }
         });
@@ -373,6 +377,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::MAX_HOOK_BODY;
 
     #[test]
     fn the_connection_idle_the_longest_makes_room() {
@@ -402,15 +407,15 @@ mod tests {
     #[test]
     fn a_declared_body_over_the_limit_is_refused() {
         let mut h = HeaderMap::new();
-        assert_eq!(declared_too_large(&h), None);
+        assert_eq!(declared_too_large(&h, MAX_HOOK_BODY), None);
         h.insert(
             header::CONTENT_LENGTH,
             MAX_HOOK_BODY.to_string().parse().unwrap(),
         );
-        assert_eq!(declared_too_large(&h), None);
+        assert_eq!(declared_too_large(&h, MAX_HOOK_BODY), None);
         h.insert(header::CONTENT_LENGTH, "1073741824".parse().unwrap());
-        assert_eq!(declared_too_large(&h), Some(1 << 30));
-        let r = too_large();
+        assert_eq!(declared_too_large(&h, MAX_HOOK_BODY), Some(1 << 30));
+        let r = too_large(MAX_HOOK_BODY);
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(r.headers()[header::CONNECTION], "close");
     }

@@ -3,6 +3,7 @@
 //! only read shared state or send triggers: the work happens in the environments' workers.
 //! [`listen`] serves them with the listener's limits.
 
+pub mod api;
 pub mod hooks;
 pub mod jobs;
 pub mod listen;
@@ -29,7 +30,8 @@ use crate::daemon::config::DaemonConfig;
 use crate::daemon::metrics::Metrics;
 use crate::daemon::status::EnvShared;
 use crate::daemon::worker::Trigger;
-use crate::daemon::{EnvHandle, Served, listener};
+use crate::daemon::{EnvHandle, GatewayHandle, Served, listener};
+use api::Role;
 use hooks::{Failures, HookSecret, Window};
 
 /// The largest webhook body read (GitHub caps payloads at 25 MB; pushes are far smaller).
@@ -46,6 +48,10 @@ pub struct HookState {
 /// Everything the handlers share.
 pub struct AppState {
     pub envs: Vec<EnvHandle>,
+    /// `api.gateways`: export and import only.
+    pub gateways: Vec<GatewayHandle>,
+    /// Tokens, limits and what is open (`daemon.yaml`'s `api`).
+    pub api: api::ApiState,
     pub metrics: Arc<Metrics>,
     pub hook: Option<HookState>,
     /// Set once a stop was asked for: not ready any more.
@@ -68,6 +74,8 @@ pub fn start(
     let served_jobs = served.jobs.clone();
     let app = Arc::new(AppState {
         envs: served.envs,
+        gateways: served.gateways,
+        api: api::ApiState::new(&cfg.api),
         metrics: served.metrics,
         hook: cfg.webhook.as_ref().map(|w| HookState {
             secret: w.secret.clone(),
@@ -77,7 +85,6 @@ pub fn start(
         draining: served.draining,
         body_timeout: cfg.listener.body_timeout,
         ui: cfg.ui.as_ref().map(|u| ui::Ui {
-            auth: Arc::new(u.tokens.clone()),
             sessions: ui::session::Sessions::new(
                 &session_key(u.session_key.as_deref(), &cfg.state_dir),
                 u.session_ttl.as_secs(),
@@ -96,6 +103,7 @@ pub fn start(
     );
     let limits = listen::Limits {
         max_connections: cap.connections,
+        max_body: cfg.api.body_limit.max(MAX_HOOK_BODY),
         header_timeout: cfg.listener.header_timeout,
         idle_timeout: cfg.listener.idle_timeout,
     };
@@ -158,16 +166,39 @@ fn session_key(configured: Option<&str>, state_dir: &std::path::Path) -> Vec<u8>
     key.to_vec()
 }
 
-/// The routes.
+/// The routes: health and readiness (always open), the webhook (signed), status and metrics
+/// (authenticated unless `api.open_status` / `api.open_metrics`), and the API. Every route but
+/// health, readiness and the webhook is rate limited per client and body limited.
 pub fn router(state: Arc<AppState>) -> Router {
+    let guarded = Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .merge(api::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(state.api.body_limit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::auth::guard,
+        ));
     Router::new()
         .merge(ui::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/status", get(status))
-        .route("/metrics", get(metrics))
         .route("/hooks/git", post(git_hook))
+        .merge(guarded)
         .with_state(state)
+}
+
+/// A route that `open` opens to everyone, else to any authenticated caller.
+fn viewer_unless_open(
+    s: &AppState,
+    open: bool,
+    parts: &axum::http::request::Parts,
+) -> Result<(), api::ApiError> {
+    if open {
+        return Ok(());
+    }
+    let c = api::auth::caller(s, parts)?;
+    api::auth::allow(&c, Role::Viewer)
 }
 
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
@@ -191,16 +222,25 @@ async fn readyz(State(s): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn status(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
+async fn status(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    if let Err(e) = viewer_unless_open(&s, s.api.open_status, &parts) {
+        return e.into_response();
+    }
     let envs: Vec<_> = s.envs.iter().map(|e| e.shared.status()).collect();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "draining": s.draining.load(Ordering::SeqCst),
         "environments": envs,
     }))
+    .into_response()
 }
 
-async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+async fn metrics(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    if let Err(e) = viewer_unless_open(&s, s.api.open_metrics, &parts) {
+        return e.into_response();
+    }
     let shared: Vec<Arc<EnvShared>> = s.envs.iter().map(|e| e.shared.clone()).collect();
     (
         [(

@@ -546,6 +546,7 @@ bench_daemon() {
   cat >"$DD/daemon.yaml" <<YAML
 listen: 127.0.0.1:0
 state_dir: state
+api: {open_status: true, open_metrics: true}
 webhook: {secret: {env: HOOK_SECRET}}
 environments:
   - {name: bench, source: {git: {url: config.git, path: envs/bench}}, interval: 1h, $(bench_gateway)}
@@ -623,6 +624,7 @@ bench_daemon_idle() {
   cat >"$I/daemon.yaml" <<YAML
 listen: 127.0.0.1:0
 state_dir: state
+api: {open_status: true, open_metrics: true}
 webhook: {secret: {env: HOOK_SECRET}}
 environments:
   - {name: staging, source: {git: {url: ../config.git, path: envs/staging}}, interval: 60s, $(bench_gateway)}

@@ -126,10 +126,13 @@ echo "prune: {enabled: true, owner: prod}" >"$G/work/envs/prod/mcp-gitops.yaml"
 cat >"$G/daemon.yaml" <<YAML
 listen: 127.0.0.1:0
 state_dir: state
-webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
-ui:
+api:
+  open_status: true
+  open_metrics: true
   tokens:
     - {name: demo, role: operator, token: {env: DEMO_UI_TOKEN}}
+webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
+ui: {}
 environments:
   - name: prod
     source: {git: {url: config.git, branch: main, path: envs/prod}}

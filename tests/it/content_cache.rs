@@ -239,7 +239,7 @@ async fn the_daemon_keeps_its_cache_in_its_state_directory() {
     .unwrap();
     std::fs::write(
         root.join("daemon.yaml"),
-        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 60s}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 60s}\n",
     )
     .unwrap();
     let mut cmd = common::proc::Logged::command(&["run", "--config"]);

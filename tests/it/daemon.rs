@@ -22,15 +22,15 @@ const DESIRED: &str = "conflict_strategy: update\n";
 /// daemon.yaml's connection of a Git environment to the test's gateway.
 const GATEWAY: &str = "gateway: {url: '${GW_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}";
 
-/// A running `mcp-gitops run` (the UI's tests use it too).
+/// A running `mcp-gitops run`.
 pub(crate) struct Daemon {
     pub(crate) proc: Logged,
     pub(crate) addr: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Daemon {
-    fn start(gw: &Gateway, config: &Path) -> Daemon {
+    pub(crate) fn start(gw: &Gateway, config: &Path) -> Daemon {
         Self::start_with(gw, config, &[])
     }
 
@@ -40,7 +40,11 @@ impl Daemon {
     }
 
     /// The command `start_with` runs.
-    fn command(gw: &Gateway, config: &Path, vars: &[(&str, &str)]) -> std::process::Command {
+    pub(crate) fn command(
+        gw: &Gateway,
+        config: &Path,
+        vars: &[(&str, &str)],
+    ) -> std::process::Command {
         let mut cmd = Logged::command(&["run", "--config"]);
         cmd.arg(config)
             .env("HOME", gw.dir.path())
@@ -53,7 +57,7 @@ impl Daemon {
     }
 
     /// Start `cmd` (an `mcp-gitops run`) and wait until it listens.
-    fn spawn(cmd: std::process::Command) -> Daemon {
+    pub(crate) fn spawn(cmd: std::process::Command) -> Daemon {
         let mut proc = Logged::spawn(cmd);
         let at = proc.wait_log(0, "daemon: listening on ");
         let line = proc.line(at);
@@ -127,7 +131,7 @@ impl Daemon {
     }
 
     /// POST /hooks/git; `sign` says how: a good signature, a wrong one, or none.
-    async fn hook(&self, body: &Value, sign: Sign) -> reqwest::Response {
+    pub(crate) async fn hook(&self, body: &Value, sign: Sign) -> reqwest::Response {
         let bytes = serde_json::to_vec(body).unwrap();
         let mut req = self
             .http
@@ -153,7 +157,7 @@ impl Daemon {
     }
 
     /// A signed push event for `remote`'s main branch, which must be accepted.
-    async fn pushed(&self, remote: &Path) {
+    pub(crate) async fn pushed(&self, remote: &Path) {
         let r = self.hook(&push_event(remote), Sign::Good).await;
         assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
     }
@@ -164,7 +168,7 @@ impl Daemon {
 }
 
 #[derive(Clone, Copy)]
-enum Sign {
+pub(crate) enum Sign {
     Good,
     Wrong,
     /// GitLab's plain token header.
@@ -280,7 +284,7 @@ async fn delete_tool(gw: &Gateway, name: &str) {
 }
 
 /// Write daemon.yaml; `@GATEWAY` in `text` stands for [`GATEWAY`].
-fn write_config(root: &Path, text: &str) -> PathBuf {
+pub(crate) fn write_config(root: &Path, text: &str) -> PathBuf {
     let p = root.join("daemon.yaml");
     std::fs::write(&p, text.replace("@GATEWAY", GATEWAY)).unwrap();
     p
@@ -312,7 +316,7 @@ async fn environments_follow_commits_and_signed_webhooks_and_a_bad_commit_keeps_
     std::fs::write(dev.join("tools.yaml"), tool_doc("dev-api", "v1", "GET")).unwrap();
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 40}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, @GATEWAY}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY, allowed_env: [GW_URL]}\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 40}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, @GATEWAY}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY, allowed_env: [GW_URL]}\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_ready().await;
@@ -502,7 +506,7 @@ async fn scheduled_backups_commit_only_changes_serialize_pushes_and_never_trigge
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/prod.json}\n  - name: staging\n    source: {git: {url: config.git, path: envs/staging}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/staging.json}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/prod.json}\n  - name: staging\n    source: {git: {url: config.git, path: envs/staging}}\n    @GATEWAY\n    interval: 1h\n    backup: {schedule: '*/2 * * * * *', path: backups/staging.json}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_ready().await;
@@ -601,7 +605,7 @@ async fn git_outages_are_retried_and_a_restarted_daemon_resumes_with_what_it_app
     let c1 = push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1s, @GATEWAY}\n",
     );
     let mut d = Daemon::start(&gw, &config);
     d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())
@@ -700,7 +704,7 @@ async fn a_git_source_over_ssh_needs_a_known_host_key() {
         write_config(
             root,
             &format!(
-                "listen: 127.0.0.1:0\nstate_dir: {name}\nenvironments:\n  - name: prod\n    interval: 1h\n    @GATEWAY\n    source:\n      git:\n        url: '{url}'\n        path: envs/prod\n        auth: {{ssh_key: '{}', known_hosts: '{}'}}\n",
+                "listen: 127.0.0.1:0\nstate_dir: {name}\napi: {{open_status: true, open_metrics: true}}\nenvironments:\n  - name: prod\n    interval: 1h\n    @GATEWAY\n    source:\n      git:\n        url: '{url}'\n        path: envs/prod\n        auth: {{ssh_key: '{}', known_hosts: '{}'}}\n",
                 sshd.dir.path().join("client_key").display(),
                 hosts.display()
             ),
@@ -759,7 +763,7 @@ async fn a_promotion_committed_and_pushed_reaches_prod_with_the_credential_rekey
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, gateway: {url: '${STAGING_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: STAGING_KEY}}}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: '${PROD_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: PROD_KEY}}}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: staging, source: {git: {url: config.git, path: envs/staging}}, interval: 1h, gateway: {url: '${STAGING_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: STAGING_KEY}}}\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: '${PROD_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: PROD_KEY}}}\n",
     );
     let vars = [
         ("STAGING_URL", staging.url.as_str()),
@@ -992,7 +996,7 @@ async fn an_idle_flood_under_a_low_file_limit_starves_neither_the_listener_nor_t
     // Timeouts out of the way: the cap alone must hold the flood.
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nlistener: {header_timeout: 1h, idle_timeout: 1h}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 1s}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nlistener: {header_timeout: 1h, idle_timeout: 1h}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 1s}\n",
     );
     let mut cmd = Daemon::command(&gw, &config, &[]);
     limit_files(&mut cmd, 200);
@@ -1067,7 +1071,7 @@ async fn slow_oversized_and_wrongly_signed_requests_are_cut_off_without_holding_
     push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}\nlistener: {header_timeout: 3s, idle_timeout: 1s, body_timeout: 2s}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: \"http://127.0.0.1:9\", token: {env: HOOK_SECRET}}}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}, rate_limit: 5}\nlistener: {header_timeout: 3s, idle_timeout: 1s, body_timeout: 2s}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, gateway: {url: \"http://127.0.0.1:9\", token: {env: HOOK_SECRET}}}\n",
     );
     let mut cmd = Logged::command(&["run", "--config"]);
     let nowhere = format!("http://127.0.0.1:{}", common::free_port());
@@ -1271,7 +1275,7 @@ async fn a_commit_cannot_send_the_daemons_secrets_elsewhere_and_backups_keep_dae
     );
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nsecrets_dir: secrets\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    gateway: {url: '${GW_URL}', token: {file: prod-token}, secret: {env: AUTH_ENCRYPTION_SECRET}}\n    allowed_env: [WEATHER_HOST]\n    interval: 1s\n    backup: {schedule: '*/2 * * * * *', path: prod.json, git: {branch: backups}}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nsecrets_dir: secrets\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - name: prod\n    source: {git: {url: config.git, path: envs/prod}}\n    gateway: {url: '${GW_URL}', token: {file: prod-token}, secret: {env: AUTH_ENCRYPTION_SECRET}}\n    allowed_env: [WEATHER_HOST]\n    interval: 1s\n    backup: {schedule: '*/2 * * * * *', path: prod.json, git: {branch: backups}}\n",
     );
     let d = Daemon::start_with(&gw, &config, &[("WEATHER_HOST", "weather.example.com")]);
     let s = d
@@ -1385,7 +1389,7 @@ async fn bases_may_not_leave_the_checkout() {
     let c1 = push_prod(&work, "prod-api");
     let config = write_config(
         root,
-        "listen: 127.0.0.1:0\nstate_dir: state\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, @GATEWAY}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi: {open_status: true, open_metrics: true}\nwebhook: {secret: {env: HOOK_SECRET}}\nenvironments:\n  - {name: prod, source: {git: {url: config.git, path: envs/prod}}, interval: 1h, @GATEWAY}\n",
     );
     let d = Daemon::start(&gw, &config);
     d.wait_status("prod", "c1 applied", |s| s["revision"] == c1.as_str())

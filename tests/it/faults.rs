@@ -397,7 +397,7 @@ async fn with_the_gateways_default_rate_limits_a_large_import_and_a_daemon_never
     let config = root.join("daemon.yaml");
     std::fs::write(
         &config,
-        format!("listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n{envs}"),
+        format!("listen: 127.0.0.1:0\nstate_dir: state\napi: {{open_status: true, open_metrics: true}}\nenvironments:\n{envs}"),
     )
     .unwrap();
     let mut cmd = Logged::command(&["run", "--config"]);

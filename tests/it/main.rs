@@ -6,6 +6,7 @@
 
 mod common;
 
+mod api;
 mod api_jobs;
 mod content_cache;
 mod daemon;

@@ -102,7 +102,7 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     let config = root.join("daemon.yaml");
     std::fs::write(
         &config,
-        "listen: 127.0.0.1:0\nstate_dir: state\nui:\n  tokens:\n    - {name: ops, role: operator, token: {env: UI_OPERATOR_TOKEN}}\n    - {name: auditor, role: viewer, token: {env: UI_VIEWER_TOKEN}}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n  - {name: obs, source: {dir: envs/obs}, interval: 1h, mode: observe}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\nui: {}\napi:\n  open_status: true\n  tokens:\n    - {name: ops, role: operator, token: {env: UI_OPERATOR_TOKEN}}\n    - {name: auditor, role: viewer, token: {env: UI_VIEWER_TOKEN}}\nenvironments:\n  - {name: dev, source: {dir: envs/dev}, interval: 1h}\n  - {name: obs, source: {dir: envs/obs}, interval: 1h, mode: observe}\n",
     )
     .unwrap();
     let d = Daemon::start_with(

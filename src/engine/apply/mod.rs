@@ -123,6 +123,36 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl Report {
+    /// The report as one JSON object (`-o json`, the API): per-kind counts, every entity's
+    /// result, notes. `not_selected`: entities a selection left out.
+    pub fn to_json(&self, not_selected: usize) -> serde_json::Value {
+        use serde_json::json;
+        let per_kind = |b: Verb| -> serde_json::Value {
+            Kind::DISPLAY
+                .iter()
+                .map(|k| (k.plural().to_string(), json!(self.count(Some(*k), b))))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        json!({
+            "ok": self.failed() == 0,
+            "dry_run": self.dry_run,
+            "summary": {
+                "created": per_kind(Verb::Create),
+                "updated": per_kind(Verb::Update),
+                "unchanged": self.count(None, Verb::Unchanged),
+                "deleted": per_kind(Verb::Delete),
+                "skipped": self.count(None, Verb::Skip),
+                "failed": self.failed(),
+                "not_selected": not_selected,
+            },
+            "results": self.results,
+            "notes": self.notes,
+        })
+    }
+}
+
 impl Outcome {
     /// A failure found before any request (not in the document, a missing link, a body that
     /// cannot be built).

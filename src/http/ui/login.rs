@@ -23,7 +23,7 @@ fn login_form(error: Option<&str>) -> Markup {
                 input type="password" id="token" name="token" autocomplete="current-password"
                     required autofocus aria-describedby="token-help";
                 p id="token-help" class="muted" {
-                    "A token from daemon.yaml's ui.tokens; its role decides what you may do."
+                    "A token from daemon.yaml's api.tokens; its role decides what you may do."
                 }
                 button type="submit" class="primary" { "Log in" }
             }
@@ -75,7 +75,7 @@ pub async fn submit(
         );
     }
     let token = form.get("token").map(|t| t.trim()).unwrap_or("");
-    match ui.auth.authenticate(token) {
+    match s.api.authenticate(token) {
         Some(caller) => {
             let value = ui.sessions.issue(&caller, super::now());
             let cookie = session::set_cookie(&value, ui.sessions.ttl_secs, ui.secure_cookies);

@@ -20,13 +20,12 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::AppState;
-use auth::{Authenticate, Role};
+use auth::Role;
 use layout::Viewer;
 use session::{Session, Sessions};
 
 /// The UI's settings and state.
 pub struct Ui {
-    pub auth: Arc<dyn Authenticate>,
     pub sessions: Sessions,
     /// Session cookies get `Secure` (only when served over TLS).
     pub secure_cookies: bool,
@@ -104,7 +103,7 @@ pub fn form_session<'a>(
             "The form's CSRF token does not belong to this session: reload the page and try again.",
         )));
     }
-    if !a.session.caller.role.may(role) {
+    if !a.session.caller.role.allows(role) {
         return Err(Box::new(forbidden(&a, role)));
     }
     Ok((a, ui))

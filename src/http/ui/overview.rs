@@ -58,7 +58,7 @@ fn row(e: &EnvStatus, a: &Authed) -> Markup {
                 }
             }
             td data-label="" {
-                @if a.session.caller.role.may(Role::Operator) {
+                @if a.session.caller.role.allows(Role::Operator) {
                     form class="inline" method="post" action={ "/ui/env/" (e.name) "/reconcile" } {
                         (csrf_field(&a.csrf))
                         button type="submit" { "Reconcile now" }
@@ -101,7 +101,7 @@ pub async fn page(
     layout::page(StatusCode::OK, "Environments", Some(&a.viewer()), body)
 }
 
-/// `POST /ui/env/{name}/reconcile` (operator): the worker fetches and reconciles now.
+/// `POST /ui/env/{name}/reconcile` (operator): the worker fetches and checks for drift now.
 pub async fn reconcile(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -116,7 +116,7 @@ pub async fn reconcile(
         Ok(e) => e,
         Err(r) => return *r,
     };
-    if e.trigger.send(Trigger::Fetch).is_err() {
+    if e.trigger.send(Trigger::Reconcile).is_err() {
         return layout::message(
             StatusCode::SERVICE_UNAVAILABLE,
             "Not reconciled",

@@ -22,6 +22,9 @@ use crate::engine::apply::Outcome;
 use crate::engine::environment::Mode;
 use crate::engine::reconcile::{PlanStep, ReconcileError};
 
+/// How long an apply waits for the environment's running reconcile.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn verb_class(v: Verb) -> &'static str {
     match v {
         Verb::Create => "v-create",
@@ -159,7 +162,7 @@ fn planned(
             p id="apply-state" { "The gateway holds the desired state: nothing to apply." }
         } @else if mode == Mode::Observe {
             p id="apply-state" { "Observe mode: the daemon reports this drift and never writes." }
-        } @else if !a.session.caller.role.may(Role::Operator) {
+        } @else if !a.session.caller.role.allows(Role::Operator) {
             p id="apply-state" { "Applying needs the operator role." }
         } @else {
             form method="post" action={ "/ui/env/" (name) "/apply" } id="apply" {
@@ -207,14 +210,14 @@ pub async fn page(
         Ok(e) => e,
         Err(r) => return *r,
     };
-    let t = match e.target().await {
+    let t = match e.load().await.map(|l| l.target) {
         Ok(t) => t,
         Err(why) => {
             return layout::message(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Cannot plan",
                 Some(&a.viewer()),
-                &crate::core::quote::clean_lines(&why),
+                &crate::core::quote::clean_lines(&why.to_string()),
             );
         }
     };
@@ -246,23 +249,30 @@ pub async fn apply(
         Err(r) => return *r,
     };
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let result = match e.target().await {
-        Ok(t) => match t.lock(&|_| {}).await {
-            Ok(_lock) => t
-                .apply_if_current(field("desired"), field("live"), "the plan shown", None)
-                .await
-                .map(|(_, r)| r),
-            Err(e) => Err(e),
-        },
+    let t = match e.load().await.map(|l| l.target) {
+        Ok(t) => t,
         Err(why) => {
             return layout::message(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Not applied",
                 Some(&a.viewer()),
-                &why,
+                &crate::core::quote::clean_lines(&why.to_string()),
             );
         }
     };
+    // One writer per environment (the worker's cycle, an API apply or import), then the lock.
+    let result = match tokio::time::timeout(WRITER_WAIT, e.shared.writer.lock()).await {
+        Err(_) => Err(None),
+        Ok(_writer) => match t.lock(&|_| {}).await {
+            Ok(_lock) => t
+                .apply_if_digests(field("desired"), field("live"), "the plan shown", None)
+                .await
+                .map(|(_, r)| r)
+                .map_err(Some),
+            Err(e) => Err(Some(e)),
+        },
+    };
+    let _ = e.trigger.send(crate::daemon::worker::Trigger::Reconcile);
     let v = a.viewer();
     match result {
         Ok(r) => {
@@ -298,7 +308,13 @@ pub async fn apply(
                 },
             )
         }
-        Err(e) => {
+        Err(None) => layout::message(
+            StatusCode::CONFLICT,
+            "Not applied",
+            Some(&v),
+            "The environment's reconcile is still running: try again in a moment.",
+        ),
+        Err(Some(e)) => {
             let code = match e.class() {
                 crate::core::error::ErrorClass::Stale => StatusCode::CONFLICT,
                 crate::core::error::ErrorClass::Observe => StatusCode::CONFLICT,

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use crate::core::digest::{self, Keyed};
 
-use super::auth::{Caller, Role};
+use super::auth::{Caller, role_of};
 
 /// The cookie's name.
 pub const COOKIE: &str = "mcp_gitops_session";
@@ -91,7 +91,7 @@ impl Sessions {
         Some(Session {
             caller: Caller {
                 name: String::from_utf8(digest::unhex(name)?).ok()?,
-                role: Role::parse(role)?,
+                role: role_of(role)?,
             },
             expires,
             nonce: nonce.to_string(),
@@ -145,6 +145,7 @@ pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::ui::auth::Role;
 
     fn alice() -> Caller {
         Caller {

@@ -1,0 +1,124 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of every route (written by hand in
+//! `openapi.json` next to this file, embedded in the binary). A unit test reads every
+//! `.route(...)` of `src/http` and checks that the document has it, and the other way round.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::auth::{RequireRole, Viewer};
+use crate::http::AppState;
+
+/// The document.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/api/v1/openapi.json", get(document))
+}
+
+async fn document(_: RequireRole<Viewer>) -> Response {
+    let mut r = OPENAPI.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// Every `.route("PATH", METHOD(...)...)` in the files below `dir`, as (method, path).
+    fn registered(dir: &Path, out: &mut BTreeSet<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                registered(&p, out);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for chunk in text.split(".route(").skip(1) {
+                let Some(chunk) = chunk.trim_start().strip_prefix('"') else {
+                    continue;
+                };
+                let Some((path, rest)) = chunk.split_once('"') else {
+                    continue;
+                };
+                // The method router up to the closing parenthesis of .route(
+                let mut depth = 1;
+                let mut end = rest.len();
+                for (i, c) in rest.char_indices() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = i;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let methods = &rest[..end];
+                for m in ["get", "post", "put", "patch", "delete"] {
+                    let called = methods.match_indices(&format!("{m}(")).any(|(i, _)| {
+                        i == 0 || !methods[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                    });
+                    if called {
+                        out.insert((m.to_string(), path.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_document_has_every_registered_route_and_no_other() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for m in item.as_object().unwrap().keys() {
+                documented.insert((m.clone(), path.clone()));
+            }
+        }
+        let mut routes = BTreeSet::new();
+        registered(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http"),
+            &mut routes,
+        );
+        assert!(routes.contains(&("post".into(), "/api/v1/environments/{env}/apply".into())));
+        let missing: Vec<_> = routes.difference(&documented).collect();
+        assert!(
+            missing.is_empty(),
+            "routes missing from openapi.json: {missing:?}"
+        );
+        let extra: Vec<_> = documented.difference(&routes).collect();
+        assert!(
+            extra.is_empty(),
+            "openapi.json documents routes that do not exist: {extra:?}"
+        );
+        // Every operation but health, readiness and the webhook needs a token.
+        for (m, path) in &documented {
+            let op = &doc["paths"][path][m];
+            let open = op["security"].as_array().is_some_and(|s| s.is_empty());
+            assert_eq!(
+                open,
+                ["/healthz", "/readyz", "/hooks/git"].contains(&path.as_str()),
+                "{m} {path}"
+            );
+            assert!(op["responses"].is_object(), "{m} {path}");
+        }
+    }
+}
