@@ -220,6 +220,36 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     seen.add(&b).await;
     b.screenshots("stale", None).await;
 
+    // Export: one entity selected, downloaded, and it is the gateway's.
+    b.goto(&format!("{base}/ui/env/dev/export")).await;
+    let tools_live = gw.tool_names().await;
+    assert!(
+        b.text("#export-counts").await.contains(&format!(
+            "{} total items across 1 categories",
+            tools_live.len()
+        )),
+        "{tools_live:?}"
+    );
+    click(&b, "input[value='tools:dev-api']").await;
+    seen.add(&b).await;
+    b.screenshots("export", None).await;
+    click(&b, "#export-selected").await;
+    let file = b.download("export-").await;
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.len() == "export-YYYYMMDD-HHMMSS.json".len() && name.ends_with(".json"),
+        "{name}"
+    );
+    let doc = crate::common::read_json(&file);
+    let tools = doc["entities"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1, "{doc:#}");
+    assert_eq!(tools[0]["name"], "dev-api");
+    assert_eq!(
+        tools[0]["description"].as_str(),
+        description(&gw, "dev-api").await.as_deref()
+    );
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(CANARY));
+
     // No page broke its Content-Security-Policy, and no page holds a credential.
     let console = b.console().await;
     assert!(

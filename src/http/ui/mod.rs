@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod export;
 pub mod layout;
 pub mod login;
 pub mod overview;
@@ -42,6 +43,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/env/{name}/reconcile", post(overview::reconcile))
         .route("/ui/env/{name}/plan", get(plan::page))
         .route("/ui/env/{name}/apply", post(plan::apply))
+        .route(
+            "/ui/env/{name}/export",
+            get(export::page).post(export::download),
+        )
 }
 
 /// A request's checked session with its CSRF token.

@@ -37,6 +37,7 @@ fn row(e: &EnvStatus, a: &Authed) -> Markup {
         tr data-env=(e.name) {
             td data-label="Environment" {
                 a href={ "/ui/env/" (e.name) "/plan" } { (e.name) }
+                " " a class="muted" href={ "/ui/env/" (e.name) "/export" } { "export" }
             }
             td data-label="Mode" { (mode.as_deref().unwrap_or("—")) }
             td data-label="Sync" { span class={ "badge h-" (class) } { (label) } }
