@@ -14,6 +14,8 @@ use crate::engine::environment::SecretRef;
 
 /// The request body limit unless `api.body_limit` says otherwise (an import of a large export).
 pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Finished jobs are kept this long unless `api.job_max_age` says otherwise.
+pub const DEFAULT_JOB_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 /// API requests allowed per client address and minute unless `api.rate_limit` says otherwise.
 pub const DEFAULT_API_RATE: u32 = 600;
 
@@ -32,6 +34,9 @@ pub(super) struct RawApi {
     open_metrics: bool,
     #[serde(default)]
     compat_environment: Option<String>,
+    /// Finished import jobs are removed after this (`"24h"`, `"30m"`, seconds).
+    #[serde(default)]
+    job_max_age: Option<super::config::RawDuration>,
     #[serde(default)]
     gateways: Vec<RawGateway>,
 }
@@ -70,6 +75,8 @@ pub struct ApiSpec {
     pub open_metrics: bool,
     /// The environment (or source-less gateway) behind the ContextForge-compatible routes.
     pub compat_environment: Option<String>,
+    /// Finished import jobs are removed this long after they finished.
+    pub job_max_age: std::time::Duration,
     pub gateways: Vec<GatewaySpec>,
 }
 
@@ -82,6 +89,7 @@ impl Default for ApiSpec {
             open_status: false,
             open_metrics: false,
             compat_environment: None,
+            job_max_age: DEFAULT_JOB_MAX_AGE,
             gateways: Vec::new(),
         }
     }
@@ -196,6 +204,16 @@ pub(super) fn check(
                 trust,
             });
         }
+    }
+    match raw.job_max_age {
+        None => {}
+        Some(super::config::RawDuration::Seconds(s)) => {
+            spec.job_max_age = std::time::Duration::from_secs(s);
+        }
+        Some(super::config::RawDuration::Text(t)) => match super::schedule::parse_duration(&t) {
+            Ok(d) => spec.job_max_age = d,
+            Err(why) => problem("/api/job_max_age".into(), why),
+        },
     }
     if let Some(c) = raw.compat_environment {
         if !names.contains(&c) && !spec.gateways.iter().any(|g| g.name == c) {

@@ -147,10 +147,10 @@ fn gateway_handles(
 /// metrics, and whether a stop was asked for (not ready any more).
 pub struct Served {
     pub envs: Vec<EnvHandle>,
-    /// `api.gateways`: export and import only.
-    pub gateways: Vec<GatewayHandle>,
     /// The HTTP API's import jobs.
     pub jobs: Arc<crate::engine::jobs::JobStore>,
+    /// `api.gateways`: export and import only.
+    pub gateways: Vec<GatewayHandle>,
     pub metrics: Arc<Metrics>,
     pub draining: Arc<AtomicBool>,
 }
@@ -200,6 +200,22 @@ where
         log(&n);
     }
     let jobs = Arc::new(jobs);
+    // Finished jobs past their age go at start and every ten minutes.
+    {
+        let (jobs, max_age) = (jobs.clone(), cfg.api.job_max_age);
+        tokio::spawn(async move {
+            loop {
+                match jobs.cleanup(crate::core::clock::now_unix(), max_age.as_secs()) {
+                    Ok(ids) if !ids.is_empty() => {
+                        log(&format!("removed {} finished jobs", ids.len()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => log(&format!("cannot remove old jobs: {e}")),
+                }
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            }
+        });
+    }
     let saved = store.saved().unwrap_or_else(|e| {
         log(&format!("{e}; starting without the previous state"));
         Vec::new()
@@ -309,8 +325,8 @@ where
         &cfg,
         Served {
             envs: handles,
-            gateways: gateway_handles(&cfg, &content_cache),
             jobs: jobs.clone(),
+            gateways: gateway_handles(&cfg, &content_cache),
             metrics,
             draining: draining.clone(),
         },

@@ -121,14 +121,18 @@ pub fn start(
             names.join(", ")
         ),
     );
-    let jobs = Arc::new(jobs::wire::build(cfg, &app.envs, served_jobs));
-    listen::serve(
-        listener,
-        router(app).merge(jobs::routes(jobs)),
-        limits,
-        metrics,
-        stop,
-    )
+    let jobs = Arc::new(jobs::wire::build(cfg, &app, served_jobs));
+    let jobs = jobs::routes(jobs)
+        .layer(axum::extract::DefaultBodyLimit::max(app.api.body_limit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            jobs::wire::require,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            api::auth::guard,
+        ));
+    listen::serve(listener, router(app).merge(jobs), limits, metrics, stop)
 }
 
 /// The key UI sessions are signed with: daemon.yaml's, else `ui-session.key` in the state
@@ -185,6 +189,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(git_hook))
         .merge(guarded)
+        .fallback(|| async {
+            api::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+        })
         .with_state(state)
 }
 

@@ -252,3 +252,337 @@ async fn bodies_over_the_limit_get_413_and_clients_over_the_rate_429() {
     assert_eq!(get(&d, "/readyz", None).await.code, 200);
     d.terminate();
 }
+
+/// The document without its `exported_at` (the only field two exports may differ in).
+fn without_exported_at(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            !l.trim_start().starts_with("\"exported_at\"")
+                && !l.trim_start().starts_with("exported_at:")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The live tool `name`'s id.
+async fn tool_id(gw: &Gateway, name: &str) -> String {
+    let tools = gw.get("/v1/tools?limit=0&include_inactive=true").await;
+    tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name}: {tools}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn drift(gw: &Gateway, name: &str, description: &str) {
+    let id = tool_id(gw, name).await;
+    gw.client()
+        .put(
+            &format!("/v1/tools/{id}"),
+            &json!({"description": description}),
+            &mcp_gitops::gateway::Action::new("drift"),
+        )
+        .await
+        .unwrap();
+}
+
+async fn live_description(gw: &Gateway) -> Option<String> {
+    let tools = gw.get("/v1/tools?limit=0").await;
+    crate::common::description(tools.as_array().unwrap(), "dev-api")
+}
+
+const CANARY: &str = "canary-api-credential-7f3e9b21";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_apply_by_digest_and_export_equal_to_the_cli() {
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let dev = root.join("envs/dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    let (secured, _) = crate::daemon::tool_with_token(gw.secret(), "dev-secured", "s1", CANARY);
+    let plain = tool_doc("dev-api", "v1", "GET");
+    let tools = format!("{plain}{}", secured.split_once("  tools:\n").unwrap().1);
+    std::fs::write(dev.join("tools.yaml"), tools).unwrap();
+    let d = start(
+        &gw,
+        &api_section(
+            "  gateways:\n    - {name: legacy, gateway: {url: '${GW_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}}\n",
+        ),
+        &[],
+    );
+    d.wait_ready().await;
+    wait_env(&d, "applied", |v| v["health"] == "synced").await;
+    let mut bodies: Vec<String> = Vec::new();
+
+    // Drift on the gateway; the worker checks only every hour, the API plans now.
+    drift(&gw, "dev-api", "drifted").await;
+    let a = get(&d, "/api/v1/environments/dev/plan", Some(VIEWER)).await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    bodies.push(a.text.clone());
+    let plan = a.json();
+    assert_eq!(
+        (plan["update"].as_u64(), plan["create"].as_u64()),
+        (Some(1), Some(0)),
+        "{plan}"
+    );
+    // Exactly what the CLI's plan -o json prints, plus the digest.
+    let out = gw
+        .cmd()
+        .env("GW_URL", &gw.url)
+        .args(["plan", "-o", "json"])
+        .arg(&dev)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ours = plan.clone();
+    for k in ["digest", "environment", "revision", "mode"] {
+        ours.as_object_mut().unwrap().remove(k);
+    }
+    assert_eq!(ours, cli);
+    let digest = plan["digest"].as_str().unwrap().to_string();
+
+    // Apply: an operator's; a malformed digest is refused; a stale one is 409.
+    let apply = "/api/v1/environments/dev/apply";
+    call(
+        &d,
+        Method::POST,
+        apply,
+        Some(VIEWER),
+        Some(json!({"digest": digest})),
+    )
+    .await
+    .error(403, "forbidden");
+    call(
+        &d,
+        Method::POST,
+        apply,
+        Some(OPERATOR),
+        Some(json!({"digest": "abc"})),
+    )
+    .await
+    .error(422, "invalid");
+    call(
+        &d,
+        Method::POST,
+        apply,
+        Some(OPERATOR),
+        Some(json!({"digest": 5})),
+    )
+    .await
+    .error(400, "bad_request");
+    call(
+        &d,
+        Method::POST,
+        "/api/v1/environments/nope/apply",
+        Some(OPERATOR),
+        Some(json!({"digest": digest})),
+    )
+    .await
+    .error(404, "not_found");
+    drift(&gw, "dev-api", "drifted again").await;
+    let a = call(
+        &d,
+        Method::POST,
+        apply,
+        Some(OPERATOR),
+        Some(json!({"digest": digest})),
+    )
+    .await;
+    let v = a.error(409, "stale");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the live gateway changed"),
+        "{v}"
+    );
+    assert_eq!(
+        live_description(&gw).await.as_deref(),
+        Some("drifted again")
+    );
+    let fresh = get(&d, "/api/v1/environments/dev/plan", Some(VIEWER))
+        .await
+        .json();
+    assert_ne!(fresh["digest"], plan["digest"]);
+    let a = call(
+        &d,
+        Method::POST,
+        apply,
+        Some(OPERATOR),
+        Some(json!({"digest": fresh["digest"]})),
+    )
+    .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    bodies.push(a.text.clone());
+    let report = a.json();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["summary"]["updated"]["tools"], 1, "{report}");
+    assert_eq!(live_description(&gw).await.as_deref(), Some("v1"));
+    // Applied: the same digest again is stale now, and the plan is empty.
+    let again = get(&d, "/api/v1/environments/dev/plan", Some(VIEWER))
+        .await
+        .json();
+    assert_eq!(again["update"], 0, "{again}");
+
+    // Export: the CLI's document, byte for byte but for exported_at.
+    let cli_file = root.join("cli-export.json");
+    let out = gw
+        .cmd()
+        .args(["export", "--user", "admin@example.com", "-o"])
+        .arg(&cli_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli_text = std::fs::read_to_string(&cli_file).unwrap();
+    let export = "/api/v1/environments/dev/export";
+    get(&d, export, Some(VIEWER)).await.error(403, "forbidden");
+    let a = get(&d, export, Some(OPERATOR)).await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(a.header("content-type"), "application/json");
+    let disposition = a.header("content-disposition").to_string();
+    let name = disposition
+        .strip_prefix("attachment; filename=\"export-")
+        .and_then(|r| r.strip_suffix(".json\""))
+        .unwrap_or_else(|| panic!("{disposition}"));
+    assert!(
+        name.len() == 15
+            && name.as_bytes()[8] == b'-'
+            && name.replace('-', "").bytes().all(|c| c.is_ascii_digit()),
+        "{disposition}"
+    );
+    assert_eq!(without_exported_at(&a.text), without_exported_at(&cli_text));
+    assert!(
+        a.text.contains("dev-secured") && a.text.contains("auth_value"),
+        "{}",
+        a.text
+    );
+    bodies.push(a.text.clone());
+    // The source-less gateway (the same gateway here): the same document.
+    let g = get(&d, "/api/v1/gateways/legacy/export", Some(OPERATOR)).await;
+    assert_eq!(g.code, 200, "{}", g.text);
+    assert_eq!(without_exported_at(&g.text), without_exported_at(&cli_text));
+    get(&d, "/api/v1/gateways/nope/export", Some(OPERATOR))
+        .await
+        .error(404, "not_found");
+    // Filters and formats as the CLI's flags.
+    let a = get(
+        &d,
+        &format!("{export}?types=tools&format=yaml&tags=none-such"),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(a.header("content-type"), "application/yaml");
+    assert!(a.header("content-disposition").ends_with(".yaml\""));
+    assert_eq!(a.header("x-exported-entities"), "0");
+    let out = gw
+        .cmd()
+        .args([
+            "export",
+            "--user",
+            "admin@example.com",
+            "--types",
+            "tools",
+            "--tags",
+            "none-such",
+            "--format",
+            "yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        without_exported_at(&a.text),
+        without_exported_at(&String::from_utf8_lossy(&out.stdout))
+    );
+    get(&d, &format!("{export}?types=widgets"), Some(OPERATOR))
+        .await
+        .error(422, "invalid");
+    get(&d, &format!("{export}?format=xml"), Some(OPERATOR))
+        .await
+        .error(422, "invalid");
+    get(&d, &format!("{export}?colour=red"), Some(OPERATOR))
+        .await
+        .error(400, "bad_request");
+    // Selective: the named entities only.
+    let sel = format!("{export}/selective");
+    let a = call(
+        &d,
+        Method::POST,
+        &sel,
+        Some(OPERATOR),
+        Some(json!({"tools": ["dev-secured"]})),
+    )
+    .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    let doc = a.json();
+    let names: Vec<&str> = doc["entities"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dev-secured"], "{doc}");
+    bodies.push(a.text.clone());
+    call(
+        &d,
+        Method::POST,
+        &sel,
+        Some(OPERATOR),
+        Some(json!({"widgets": ["x"]})),
+    )
+    .await
+    .error(422, "invalid");
+    call(&d, Method::POST, &sel, Some(OPERATOR), Some(json!({})))
+        .await
+        .error(422, "invalid");
+    let a = call(
+        &d,
+        Method::POST,
+        "/api/v1/gateways/legacy/export/selective",
+        Some(OPERATOR),
+        Some(json!({"tools": ["dev-api"]})),
+    )
+    .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+
+    // The OpenAPI document, status and metrics.
+    let a = get(&d, "/api/v1/openapi.json", Some(VIEWER)).await;
+    assert_eq!(a.code, 200);
+    assert!(a.json()["paths"]["/api/v1/environments/{env}/apply"]["post"].is_object());
+    get(&d, "/api/v1/openapi.json", None)
+        .await
+        .error(401, "unauthorized");
+    for path in [
+        "/status",
+        "/metrics",
+        "/api/v1/environments",
+        "/api/v1/environments/dev",
+    ] {
+        bodies.push(get(&d, path, Some(VIEWER)).await.text);
+    }
+    let (_, log) = d.terminate();
+    assert!(log.contains("through the API for token 'ci'"), "{log}");
+    for (i, b) in bodies.iter().enumerate() {
+        assert!(
+            !b.contains(CANARY),
+            "response {i} holds the credential:\n{b}"
+        );
+    }
+    assert!(!log.contains(CANARY), "{log}");
+    for t in [VIEWER, OPERATOR, ADMIN] {
+        assert!(!log.contains(t), "{log}");
+    }
+}

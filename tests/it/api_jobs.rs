@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 /// Tools of the large import: under the client's 450 requests a minute, so that the test
 /// measures the job, not the rate limit (the 1,000-entity run is `make bench`'s).
 const BIG: usize = 400;
+const VIEWER: &str = "viewer-token-for-api-jobs-0001";
+const OPERATOR: &str = "operator-token-for-api-jobs-0002";
+const ADMIN: &str = "admin-token-for-api-jobs-0003";
 const CANARY: &str = "canary-api-jobs-5d1e0b-never-shown";
 
 /// A running `mcp-gitops run` with its state in `dir`.
@@ -41,7 +44,7 @@ fn setup(gw: &Gateway, dir: &Path) -> std::path::PathBuf {
     let config = dir.join("daemon.yaml");
     std::fs::write(
         &config,
-        "listen: 127.0.0.1:0\nstate_dir: state\nenvironments:\n  - {name: ops, source: {dir: envs/ops}, interval: 1h, mode: observe}\n  - {name: prod, source: {dir: envs/prod}, interval: 1h}\n",
+        "listen: 127.0.0.1:0\nstate_dir: state\napi:\n  compat_environment: ops\n  tokens:\n    - {name: dash, role: viewer, token: {env: API_VIEWER}}\n    - {name: ci, role: operator, token: {env: API_OPERATOR}}\n    - {name: root, role: admin, token: {env: API_ADMIN}}\nenvironments:\n  - {name: ops, source: {dir: envs/ops}, interval: 1h, mode: observe}\n  - {name: prod, source: {dir: envs/prod}, interval: 1h}\n",
     )
     .unwrap();
     config
@@ -53,7 +56,10 @@ impl Daemon {
         cmd.arg(config)
             .env("HOME", gw.dir.path())
             .env("JWT_SECRET_KEY", gw.jwt_secret())
-            .env("AUTH_ENCRYPTION_SECRET", gw.secret());
+            .env("AUTH_ENCRYPTION_SECRET", gw.secret())
+            .env("API_VIEWER", VIEWER)
+            .env("API_OPERATOR", OPERATOR)
+            .env("API_ADMIN", ADMIN);
         let mut proc = Logged::spawn(cmd);
         let at = proc.wait_log(0, "daemon: listening on ");
         let line = proc.line(at);
@@ -81,7 +87,13 @@ impl Daemon {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
         let code = r.status().as_u16();
         let text = r.text().await.unwrap();
         (
@@ -91,9 +103,14 @@ impl Daemon {
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_as(OPERATOR, path, body).await
+    }
+
+    async fn post_as(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .http
             .post(self.url(path))
+            .bearer_auth(token)
             .json(body)
             .send()
             .await
@@ -246,6 +263,7 @@ async fn import_routes_jobs_and_refusals() {
     let r = d
         .http
         .post(d.url("/api/v1/environments/ops/import"))
+        .bearer_auth(OPERATOR)
         .header("content-type", "multipart/form-data; boundary=B0und")
         .body(form)
         .send()
@@ -276,7 +294,7 @@ async fn import_routes_jobs_and_refusals() {
             .any(|x| x["pointer"]
                 .as_str()
                 .unwrap()
-                .starts_with("/entities/tools/0")),
+                .starts_with("/document/entities/tools/0")),
         "{p}"
     );
 
@@ -356,16 +374,151 @@ async fn import_routes_jobs_and_refusals() {
         "overlapping imports: {first}\n{second}"
     );
 
+    // ContextForge's own routes on the compatibility environment, in its shapes.
+    let (code, cf) = d
+        .post(
+            "/import",
+            &json!({"import_data": doc(tools("cf-", 2)), "conflict_strategy": "skip",
+                    "dry_run": false, "rekey_secret": null, "selected_entities": {"tools": ["cf-0000"]}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{cf}");
+    assert_eq!(cf["status"], "completed", "{cf}");
+    for k in [
+        "total",
+        "processed",
+        "created",
+        "updated",
+        "skipped",
+        "failed",
+    ] {
+        assert!(cf["progress"][k].is_u64(), "{k}: {cf}");
+    }
+    assert_eq!(
+        cf["progress"]["created"], 1,
+        "only the selected entity: {cf}"
+    );
+    assert!(cf["errors"].is_array() && cf["warnings"].is_array() && cf["started_at"].is_string());
+    let cf_id = cf["import_id"].as_str().unwrap().to_string();
+    let (code, one) = d.get(&format!("/import/status/{cf_id}")).await;
+    assert_eq!((code, &one["import_id"]), (200, &json!(cf_id)));
+    let (code, all) = d.get("/v1/import/status").await;
+    assert_eq!(code, 200);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["import_id"] == cf_id.as_str())
+    );
+    let (code, missing) = d.get("/import/status/nope").await;
+    assert_eq!(
+        (code, &missing["detail"]),
+        (404, &json!("Import nope not found"))
+    );
+    let (code, bad) = d
+        .post(
+            "/import",
+            &json!({"import_data": doc(vec![]), "conflict_strategy": "bogus"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{bad}");
+    assert!(bad["detail"].is_string(), "{bad}");
+    let form = format!(
+        "--B0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.json\"\r\n\r\n{}\r\n--B0und--\r\n",
+        doc(tools("cf-", 2))
+    );
+    let r = d
+        .http
+        .post(d.url("/admin/import"))
+        .bearer_auth(OPERATOR)
+        .header("content-type", "multipart/form-data; boundary=B0und")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let admin_id = r.json::<Value>().await.unwrap()["import_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = d.finished(&admin_id).await;
+    assert_eq!(done["counts"]["created"], 1, "cf-0001 only: {done}");
+    let (code, st) = d.get(&format!("/admin/import/status/{admin_id}")).await;
+    assert_eq!((code, &st["status"]), (200, &json!("completed")), "{st}");
+    let r = d
+        .http
+        .get(d.url("/export?types=tools"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let disposition = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(disposition.contains("export-2"), "{disposition}");
+    let exported: Value = r.json().await.unwrap();
+    seen.push_str(&exported.to_string());
+    let names: Vec<&str> = exported["entities"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"cf-0001") && names.contains(&"api-0000"),
+        "{names:?}"
+    );
+
+    // Bulk tools (seed 004): per-item report, 413 over the batch limit, 429 over the rate.
+    let mut items = tools("bulk-", 2);
+    items.push(json!({"name": "bulk-bad", "url": "https://x.example.com", "integration_type": "REST", "request_type": "FETCH"}));
+    let (code, rep) = d
+        .post("/api/v1/environments/ops/tools/import", &json!(items))
+        .await;
+    assert_eq!(code, 200, "{rep}");
+    assert_eq!(
+        (&rep["created_count"], &rep["failed_count"]),
+        (&json!(2), &json!(1)),
+        "{rep}"
+    );
+    assert_eq!(rep["errors"][0]["index"], 2, "{rep}");
+    let (code, rep) = d
+        .post(
+            "/api/v1/environments/ops/tools/import",
+            &json!(tools("many-", 201)),
+        )
+        .await;
+    assert_eq!(code, 413, "{rep}");
+    let (code, rep) = d
+        .post(
+            "/api/v1/environments/ops/tools/import",
+            &json!({"not": "a list"}),
+        )
+        .await;
+    assert_eq!(code, 422, "{rep}");
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(
+            d.post("/api/v1/environments/ops/tools/import", &json!([]))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(codes.last(), Some(&429), "{codes:?}");
+
     // The list, then cleanup of finished jobs.
     let (code, list) = d.get("/api/v1/jobs").await;
     assert_eq!(code, 200);
     seen.push_str(&list.to_string());
     let n = list["jobs"].as_array().unwrap().len();
-    assert_eq!(n, 6, "{list}");
+    assert_eq!(n, 8, "{list}");
     seen.push_str(&job_files(t.path()));
     let r = d
         .http
         .post(d.url("/api/v1/jobs/cleanup?max_age_hours=0"))
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap();
@@ -398,6 +551,7 @@ async fn a_large_import_streams_progress_and_a_kill_leaves_it_interrupted_then_a
     let mut r = d
         .http
         .get(d.url(&format!("/api/v1/jobs/{id}/events")))
+        .bearer_auth(VIEWER)
         .send()
         .await
         .unwrap();
@@ -459,6 +613,7 @@ async fn a_large_import_streams_progress_and_a_kill_leaves_it_interrupted_then_a
     let text = d
         .http
         .get(d.url(&format!("/api/v1/jobs/{id}/events")))
+        .bearer_auth(VIEWER)
         .send()
         .await
         .unwrap()

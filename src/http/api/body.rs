@@ -61,3 +61,28 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
             })
     }
 }
+
+/// Query parameters of type `T`; unknown or malformed ones are a 400 of the API's shape.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned + Send> axum::extract::FromRequestParts<Arc<AppState>> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or_default();
+        parse_query(q).map(Params)
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("the query string is not valid"))?,
+    )
+    .map(|axum::extract::Query(v)| v)
+    .map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))
+}

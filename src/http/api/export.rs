@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::auth::{Operator, RequireRole};
-use super::body::JsonBody;
+use super::body::{JsonBody, Params};
 use super::envs::env;
 use super::error::ApiError;
 use crate::core::document::{self, Format};
@@ -186,7 +186,7 @@ fn filtered(q: &ExportQuery) -> Result<(Selection, Format), ApiError> {
 async fn env_export(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(q): Query<ExportQuery>,
+    Params(q): Params<ExportQuery>,
     _: RequireRole<Operator>,
 ) -> Result<Response, ApiError> {
     let (sel, format) = filtered(&q)?;
@@ -196,7 +196,7 @@ async fn env_export(
 async fn gw_export(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(q): Query<ExportQuery>,
+    Params(q): Params<ExportQuery>,
     _: RequireRole<Operator>,
 ) -> Result<Response, ApiError> {
     let (sel, format) = filtered(&q)?;
@@ -235,7 +235,7 @@ pub fn selective(body: &Selected, q: &ExportQuery) -> Result<(Selection, Format)
 async fn env_selective(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(q): Query<ExportQuery>,
+    Params(q): Params<ExportQuery>,
     _: RequireRole<Operator>,
     JsonBody(body): JsonBody<Selected>,
 ) -> Result<Response, ApiError> {
@@ -246,7 +246,7 @@ async fn env_selective(
 async fn gw_selective(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(q): Query<ExportQuery>,
+    Params(q): Params<ExportQuery>,
     _: RequireRole<Operator>,
     JsonBody(body): JsonBody<Selected>,
 ) -> Result<Response, ApiError> {

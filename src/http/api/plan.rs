@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, post};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Operator, RequireRole, Viewer};
-use super::body::JsonBody;
+use super::body::{JsonBody, Params};
 use super::envs::env;
 use super::error::ApiError;
 use crate::core::error::ErrorClass;
@@ -57,7 +57,7 @@ fn split_digest(d: &str) -> Option<(&str, &str)> {
 async fn plan(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(q): Query<PlanQuery>,
+    Params(q): Params<PlanQuery>,
     _: RequireRole<Viewer>,
 ) -> Result<Json<Value>, ApiError> {
     let e = env(&s, &name)?;

@@ -131,6 +131,12 @@ pub(super) fn submit(
                 .map_err(|e| e.to_string()),
             }
         };
+        // The target's one writer (shared with its worker) for the whole job, then its lock.
+        let writer = r.writer.clone();
+        let _writer = match &writer {
+            Some(w) => Some(w.lock().await),
+            None => None,
+        };
         jobs::run_import(&api.store, &job, &r.client, spec, hold).await;
     });
     Ok(id)

@@ -28,8 +28,7 @@ use crate::engine::envlock;
 use crate::engine::jobs::{JobStore, JobTarget};
 use crate::gateway::Client;
 
-/// Finished jobs are removed after this unless daemon.yaml says otherwise.
-pub const DEFAULT_JOB_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub use crate::daemon::api_config::DEFAULT_JOB_MAX_AGE;
 /// Tools one bulk request may carry (the gateway's own limit).
 pub const DEFAULT_BULK_MAX: usize = 200;
 /// Bulk requests per client address and minute (the gateway's own limit).
@@ -54,6 +53,24 @@ pub struct Resolved {
     pub route: Route,
     /// The environment's reconcile lock, taken for the whole job (None: a gateway).
     pub lock: Option<envlock::Key>,
+    /// The target's one-writer guard in this process (the worker takes it for every cycle).
+    pub writer: Option<Writer>,
+}
+
+/// Where a target's one-writer guard lives.
+#[derive(Clone)]
+pub enum Writer {
+    Env(Arc<crate::daemon::status::EnvShared>),
+    Gateway(Arc<crate::http::AppState>, usize),
+}
+
+impl Writer {
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        match self {
+            Writer::Env(s) => s.writer.lock().await,
+            Writer::Gateway(app, i) => app.gateways[*i].writer.lock().await,
+        }
+    }
 }
 
 /// A target the API can import into; `resolve` reads its current connection.
@@ -218,27 +235,27 @@ pub fn environment_route(name: &str, mode: Mode, git: bool) -> Route {
 pub fn routes(api: Arc<JobsApi>) -> Router {
     Router::new()
         .route(
-            "/api/v1/environments/{name}/import/preview",
+            "/api/v1/environments/{env}/import/preview",
             post(handlers::preview_env),
         )
         .route(
-            "/api/v1/gateways/{name}/import/preview",
+            "/api/v1/gateways/{gw}/import/preview",
             post(handlers::preview_gateway),
         )
         .route(
-            "/api/v1/environments/{name}/import",
+            "/api/v1/environments/{env}/import",
             post(handlers::import_env),
         )
         .route(
-            "/api/v1/gateways/{name}/import",
+            "/api/v1/gateways/{gw}/import",
             post(handlers::import_gateway),
         )
         .route(
-            "/api/v1/environments/{name}/tools/import",
+            "/api/v1/environments/{env}/tools/import",
             post(handlers::bulk_env),
         )
         .route(
-            "/api/v1/gateways/{name}/tools/import",
+            "/api/v1/gateways/{gw}/tools/import",
             post(handlers::bulk_gateway),
         )
         .route("/api/v1/jobs", get(handlers::list))
