@@ -257,6 +257,7 @@ fn the_example_configuration_reads() {
             .or_else(|| v.ends_with("_SECRET_KEY").then(|| "k".into()))
             .or_else(|| v.ends_with("_AUTH_ENCRYPTION_SECRET").then(|| "k".into()))
             .or_else(|| v.ends_with("_GATEWAY_URL").then(|| "http://gw:4444".into()))
+            .or_else(|| v.ends_with("_API_TOKEN").then(|| format!("{v}-0123456789")))
     };
     // `token_env` must name a variable that is set (checked through the process environment).
     let err = load(&example, &lookup).unwrap_err().to_string();
@@ -280,6 +281,8 @@ fn the_example_configuration_reads() {
     assert_eq!(c.environments[2].mode, Some(Mode::Observe));
     let prod = c.environments[2].trust.as_ref().unwrap();
     assert_eq!(prod.connection.url, "http://gw:4444");
+    assert_eq!(c.api.tokens.len(), 2);
+    assert!(c.api.open_metrics && !c.api.open_status);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks named in the issues; the figures are recorded in BENCHMARKS.md.
 #
-#   tests/bench/run.sh [export cache import reconcile watch offline daemon]   (or `make bench`: all)
+#   tests/bench/run.sh [export cache import reconcile watch offline daemon api]   (or `make bench`: all)
 #
 # Each benchmark is a section below (`bench_export`, ...); later benchmarks (import, plan) are
 # added as further sections and called from `main`. All of them share one throwaway
@@ -670,8 +670,79 @@ PY
   "$CF" stop "$DIR/daemon"
 }
 
+# --- benchmark: the HTTP API: export of the 1,000-entity gateway, concurrent status --------------
+
+bench_api() {
+  heading "HTTP API: export of the 1,000-entity gateway through the daemon vs the CLI, $RUNS runs each, alternating; 50 concurrent status requests"
+  local A="$DIR/api"
+  rm -rf "$A"; mkdir -p "$A/envs/small"
+  printf 'gateway: %s\nuser: %s\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\nmode: observe\n' \
+    "$URL" "$ADMIN" >"$A/envs/small/mcp-gitops.yaml"
+  printf 'version: "1"\nentities:\n  tools: []\n' >"$A/envs/small/doc.yaml"
+  cat >"$A/daemon.yaml" <<YAML
+listen: 127.0.0.1:0
+state_dir: state
+api:
+  tokens: [{name: bench, role: operator, token: {env: BENCH_API_TOKEN}}]
+  rate_limit: 0
+  gateways:
+    - {name: bench, gateway: {url: "$URL", user: $ADMIN, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}}
+environments:
+  - {name: small, source: {dir: envs/small}, interval: 1h}
+YAML
+  (export BENCH_API_TOKEN="bench-api-token-$RANDOM$RANDOM"
+   "$BIN" run --config "$A/daemon.yaml" 2>"$OUT/daemon-api.log" &
+   dpid=$!
+   trap 'kill $dpid 2>/dev/null || true' EXIT
+   PYTHONPATH="$ROOT/tests/gateway" "$PY" - "$OUT/daemon-api.log" "$RUNS" "$BIN" "$URL" "$ADMIN" "$OUT" <<'PY'
+import concurrent.futures as cf, json, os, statistics, subprocess, sys, time
+import httpx
+import daemon_client as dc
+log, runs, bin_, url, admin, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+d = dc.connect(log)
+h = {"Authorization": f"Bearer {os.environ['BENCH_API_TOKEN']}"}
+def api():
+    t0 = time.monotonic()
+    r = d.get("/api/v1/gateways/bench/export", headers=h, timeout=300)
+    assert r.status_code == 200, r.text[:300]
+    open(os.path.join(out, "api-export.json"), "wb").write(r.content)
+    return (time.monotonic() - t0) * 1000
+def cli():
+    t0 = time.monotonic()
+    subprocess.run([bin_, "export", "--gateway", url, "--user", admin, "--rate-limit", "0",
+                    "--out", os.path.join(out, "cli-export.json")], check=True, capture_output=True)
+    return (time.monotonic() - t0) * 1000
+api(); cli()  # warm-up: both content caches filled
+a, c = [], []
+for _ in range(runs):
+    a.append(api()); c.append(cli())
+strip = lambda f: {k: v for k, v in json.load(open(os.path.join(out, f))).items() if k != "exported_at"}
+same = strip("api-export.json") == strip("cli-export.json")
+n = sum(len(v) for v in strip("api-export.json")["entities"].values())
+ma, mc = statistics.median(a), statistics.median(c)
+print(f"  API export (ms): {[round(x) for x in sorted(a)]}")
+print(f"  CLI export (ms): {[round(x) for x in sorted(c)]}")
+print(f"api export of {n} entities: median {ma:.0f} ms vs CLI {mc:.0f} ms = {ma / mc:.2f}x "
+      f"(target <= 1.1x: {'met' if ma <= 1.1 * mc else 'NOT met'}); documents equal (exported_at aside): {same}")
+def status():
+    t0 = time.monotonic()
+    r = d.get("/api/v1/environments/small", headers=h)
+    assert r.status_code == 200, r.text
+    return (time.monotonic() - t0) * 1000
+lat = []
+for _ in range(10):
+    with cf.ThreadPoolExecutor(50) as ex:
+        lat += list(ex.map(lambda _: status(), range(50)))
+lat.sort()
+p99 = lat[int(len(lat) * 0.99) - 1]
+print(f"api status, 10 rounds of 50 concurrent requests: p50 {statistics.median(lat):.1f} ms, p99 {p99:.1f} ms "
+      f"(target p99 < 50 ms: {'met' if p99 < 50 else 'NOT met'}; no import job running: jobs are not in this branch)")
+PY
+   kill -TERM $dpid; wait $dpid || true)
+}
+
 main() {
-  local only=" ${*:-export cache import reconcile watch offline daemon} "
+  local only=" ${*:-export cache import reconcile watch offline daemon api} "
   if [[ "$only" == *" offline "* && "$only" != *" export "* && "$only" != *" import "* \
         && "$only" != *" reconcile "* && "$only" != *" watch "* ]]; then
     [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
@@ -691,6 +762,7 @@ main() {
     bench_daemon
     bench_daemon_idle
   fi
+  [[ "$only" == *" api "* ]] && bench_api
   heading "Done (working files in ${OUT#"$ROOT"/})"
 }
 

@@ -30,6 +30,11 @@ const TOKENS: [(&str, &str); 3] = [
 
 /// A daemon with environment `dev` (a directory holding tool `dev-api`) and `api`.
 fn start(gw: &Gateway, api: &str, vars: &[(&str, &str)]) -> Daemon {
+    start_env(gw, api, "", vars)
+}
+
+/// The same, with more settings of the environment (`, mode: observe`).
+fn start_env(gw: &Gateway, api: &str, env: &str, vars: &[(&str, &str)]) -> Daemon {
     let root = gw.dir.path();
     let dev = root.join("envs/dev");
     std::fs::create_dir_all(&dev).unwrap();
@@ -40,7 +45,7 @@ fn start(gw: &Gateway, api: &str, vars: &[(&str, &str)]) -> Daemon {
     let config = write_config(
         root,
         &format!(
-            "listen: 127.0.0.1:0\nstate_dir: state\n{api}environments:\n  - {{name: dev, source: {{dir: envs/dev}}, interval: 1h}}\n"
+            "listen: 127.0.0.1:0\nstate_dir: state\n{api}environments:\n  - {{name: dev, source: {{dir: envs/dev}}, interval: 1h{env}}}\n"
         ),
     );
     let mut all: Vec<(&str, &str)> = TOKENS.to_vec();
@@ -208,9 +213,15 @@ async fn every_route_but_health_needs_a_token_with_the_right_role() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_over_the_limit_get_413_and_clients_over_the_rate_429() {
     let gw = Gateway::start();
-    let d = start(
+    let d = start_env(
         &gw,
-        &api_section("  body_limit: 1KB\n  rate_limit: 6\n  open_status: true\n"),
+        &api_section(
+            "  body_limit: 1KB
+  rate_limit: 8
+  open_status: true
+",
+        ),
+        ", mode: observe",
         &[],
     );
     d.wait_ready().await;
@@ -228,7 +239,21 @@ async fn bodies_over_the_limit_get_413_and_clients_over_the_rate_429() {
     .await;
     let v = a.error(413, "too_large");
     assert_eq!(v["error"]["limit"], 1024, "{v}");
-    // Three requests so far; the window holds six a minute per client.
+    // An observe environment plans but never applies, even its own plan.
+    let plan = get(&d, "/api/v1/environments/dev/plan", Some(VIEWER)).await;
+    assert_eq!(plan.code, 200, "{}", plan.text);
+    assert_eq!(plan.json()["mode"], "observe");
+    let digest = plan.json()["digest"].clone();
+    call(
+        &d,
+        Method::POST,
+        "/api/v1/environments/dev/apply",
+        Some(OPERATOR),
+        Some(json!({"digest": digest})),
+    )
+    .await
+    .error(409, "observe");
+    // Five requests so far; the window holds eight a minute per client.
     let mut codes = Vec::new();
     for _ in 0..5 {
         codes.push(get(&d, "/api/v1/environments", Some(VIEWER)).await);

@@ -51,6 +51,12 @@ impl ApiState {
     }
 }
 
+/// The caller a bearer token belongs to, if any (the UI's login calls this with the token a
+/// person typed, then keeps a session).
+pub fn authenticate(state: &AppState, token: &str) -> Option<Caller> {
+    state.api.authenticate(token)
+}
+
 /// The caller of a request: one placed by an earlier layer (a UI session), else the bearer
 /// token's. `Err` is the 401 to answer.
 pub fn caller(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
