@@ -386,3 +386,28 @@ async fn git_hook(State(s): State<Arc<AppState>>, request: Request) -> Response 
     s.metrics.webhook("accepted");
     (StatusCode::ACCEPTED, Json(json!({"triggered": triggered}))).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_ui_session_key_is_generated_once_0600_unless_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = super::session_key(None, dir.path());
+        assert_eq!(a.len(), 32);
+        let file = dir.path().join("ui-session.key");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            super::session_key(None, dir.path()),
+            a,
+            "kept across restarts"
+        );
+        let configured = "k".repeat(40);
+        assert_eq!(
+            super::session_key(Some(&configured), dir.path()),
+            configured.as_bytes()
+        );
+    }
+}

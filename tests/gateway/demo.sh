@@ -198,7 +198,7 @@ PY
 echo "==> The web UI (log in at the daemon's address + /ui with the token in DEMO_UI_TOKEN); screenshots of its pages:"
 mkdir -p "$DIR/ui"
 "$ROOT/.venv/bin/python" "$ROOT/tests/browser/demo_screenshots.py" "$G/daemon.log" "$DIR/ui" "$DEMO_UI_TOKEN" \
-  /ui /ui/env/prod/plan
+  /ui /ui/env/prod/plan /ui/env/prod/export
 echo "    saved under .run/demo/ui/"
 kill -TERM $DPID
 wait $DPID || true
