@@ -611,3 +611,47 @@ async fn plan_apply_by_digest_and_export_equal_to_the_cli() {
         assert!(!log.contains(t), "{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_environment_plans_and_applies_at_the_revision_in_force_with_daemon_yamls_connection()
+{
+    use crate::daemon::{DESIRED, push, repository};
+    let gw = Gateway::start();
+    let root = gw.dir.path();
+    let (_remote, work) = repository(root);
+    let head = push(
+        &work,
+        &[
+            ("envs/prod/mcp-gitops.yaml", DESIRED.into()),
+            ("envs/prod/tools.yaml", tool_doc("dev-api", "v1", "GET")),
+        ],
+        "prod",
+    );
+    let config = write_config(
+        root,
+        &format!(
+            "listen: 127.0.0.1:0\nstate_dir: state\n{}environments:\n  - {{name: prod, source: {{git: {{url: config.git, path: envs/prod}}}}, interval: 1h, @GATEWAY}}\n",
+            api_section("")
+        ),
+    );
+    let d = Daemon::start_with(&gw, &config, &TOKENS);
+    d.wait_ready().await;
+    drift(&gw, "dev-api", "drifted").await;
+    let a = get(&d, "/api/v1/environments/prod/plan", Some(VIEWER)).await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    let plan = a.json();
+    assert_eq!(plan["revision"], head.as_str(), "{plan}");
+    assert_eq!(plan["update"], 1, "{plan}");
+    let a = call(
+        &d,
+        Method::POST,
+        "/api/v1/environments/prod/apply",
+        Some(OPERATOR),
+        Some(json!({"digest": plan["digest"]})),
+    )
+    .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(live_description(&gw).await.as_deref(), Some("v1"));
+    let (_, log) = d.terminate();
+    assert!(!log.contains(OPERATOR), "{log}");
+}

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 const HOOK: &str = "hook-secret-for-tests";
 pub(crate) const ENV_CONFIG: &str = "gateway: ${GW_URL}\nuser: admin@example.com\njwt_secret: {env: JWT_SECRET_KEY}\nsecret: {env: AUTH_ENCRYPTION_SECRET}\n";
 /// A Git environment's file: desired state only (daemon.yaml names the gateway).
-const DESIRED: &str = "conflict_strategy: update\n";
+pub(crate) const DESIRED: &str = "conflict_strategy: update\n";
 /// daemon.yaml's connection of a Git environment to the test's gateway.
 const GATEWAY: &str = "gateway: {url: '${GW_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}";
 
@@ -177,7 +177,7 @@ pub(crate) enum Sign {
 }
 
 /// A bare repository `config.git` under `root` and a working clone of it (`work`).
-fn repository(root: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn repository(root: &Path) -> (PathBuf, PathBuf) {
     let remote = bare(root, "config.git");
     let work = root.join("work");
     let args = [
@@ -191,7 +191,7 @@ fn repository(root: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Write files (path, content) in the working clone, commit, push; the new head.
-fn push(work: &Path, files: &[(&str, String)], message: &str) -> String {
+pub(crate) fn push(work: &Path, files: &[(&str, String)], message: &str) -> String {
     for (path, text) in files {
         let p = work.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
