@@ -4,7 +4,7 @@ CARGO ?= cargo
 CF := tests/gateway/cf.sh
 RUN := .run
 
-.PHONY: all build venv sshd k8s-tools test lint demo gateway gateway-stop bench clean
+.PHONY: all build venv sshd k8s-tools browser test lint demo gateway gateway-stop bench clean
 
 all: build
 
@@ -23,8 +23,12 @@ sshd:
 k8s-tools:
 	tests/k8s/tools.sh install
 
-# Everything needed, then all tests (unit, real-gateway integration, chart checks, lint).
-test: venv sshd k8s-tools lint
+# Debian's chromium and chromium-driver for the browser tests (installed when missing).
+browser:
+	tests/browser/install.sh
+
+# Everything needed, then all tests (unit, real-gateway integration, chart checks, browser, lint).
+test: venv sshd k8s-tools browser lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \
@@ -36,7 +40,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # Start a local gateway, give it a realistic configuration, export it, show the result.
-demo: venv build
+demo: venv browser build
 	tests/gateway/demo.sh
 
 # A gateway for manual use: prints its URL and how to authenticate. Stop with `make gateway-stop`.

@@ -41,6 +41,8 @@ struct Raw {
     #[serde(default)]
     api: Option<super::api_config::RawApi>,
     secrets_dir: Option<PathBuf>,
+    #[serde(default)]
+    ui: Option<super::ui_config::RawUi>,
     environments: Vec<RawEnv>,
 }
 
@@ -144,6 +146,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     pub webhook: Option<Webhook>,
     pub listener: ListenerSpec,
+    /// The web UI (None: no `ui:` section, the UI is off).
+    pub ui: Option<super::ui_config::UiSpec>,
     /// Who may call the HTTP API, and its limits.
     pub api: super::api_config::ApiSpec,
     pub environments: Vec<EnvSpec>,
@@ -362,6 +366,9 @@ pub fn load(
     let listener = listener::check(raw.listener.unwrap_or_default(), &mut |at, why| {
         p.add(at, why)
     });
+    let ui = raw
+        .ui
+        .map(|u| super::ui_config::check(u, &base, lookup, &mut |at, why| p.add(at, why)));
     let secrets_dir = raw.secrets_dir.map(|d| base.join(d));
     if let Some(d) = &secrets_dir
         && !d.is_dir()
@@ -408,6 +415,7 @@ pub fn load(
         state_dir,
         webhook,
         listener,
+        ui,
         api,
         environments,
     })

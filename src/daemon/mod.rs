@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod source;
 pub mod status;
 pub mod trust;
+pub mod ui_config;
 pub mod worker;
 
 use std::future::Future;

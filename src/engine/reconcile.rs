@@ -392,19 +392,18 @@ impl Target {
         plan: &str,
         progress: Option<Progress<'_>>,
     ) -> Result<(Planned, Report), ReconcileError> {
-        let plan_file = plan;
         let now = self.plan().await?;
         let stale = |why: &str| ReconcileError::Stale {
-            plan: plan_file.to_string(),
+            plan: plan.to_string(),
             why: why.to_string(),
         };
         let (desired_digest, live_digest) = self.digests(&now);
-        if desired_digest != desired {
+        if !crate::core::digest::constant_time_eq(desired_digest.as_bytes(), desired.as_bytes()) {
             return Err(stale(
                 "the environment's documents or settings changed since it was made",
             ));
         }
-        if live_digest != live {
+        if !crate::core::digest::constant_time_eq(live_digest.as_bytes(), live.as_bytes()) {
             return Err(stale("the live gateway changed since it was made"));
         }
         let report = self.apply(&now, progress).await?;
@@ -421,9 +420,49 @@ pub struct Planned {
 
 pub use crate::core::verb::Counts;
 
+/// One planned step as data (see [`Planned::steps`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanStep {
+    pub kind: crate::core::kind::Kind,
+    pub key: String,
+    /// The key created under (differs from `key` when renamed).
+    pub target: String,
+    pub verb: crate::core::verb::Verb,
+    pub changes: Vec<crate::core::diff::FieldChange>,
+    /// Why it is skipped.
+    pub reason: Option<String>,
+}
+
 impl Planned {
     pub fn counts(&self) -> Counts {
         Counts::of(self.ready.prepared.steps.iter().map(|s| s.action.verb()))
+    }
+
+    /// Every step as data, in the plan's order, with field changes as [`Planned::lines`] shows
+    /// them (substituted values as written, credentials only as `Sensitive`).
+    pub fn steps(&self) -> Vec<PlanStep> {
+        self.ready
+            .prepared
+            .steps
+            .iter()
+            .map(|s| PlanStep {
+                kind: s.kind,
+                key: s.key.clone(),
+                target: s.target.clone(),
+                verb: s.action.verb(),
+                changes: match &s.action {
+                    StepAction::Update(c) => c
+                        .iter()
+                        .map(|c| self.masks.change(s.kind, &s.key, c))
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                reason: match &s.action {
+                    StepAction::Skip(why) => Some(self.masks.text(why)),
+                    _ => None,
+                },
+            })
+            .collect()
     }
 
     /// What `plan -o json` prints (and the API's plan answers): counts, change lines, notes.

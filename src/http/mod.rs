@@ -7,6 +7,7 @@ pub mod api;
 pub mod hooks;
 pub mod jobs;
 pub mod listen;
+pub mod ui;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// A webhook body must arrive within this.
     pub body_timeout: Duration,
+    /// The web UI (None: daemon.yaml has no `ui:` section).
+    pub ui: Option<ui::Ui>,
 }
 
 /// Start serving the daemon's routes on `listener` with `daemon.yaml`'s listener limits until
@@ -81,6 +84,13 @@ pub fn start(
         }),
         draining: served.draining,
         body_timeout: cfg.listener.body_timeout,
+        ui: cfg.ui.as_ref().map(|u| ui::Ui {
+            sessions: ui::session::Sessions::new(
+                &session_key(u.session_key.as_deref(), &cfg.state_dir),
+                u.session_ttl.as_secs(),
+            ),
+            secure_cookies: false,
+        }),
     });
     let cap = listener::Cap::new(
         cfg.listener.max_connections,
@@ -125,6 +135,41 @@ pub fn start(
     listen::serve(listener, router(app).merge(jobs), limits, metrics, stop)
 }
 
+/// The key UI sessions are signed with: daemon.yaml's, else `ui-session.key` in the state
+/// directory (created 0600 with 32 random bytes on first use, kept across restarts).
+fn session_key(configured: Option<&str>, state_dir: &std::path::Path) -> Vec<u8> {
+    if let Some(k) = configured {
+        return k.as_bytes().to_vec();
+    }
+    let path = state_dir.join("ui-session.key");
+    if let Ok(k) = std::fs::read_to_string(&path)
+        && let Some(bytes) = crate::core::digest::unhex(k.trim())
+        && bytes.len() >= 32
+    {
+        return bytes;
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the system's random source");
+    let written = tempfile::NamedTempFile::new_in(state_dir).and_then(|mut f| {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        f.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(crate::core::digest::hex(&key).as_bytes())?;
+        f.persist(&path).map_err(|e| e.error)
+    });
+    if let Err(e) = written {
+        log_line(
+            "daemon",
+            &format!(
+                "cannot keep the UI's session key in {}: {e}; sessions end with this process",
+                path.display()
+            ),
+        );
+    }
+    key.to_vec()
+}
+
 /// The routes: health and readiness (always open), the webhook (signed), status and metrics
 /// (authenticated unless `api.open_status` / `api.open_metrics`), and the API. Every route but
 /// health, readiness and the webhook is rate limited per client and body limited.
@@ -139,6 +184,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             api::auth::guard,
         ));
     Router::new()
+        .merge(ui::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(git_hook))
@@ -339,4 +385,29 @@ async fn git_hook(State(s): State<Arc<AppState>>, request: Request) -> Response 
     }
     s.metrics.webhook("accepted");
     (StatusCode::ACCEPTED, Json(json!({"triggered": triggered}))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_ui_session_key_is_generated_once_0600_unless_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = super::session_key(None, dir.path());
+        assert_eq!(a.len(), 32);
+        let file = dir.path().join("ui-session.key");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            super::session_key(None, dir.path()),
+            a,
+            "kept across restarts"
+        );
+        let configured = "k".repeat(40);
+        assert_eq!(
+            super::session_key(Some(&configured), dir.path()),
+            configured.as_bytes()
+        );
+    }
 }

@@ -126,8 +126,13 @@ echo "prune: {enabled: true, owner: prod}" >"$G/work/envs/prod/mcp-gitops.yaml"
 cat >"$G/daemon.yaml" <<YAML
 listen: 127.0.0.1:0
 state_dir: state
-api: {open_status: true, open_metrics: true}
+api:
+  open_status: true
+  open_metrics: true
+  tokens:
+    - {name: demo, role: operator, token: {env: DEMO_UI_TOKEN}}
 webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
+ui: {}
 environments:
   - name: prod
     source: {git: {url: config.git, branch: main, path: envs/prod}}
@@ -137,6 +142,7 @@ environments:
 YAML
 sed 's/^/    /' "$G/daemon.yaml"
 export DEMO_WEBHOOK_SECRET="demo-webhook-$RANDOM$RANDOM"
+export DEMO_UI_TOKEN="demo-ui-token-$RANDOM$RANDOM$RANDOM"
 echo "==> mcp-gitops run --config .run/demo/git/daemon.yaml   (in the background)"
 "$BIN" run --config "$G/daemon.yaml" 2>"$G/daemon.log" &
 DPID=$!
@@ -189,6 +195,11 @@ for line in m.splitlines():
                         "mcp_gitops_webhook_requests_total")):
         print("    " + line)
 PY
+echo "==> The web UI (log in at the daemon's address + /ui with the token in DEMO_UI_TOKEN); screenshots of its pages:"
+mkdir -p "$DIR/ui"
+"$ROOT/.venv/bin/python" "$ROOT/tests/browser/demo_screenshots.py" "$G/daemon.log" "$DIR/ui" "$DEMO_UI_TOKEN" \
+  /ui /ui/env/prod/plan /ui/env/prod/export
+echo "    saved under .run/demo/ui/"
 kill -TERM $DPID
 wait $DPID || true
 echo "==> The daemon's log (SIGTERM: it finishes what is in flight, saves its state, stops):"

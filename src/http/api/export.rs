@@ -90,14 +90,14 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// A connected gateway to export from.
-struct Source {
-    client: Client,
-    keys: Keys,
-    who: String,
-    cache: Option<Arc<ContentCache>>,
+pub(crate) struct Source {
+    pub(crate) client: Client,
+    pub(crate) keys: Keys,
+    pub(crate) who: String,
+    pub(crate) cache: Option<Arc<ContentCache>>,
 }
 
-fn env_source(s: &AppState, name: &str) -> Result<Source, ApiError> {
+pub(crate) fn env_source(s: &AppState, name: &str) -> Result<Source, ApiError> {
     let e = env(s, name)?;
     let live = e.shared.live.lock().expect("live lock").clone();
     let live = live.ok_or_else(|| {
@@ -134,7 +134,11 @@ fn gw_source(s: &AppState, name: &str) -> Result<Source, ApiError> {
 }
 
 /// Export with `selection` and answer the document as an attachment.
-async fn run(src: Source, selection: Selection, format: Format) -> Result<Response, ApiError> {
+pub(crate) async fn run(
+    src: Source,
+    selection: Selection,
+    format: Format,
+) -> Result<Response, ApiError> {
     let gateway_secret = src.keys.gateway.clone().ok_or_else(|| {
         invalid("this gateway has no secret in daemon.yaml: export cannot decrypt its credentials")
     })?;

@@ -35,10 +35,14 @@ mod tests {
 
     use super::*;
 
-    /// Every `.route("PATH", METHOD(...)...)` in the files below `dir`, as (method, path).
+    /// Every `.route("PATH", METHOD(...)...)` in the files below `dir`, as (method, path);
+    /// the web UI's HTML pages (`src/http/ui`, not JSON) are not the API's.
     fn registered(dir: &Path, out: &mut BTreeSet<(String, String)>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let p = e.path();
+            if p.is_dir() && p.ends_with("ui") {
+                continue;
+            }
             if p.is_dir() {
                 registered(&p, out);
                 continue;

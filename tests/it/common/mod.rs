@@ -2,6 +2,7 @@
 //! started through `tests/gateway/cf.sh`. A gateway that cannot start fails the test loudly.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fault;
 pub mod git;
 pub mod k8s;
