@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+
+pub use super::limiter::Limiter;
 
 use super::auth::{Auth, AuthError};
 use crate::core::kind::Kind;
-use crate::core::window::SlidingWindow;
 
 /// What went wrong talking to the gateway. `action` says what was being done, e.g.
 /// "create tool 'weather-api'".
@@ -116,63 +115,6 @@ impl Action {
             kind: Some(kind),
             name: Some(name.to_string()),
             query: false,
-        }
-    }
-}
-
-/// A client-side rate limit: a sliding one-minute window, shared by every client that talks to
-/// one gateway (see [`Limiter::for_gateway`]).
-pub struct Limiter {
-    window: Mutex<SlidingWindow>,
-}
-
-impl std::fmt::Debug for Limiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Limiter")
-    }
-}
-
-impl Limiter {
-    /// `per_minute == 0` means unlimited.
-    pub fn new(per_minute: usize) -> Self {
-        Limiter {
-            window: Mutex::new(SlidingWindow::new(per_minute)),
-        }
-    }
-
-    /// The one limiter of this process for the gateway at `url`: every client, of every
-    /// environment, that talks to one gateway shares it, so that together they stay under the
-    /// gateway's limit and never reach its 15-minute lockout. It admits the lowest rate any of
-    /// them asked for.
-    pub fn for_gateway(url: &str, per_minute: usize) -> Arc<Limiter> {
-        type Registry = Vec<(String, std::sync::Weak<Limiter>)>;
-        static ALL: std::sync::Mutex<Registry> = std::sync::Mutex::new(Vec::new());
-        let key = url.trim_end_matches('/').to_ascii_lowercase();
-        let mut all = ALL.lock().expect("limiter registry");
-        all.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(l) = all
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, w)| w.upgrade())
-        {
-            if let Ok(mut w) = l.window.try_lock() {
-                w.lower_to(per_minute);
-            }
-            return l;
-        }
-        let l = Arc::new(Limiter::new(per_minute));
-        all.push((key, Arc::downgrade(&l)));
-        l
-    }
-
-    pub async fn acquire(&self) {
-        loop {
-            let wait = match self.window.lock().await.admit(Instant::now().into_std()) {
-                Ok(()) => return,
-                Err(wait) => wait,
-            };
-            tracing::debug!(?wait, "client-side rate limit reached; waiting");
-            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -365,6 +307,7 @@ impl Transport {
                                 retry_after: after.as_secs(),
                             });
                         }
+                        self.limiter.pause(after);
                         Some(after + self.retry.backoff(0))
                     } else if status.is_server_error()
                         && idempotent
@@ -495,34 +438,6 @@ mod tests {
             message_of(b"Internal Server Error"),
             "Internal Server Error"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn one_limiter_per_gateway_url_keeps_the_lowest_rate() {
-        let a = Limiter::for_gateway("http://127.0.0.1:1/", 450);
-        let b = Limiter::for_gateway("HTTP://127.0.0.1:1", 2);
-        let other = Limiter::for_gateway("http://127.0.0.1:2", 450);
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &other));
-        // Shared at the lower rate: two requests pass at once, the third waits a minute.
-        let start = Instant::now();
-        a.acquire().await;
-        b.acquire().await;
-        assert!(start.elapsed() < Duration::from_secs(1));
-        a.acquire().await;
-        assert!(start.elapsed() >= Duration::from_secs(59));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn limiter_holds_the_window() {
-        let l = Limiter::new(3);
-        let start = Instant::now();
-        for _ in 0..3 {
-            l.acquire().await;
-        }
-        assert!(start.elapsed() < Duration::from_secs(1));
-        l.acquire().await;
-        assert!(start.elapsed() >= Duration::from_secs(60));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod auth;
 pub mod body;
 pub mod fake;
 mod http;
+mod limiter;
 pub mod live;
 mod ops;
 

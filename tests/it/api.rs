@@ -122,7 +122,8 @@ async fn wait_env(d: &Daemon, what: &str, check: impl Fn(&Value) -> bool) -> Val
             "timed out: {what}: {v:#}\n{}",
             d.text()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Five polls a second stay well under the API's default 600 requests a minute.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

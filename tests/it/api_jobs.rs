@@ -149,7 +149,8 @@ impl Daemon {
                 return j;
             }
             assert!(Instant::now() < deadline, "job {id} never finished: {j}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Four polls a second stay well under the API's default 600 requests a minute.
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }
