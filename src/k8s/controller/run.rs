@@ -107,6 +107,27 @@ fn names_gateway(g: &ContextForgeGateway, name: &str) -> bool {
     .any(|r| r.name == name)
 }
 
+/// What a change of an object concerns: the objects of `store` in its namespace that `names`
+/// says name it.
+fn naming<K, O>(
+    store: reflector::Store<K>,
+    names: fn(&K, &str) -> bool,
+) -> impl Fn(O) -> Vec<ObjectRef<K>> + Send + Sync + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    O: ResourceExt,
+{
+    move |o: O| {
+        let (ns, name) = (o.namespace(), o.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|k| k.namespace() == ns && names(k, &name))
+            .map(|k| ObjectRef::from_obj(&*k))
+            .collect()
+    }
+}
+
 async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     let client = ctx.client.clone();
     let labelled = watcher::Config::default().labels(&format!("{WATCH_LABEL}=true"));
@@ -121,36 +142,10 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     .reflect(writer)
     .applied_objects()
     .predicate_filter(changed, Default::default());
-    let store = reader.clone();
-    let by_cm = move |cm: ConfigMap| {
-        let (ns, name) = (cm.namespace(), cm.name_any());
-        store
-            .state()
-            .into_iter()
-            .filter(|c| c.namespace() == ns && names_config(c, &name))
-            .map(|c| ObjectRef::from_obj(&*c))
-            .collect::<Vec<_>>()
-    };
-    let store = reader.clone();
-    let by_secret = move |s: K8sSecret| {
-        let (ns, name) = (s.namespace(), s.name_any());
-        store
-            .state()
-            .into_iter()
-            .filter(|c| c.namespace() == ns && names_config(c, &name))
-            .map(|c| ObjectRef::from_obj(&*c))
-            .collect::<Vec<_>>()
-    };
-    let store = reader.clone();
-    let by_gateway = move |g: ContextForgeGateway| {
-        let (ns, name) = (g.namespace(), g.name_any());
-        store
-            .state()
-            .into_iter()
-            .filter(|c| c.namespace() == ns && c.spec.gateway_ref.name == name)
-            .map(|c| ObjectRef::from_obj(&*c))
-            .collect::<Vec<_>>()
-    };
+    let by_cm = naming::<_, ConfigMap>(reader.clone(), names_config);
+    let by_secret = naming::<_, K8sSecret>(reader.clone(), names_config);
+    let by_gateway =
+        naming::<_, ContextForgeGateway>(reader.clone(), |c, name| c.spec.gateway_ref.name == name);
     let configs = Controller::for_stream(stream, reader)
         .watches(api::<ConfigMap>(&client, &ns), labelled.clone(), by_cm)
         .watches(api::<K8sSecret>(&client, &ns), labelled.clone(), by_secret)
@@ -171,16 +166,7 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     // ContextForgeGateway: its own changes and its Secrets.
     let gw_api = api::<ContextForgeGateway>(&client, &ns);
     let gws = Controller::new(gw_api, watcher::Config::default());
-    let store = gws.store();
-    let by_secret = move |s: K8sSecret| {
-        let (ns, name) = (s.namespace(), s.name_any());
-        store
-            .state()
-            .into_iter()
-            .filter(|g| g.namespace() == ns && names_gateway(g, &name))
-            .map(|g| ObjectRef::from_obj(&*g))
-            .collect::<Vec<_>>()
-    };
+    let by_secret = naming::<_, K8sSecret>(gws.store(), names_gateway);
     let by_config = |c: GatewayConfig| {
         Some(
             ObjectRef::<ContextForgeGateway>::new(&c.spec.gateway_ref.name)
