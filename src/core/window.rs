@@ -45,6 +45,18 @@ impl SlidingWindow {
         !self.seen.is_empty()
     }
 
+    /// How long until an event would be admitted at `now` (None: it would be now), without
+    /// counting one.
+    pub fn wait(&mut self, now: Instant) -> Option<Duration> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        self.expire(now);
+        let oldest = *self.seen.front()?;
+        (self.seen.len() >= self.per_minute)
+            .then(|| MINUTE.saturating_sub(now.saturating_duration_since(oldest)))
+    }
+
     /// Admit an event at `now`, or say how long until one would be admitted.
     pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
         if self.per_minute == 0 {
@@ -76,5 +88,19 @@ mod tests {
         );
         assert!(w.admit(t0 + Duration::from_secs(60)).is_ok());
         assert!(SlidingWindow::new(0).admit(t0).is_ok());
+    }
+
+    #[test]
+    fn waiting_is_told_without_counting() {
+        let t0 = Instant::now();
+        let mut w = SlidingWindow::new(1);
+        assert_eq!(w.wait(t0), None);
+        assert_eq!(w.wait(t0), None, "asking counts nothing");
+        w.admit(t0).unwrap();
+        assert_eq!(
+            w.wait(t0 + Duration::from_secs(15)),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(w.wait(t0 + Duration::from_secs(60)), None);
     }
 }

@@ -33,6 +33,19 @@ pub struct Backups {
     pub content_cache: Option<Arc<crate::engine::content_cache::ContentCache>>,
 }
 
+/// Where a backup spec commits, read through a cache of its own under `dir` (the UI's history).
+pub fn history_target(spec: &BackupSpec, dir: &std::path::Path) -> BackupTarget {
+    BackupTarget {
+        remote: spec.remote.clone(),
+        branch: spec.branch.clone(),
+        path: spec.path.clone(),
+        cache_dir: dir.join("git-history"),
+        message_prefix: spec.message_prefix.clone(),
+        format: None,
+        publish: PublishOptions::default(),
+    }
+}
+
 impl Backups {
     fn log(&self, msg: &str) {
         super::log_line(&self.label, msg);

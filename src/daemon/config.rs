@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::listener::{self, ListenerSpec, RawListener};
+pub(super) use super::config_raw::RawDuration;
+use super::config_raw::{Raw, RawBackup, RawEnv, RawGit, RawGitAuth};
+use super::listener::{self, ListenerSpec};
 use super::schedule::{Schedule, parse_duration};
-use super::trust::{Connection, Trust};
+use super::trust::Trust;
 use crate::core::document::{self, Format};
 use crate::core::webhook::HookSecret;
 use crate::engine::environment::{Mode, SecretRef};
@@ -26,117 +26,6 @@ pub const DEFAULT_WEBHOOK_RATE: u32 = 60;
 /// Wrongly signed webhook requests allowed per client address and minute unless
 /// `webhook.failure_limit` says otherwise.
 pub const DEFAULT_WEBHOOK_FAILURES: u32 = 10;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    #[serde(default)]
-    listen: Option<String>,
-    #[serde(default)]
-    state_dir: Option<PathBuf>,
-    #[serde(default)]
-    webhook: Option<RawWebhook>,
-    #[serde(default)]
-    listener: Option<RawListener>,
-    #[serde(default)]
-    api: Option<super::api_config::RawApi>,
-    secrets_dir: Option<PathBuf>,
-    #[serde(default)]
-    ui: Option<super::ui_config::RawUi>,
-    environments: Vec<RawEnv>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWebhook {
-    secret: SecretRef,
-    #[serde(default)]
-    rate_limit: Option<u32>,
-    #[serde(default)]
-    failure_limit: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEnv {
-    name: String,
-    source: RawSource,
-    #[serde(default)]
-    mode: Option<Mode>,
-    #[serde(default)]
-    interval: Option<RawDuration>,
-    #[serde(default)]
-    parallelism: Option<usize>,
-    #[serde(default)]
-    allow_mass_delete: bool,
-    #[serde(default)]
-    backup: Option<RawBackup>,
-    #[serde(default)]
-    gateway: Option<Connection>,
-    #[serde(default)]
-    allowed_env: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    #[serde(default)]
-    dir: Option<PathBuf>,
-    #[serde(default)]
-    git: Option<RawGit>,
-}
-
-/// A repository, a branch and how to authenticate; `source.git` also has a `path`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGit {
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    branch: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    auth: RawGitAuth,
-}
-
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGitAuth {
-    #[serde(default)]
-    token_env: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    ssh_key: Option<PathBuf>,
-    #[serde(default)]
-    ssh_passphrase_env: Option<String>,
-    #[serde(default)]
-    known_hosts: Option<PathBuf>,
-    #[serde(default)]
-    insecure_skip_host_key_check: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBackup {
-    schedule: String,
-    path: String,
-    #[serde(default)]
-    git: Option<RawGit>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    push_attempts: Option<u32>,
-}
-
-/// `90`, `"90s"`, `"5m"`, `"1h30m"`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum RawDuration {
-    Seconds(u64),
-    Text(String),
-}
 
 /// The checked configuration.
 #[derive(Debug)]

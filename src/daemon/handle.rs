@@ -29,6 +29,9 @@ pub struct EnvHandle {
     pub settings: Settings,
     /// `daemon.yaml`'s mode override.
     pub mode: Option<Mode>,
+    /// Where the environment's scheduled backup (`backup:`) commits, for reading its history
+    /// (its own cache directory: reading never waits for a backup's push).
+    pub backup: Option<crate::engine::backup::BackupTarget>,
 }
 
 /// Why the API could not load an environment's desired state.

@@ -10,22 +10,11 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::status::{BackupOutcome, CycleOutcome, EnvShared, SourceFault};
 use crate::core::error::ErrorClass;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Env {
-    environment: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EnvOutcome {
-    environment: String,
-    outcome: String,
-}
+use crate::engine::metrics::{Cycle, Env, EnvOutcome, ReconcileSeries, env, outcome};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EnvReason {
@@ -49,18 +38,10 @@ struct CloseReason {
     reason: String,
 }
 
-fn duration_histogram() -> Histogram {
-    // 10 ms .. ~80 s
-    Histogram::new(exponential_buckets(0.01, 2.0, 14))
-}
-
 /// The daemon's metrics.
 pub struct Metrics {
     registry: Registry,
-    reconcile_duration: Family<Env, Histogram>,
-    reconciles: Family<EnvOutcome, Counter>,
-    drift: Family<Env, Gauge>,
-    last_applied: Family<Env, Gauge>,
+    reconcile: ReconcileSeries,
     source_errors: Family<EnvReason, Counter>,
     gateway_requests: Family<EnvRequest, Counter>,
     gateway_errors: Family<Env, Counter>,
@@ -78,27 +59,11 @@ impl Default for Metrics {
     }
 }
 
-fn env(name: &str) -> Env {
-    Env {
-        environment: name.to_string(),
-    }
-}
-
-fn outcome(name: &str, outcome: &str) -> EnvOutcome {
-    EnvOutcome {
-        environment: name.to_string(),
-        outcome: outcome.to_string(),
-    }
-}
-
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("mcp_gitops");
         let mut m = Metrics {
-            reconcile_duration: Family::new_with_constructor(duration_histogram),
-            reconciles: Family::default(),
-            drift: Family::default(),
-            last_applied: Family::default(),
+            reconcile: ReconcileSeries::register(&mut registry),
             source_errors: Family::default(),
             gateway_requests: Family::default(),
             gateway_errors: Family::default(),
@@ -110,26 +75,6 @@ impl Metrics {
             sync: Mutex::new(()),
             registry: Registry::default(),
         };
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time one reconcile cycle (plan, and apply in auto mode) took",
-            m.reconcile_duration.clone(),
-        );
-        registry.register(
-            "reconcile",
-            "Reconcile cycles by outcome: in_sync, applied, drift (observe mode), failed_<reason>",
-            m.reconciles.clone(),
-        );
-        registry.register(
-            "drift_entities",
-            "Entities that differ from the desired state after the last cycle",
-            m.drift.clone(),
-        );
-        registry.register(
-            "last_applied_timestamp_seconds",
-            "When the gateway was last seen holding the desired state (Unix time)",
-            m.last_applied.clone(),
-        );
         registry.register(
             "source_errors",
             "Revisions or edits that could not be used, by reason: invalid, conflict, mass_delete, git",
@@ -188,18 +133,15 @@ impl Metrics {
             Some(r) => format!("{}_{}", result.label(), r.label()),
             None => result.label().to_string(),
         };
-        self.reconciles.get_or_create(&outcome(name, &label)).inc();
-        self.reconcile_duration
-            .get_or_create(&env(name))
-            .observe(took.as_secs_f64());
-        if result != CycleOutcome::Failed {
-            self.drift.get_or_create(&env(name)).set(drift as i64);
-        }
-        if applied {
-            self.last_applied
-                .get_or_create(&env(name))
-                .set(super::schedule::unix_now());
-        }
+        self.reconcile.record(
+            name,
+            Cycle {
+                outcome: &label,
+                took,
+                drift: (result != CycleOutcome::Failed).then_some(drift),
+                holds_desired: applied,
+            },
+        );
     }
 
     pub fn source_error(&self, name: &str, reason: SourceFault) {

@@ -7,6 +7,7 @@
 pub mod api_config;
 pub mod backups;
 pub mod config;
+mod config_raw;
 pub mod handle;
 pub mod listener;
 pub mod local;
@@ -307,7 +308,12 @@ where
             };
             tasks.push(tokio::spawn(b.run(stopped(stop_rx.clone()))));
         }
+        let backup = env
+            .backup
+            .as_ref()
+            .map(|spec| backups::history_target(spec, dir));
         handles.push(EnvHandle {
+            backup,
             source: src.clone(),
             settings: w_settings,
             mode: env.mode,

@@ -217,6 +217,61 @@ fn commit(
     Ok((published, last))
 }
 
+/// A snapshot commit of a backup file, for a history list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotCommit {
+    pub commit: CommitId,
+    /// Committer time, RFC 3339.
+    pub at: String,
+    pub subject: String,
+}
+
+impl From<git::FileCommit> for SnapshotCommit {
+    fn from(c: git::FileCommit) -> Self {
+        let at = chrono::DateTime::<chrono::Utc>::from_timestamp(c.time, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        SnapshotCommit {
+            commit: c.commit,
+            at,
+            subject: c.subject,
+        }
+    }
+}
+
+/// The `n` newest commits of the target's branch that changed its backup file, newest first
+/// (fetched now into `target.cache_dir`). Blocking.
+pub fn history(target: &BackupTarget, n: usize) -> Result<Vec<SnapshotCommit>, GitError> {
+    let path = git::clean_path(&target.path)?;
+    let repo = Repo::open_or_clone(&target.remote, &target.cache_dir)?;
+    Ok(repo
+        .file_history(&target.branch, &path, n)?
+        .into_iter()
+        .map(SnapshotCommit::from)
+        .collect())
+}
+
+/// Whether `sha` may name a snapshot commit: 7 to 40 lowercase hex digits (never a branch or
+/// another revision expression).
+pub fn valid_sha(sha: &str) -> bool {
+    (7..=40).contains(&sha.len()) && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The backup document at commit `sha` (one of [`history`]'s), read as `restore` reads it.
+/// Blocking.
+pub fn snapshot(
+    target: &BackupTarget,
+    sha: &str,
+) -> Result<crate::engine::restore::AtRevision, crate::engine::restore::RestoreError> {
+    if !valid_sha(sha) {
+        return Err(crate::engine::restore::RestoreError::Invalid(format!(
+            "{}: not a commit id",
+            crate::core::quote::quote(sha)
+        )));
+    }
+    crate::engine::restore::read_document(&target.remote, &target.cache_dir, sha, &target.path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +293,72 @@ mod tests {
         ] {
             assert_eq!(BackupTarget::format_mismatch(f, p), None, "{f:?} {p}");
         }
+    }
+
+    #[test]
+    fn only_hex_commit_ids_name_a_snapshot() {
+        assert!(valid_sha("0123abc"));
+        assert!(valid_sha(&"a".repeat(40)));
+        for bad in [
+            "main",
+            "HEAD~1",
+            "012345",
+            "ABCDEF0",
+            "0123abc:x",
+            &"a".repeat(41),
+        ] {
+            assert!(!valid_sha(bad), "{bad}");
+        }
+    }
+
+    fn commit_to(bare: &std::path::Path, files: &[(&str, &str)], message: &str) {
+        let remote = Remote::new(&bare.display().to_string(), Default::default()).unwrap();
+        let work = bare.parent().unwrap().join("work");
+        let mut repo = Repo::open_or_clone(&remote, &work).unwrap();
+        let change = git::Change {
+            files: files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
+            message: message.into(),
+        };
+        repo.publish("main", &PublishOptions::default(), |_| Some(change.clone()))
+            .unwrap();
+    }
+
+    #[test]
+    fn history_lists_the_commits_that_changed_the_file_newest_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bare = tmp.path().join("backups.git");
+        git2::Repository::init_bare(&bare).unwrap();
+        commit_to(&bare, &[("prod.json", "1")], "backup: first");
+        commit_to(&bare, &[("other.txt", "x")], "unrelated");
+        commit_to(&bare, &[("prod.json", "2")], "backup: second\n\nbody");
+        commit_to(&bare, &[("prod.json", "3")], "backup: third");
+        let target = BackupTarget {
+            remote: Remote::new(&bare.display().to_string(), Default::default()).unwrap(),
+            branch: "main".into(),
+            path: "prod.json".into(),
+            cache_dir: tmp.path().join("cache"),
+            message_prefix: "backup".into(),
+            format: None,
+            publish: PublishOptions::default(),
+        };
+        let all = history(&target, 20).unwrap();
+        let subjects: Vec<&str> = all.iter().map(|c| c.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            ["backup: third", "backup: second", "backup: first"]
+        );
+        assert!(
+            all.iter()
+                .all(|c| c.commit.0.len() == 40 && c.at.ends_with('Z'))
+        );
+        assert_eq!(history(&target, 2).unwrap().len(), 2);
+        let other = BackupTarget {
+            branch: "nope".into(),
+            ..target.clone()
+        };
+        assert!(history(&other, 20).unwrap().is_empty());
     }
 }

@@ -42,19 +42,25 @@ pub fn connect(
         crate::gateway::DEFAULT_JWT_ISSUER.into(),
     )
     .map_err(|e| ConnectError::Config(e.to_string()))?;
-    client(url, auth, None, s)
+    client(url, auth, None, None, s)
 }
 
 /// A client for `url` with `auth` resolved by the caller (the controller reads it from
-/// Kubernetes Secrets), at `rate_limit` requests per minute (default: the client's).
+/// Kubernetes Secrets), at `rate_limit` requests per minute (default: the client's), trusting
+/// the CA certificates of `ca_pem` besides the system's.
 pub fn client(
     url: &str,
     auth: Auth,
     rate_limit: Option<usize>,
+    ca_pem: Option<String>,
     s: &Settings,
 ) -> Result<Client, ConnectError> {
     crate::gateway::check_url(url).map_err(|e| ConnectError::Config(e.to_string()))?;
+    if let Some(pem) = &ca_pem {
+        crate::gateway::check_ca_pem(pem).map_err(ConnectError::Config)?;
+    }
     let mut client_opts = ClientOptions::new(url.to_string(), auth);
+    client_opts.ca_pem = ca_pem;
     client_opts.stats = s.stats.clone();
     client_opts.limiter = s.limiter.clone();
     if let Some(t) = s.timeout {

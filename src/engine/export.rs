@@ -44,7 +44,7 @@ pub enum ExportError {
         #[source]
         source: CryptoError,
     },
-    #[error("--include matched nothing on the gateway")]
+    #[error("the selection (--include or the entities named) matched nothing on the gateway")]
     NothingIncluded,
 }
 
@@ -72,11 +72,8 @@ pub async fn export<G: crate::gateway::Gateway>(
 ) -> Result<Exported, ExportError> {
     let live = client.live(&Kind::ALL).await?;
     let (base, ids) = from_live(&live);
-    let selected = select::select(&base, &opts.selection);
+    let selected = selected(&base, &opts.selection)?;
     let mut doc = selected.document;
-    if opts.selection.include.is_some() && doc.entities.total() == 0 {
-        return Err(ExportError::NothingIncluded);
-    }
     fill_credentials(client, &mut doc.entities, &ids, &live, opts).await?;
     fill_content(
         client,
@@ -97,6 +94,27 @@ pub async fn export<G: crate::gateway::Gateway>(
         document: doc,
         skipped: selected.skipped,
     })
+}
+
+/// What `selection` chooses of the live gateway, without reading a credential or a
+/// resource's content: the entities it would export and the dependencies it adds (a
+/// preview of [`export`], the same selection code).
+pub async fn select_live<G: crate::gateway::Gateway>(
+    client: &G,
+    selection: &Selection,
+) -> Result<select::Selected, ExportError> {
+    let live = client.live(&Kind::ALL).await?;
+    selected(&from_live(&live).0, selection)
+}
+
+/// `selection` applied to `base`; an include or a pick that chooses nothing is an error.
+fn selected(base: &Document, selection: &Selection) -> Result<select::Selected, ExportError> {
+    let selected = select::select(base, selection);
+    let named = selection.include.is_some() || selection.picked.is_some();
+    if named && selected.document.entities.total() == 0 {
+        return Err(ExportError::NothingIncluded);
+    }
+    Ok(selected)
 }
 
 /// Live ids of the document's entities, by (kind, key).

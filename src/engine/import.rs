@@ -185,7 +185,7 @@ pub struct Preview {
 }
 
 /// The preview of a staged import: per entity what the strategy decides, conflicts marked,
-/// the dependencies it creates. Under `fail`, stage with [`preview_options`] (conflicts are
+/// the dependencies it creates. Under `fail` and `skip`, stage with [`preview_options`] (conflicts are
 /// then shown, not refused). Pure.
 pub fn preview(staged: &Staged, strategy: Strategy, include: Option<&IncludeSpec>) -> Preview {
     let mut out = Preview {
@@ -219,6 +219,13 @@ pub fn preview(staged: &Staged, strategy: Strategy, include: Option<&IncludeSpec
         let renamed_to = (step.target != step.key).then(|| step.target.clone());
         if renamed_to.is_some() {
             conflict = true;
+        }
+        if strategy == Strategy::Skip && matches!(step.action, StepAction::Update(_)) {
+            action = crate::core::verb::Verb::Skip;
+            reason = Some(format!(
+                "exists and differs ({}); conflict strategy skip",
+                fields.join(", ")
+            ));
         }
         if strategy == Strategy::Fail && conflict {
             action = crate::core::verb::Verb::Fail;
@@ -254,10 +261,10 @@ pub fn preview(staged: &Staged, strategy: Strategy, include: Option<&IncludeSpec
     out
 }
 
-/// The options a preview stages with: `fail` is staged as `update`, so that every conflict
-/// is listed instead of refusing the preview.
+/// The options a preview stages with: `fail` and `skip` are staged as `update`, so that every
+/// conflict is listed (with its fields) instead of refusing the preview or hiding it as a skip.
 pub fn preview_options(mut opts: Options) -> Options {
-    if opts.strategy == Strategy::Fail {
+    if matches!(opts.strategy, Strategy::Fail | Strategy::Skip) {
         opts.strategy = Strategy::Update;
     }
     opts.dry_run = true;
@@ -344,5 +351,30 @@ mod tests {
             "a differs, and s links one more tool: {p:?}"
         );
         assert_eq!(p.summary["tools"]["create"], 1);
+
+        // Under skip the same conflict is shown as a conflict that is skipped, with its fields.
+        let staged = stage(
+            &gw,
+            Request {
+                whole: &changed,
+                file: "doc",
+                keys: Keys::default(),
+                include: None,
+                opts: preview_options(Options {
+                    strategy: Strategy::Skip,
+                    ..Options::default()
+                }),
+            },
+        )
+        .await
+        .expect("stage");
+        let p = preview(&staged, Strategy::Skip, None);
+        let a = p.items.iter().find(|i| i.name == "a").expect("a");
+        assert!(a.conflict, "{a:?}");
+        assert_eq!(a.action, crate::core::verb::Verb::Skip);
+        assert!(a.fields.iter().any(|f| f.contains("url")), "{a:?}");
+        assert!(a.reason.as_deref().unwrap_or("").contains("skip"), "{a:?}");
+        assert_eq!(p.summary["tools"]["skip"], 1, "{p:?}");
+        assert_eq!(gw.writes(), writes, "a preview writes nothing");
     }
 }

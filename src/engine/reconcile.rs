@@ -3,11 +3,11 @@
 //! environment, connect, mark what it owns when pruning, `apply::ready`, add prune's deletes,
 //! then `apply::owner` + `apply::execute`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::core::diff::{Desired, LineOp, plan_line};
 use crate::core::digest::Keyed;
@@ -111,6 +111,8 @@ pub struct Connect {
     pub keys: Keys,
     /// Requests per minute (default: the client's); the process keeps one limit per URL.
     pub rate_limit: Option<usize>,
+    /// CA certificates (PEM) the gateway's TLS certificate may chain to, besides the system's.
+    pub ca_pem: Option<String>,
 }
 
 /// An environment connected to its gateway.
@@ -174,6 +176,7 @@ impl Target {
                 auth,
                 keys,
                 rate_limit: None,
+                ca_pem: None,
             },
             s,
         )
@@ -190,11 +193,12 @@ impl Target {
         env.config.gateway = conn.url;
         let c = &env.config;
         let bad = |m: String| config_error(&env.dir, m);
-        let client = crate::engine::connect::client(&c.gateway, conn.auth, conn.rate_limit, s)
-            .map_err(|e| match e {
-                ConnectError::Gateway(g) => ReconcileError::Gateway(g),
-                ConnectError::Config(m) => bad(m),
-            })?;
+        let client =
+            crate::engine::connect::client(&c.gateway, conn.auth, conn.rate_limit, conn.ca_pem, s)
+                .map_err(|e| match e {
+                    ConnectError::Gateway(g) => ReconcileError::Gateway(g),
+                    ConnectError::Config(m) => bad(m),
+                })?;
         let keys = conn.keys;
         let opts = Options {
             strategy: c.conflict_strategy.unwrap_or_default(),
@@ -591,85 +595,4 @@ fn live_digest(key: &[u8], ready: &Ready) -> String {
     )
 }
 
-/// The saved form of a plan (`plan --out plan.json`): where it applies, digests of both
-/// sides, and the changes for people to read. No credential, no substituted value.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SavedPlan {
-    pub format: String,
-    pub environment: PathBuf,
-    pub gateway: String,
-    pub created_at: String,
-    pub desired_digest: String,
-    pub live_digest: String,
-    pub counts: Counts,
-    pub changes: Vec<String>,
-}
-
-/// The `format` of a saved plan.
-pub const PLAN_FORMAT: &str = "mcp-gitops-plan/1";
-
-impl SavedPlan {
-    pub fn new(t: &Target, p: &Planned, created_at: String) -> SavedPlan {
-        let (desired_digest, live_digest) = t.digests(p);
-        SavedPlan {
-            format: PLAN_FORMAT.into(),
-            environment: t
-                .env
-                .dir
-                .canonicalize()
-                .unwrap_or_else(|_| t.env.dir.clone()),
-            gateway: t.env.config.gateway.clone(),
-            created_at,
-            desired_digest,
-            live_digest,
-            counts: p.counts(),
-            changes: p.lines(false),
-        }
-    }
-
-    /// Read a saved plan; `None` when `path` is not one (an environment directory, say).
-    pub fn read(path: &Path) -> Option<Result<SavedPlan, PlanFileError>> {
-        if !path.is_file() {
-            return None;
-        }
-        let file = path.display().to_string();
-        let text = match crate::core::document::read_text(path) {
-            Ok((_, t)) => t,
-            Err(e) => return Some(Err(PlanFileError::Load(e))),
-        };
-        Some(
-            serde_json::from_str::<SavedPlan>(&text)
-                .map_err(|e| PlanFileError::NotAPlan {
-                    file: file.clone(),
-                    reason: crate::core::quote::clean(&e.to_string(), false),
-                })
-                .and_then(|p| {
-                    if p.format == PLAN_FORMAT {
-                        Ok(p)
-                    } else {
-                        Err(PlanFileError::Format {
-                            file,
-                            format: crate::core::quote::quote(&p.format).to_string(),
-                        })
-                    }
-                }),
-        )
-    }
-}
-
-/// A file given as a saved plan that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanFileError {
-    #[error(transparent)]
-    Load(#[from] crate::core::document::LoadError),
-    #[error("{file}: not a saved plan: {reason}")]
-    NotAPlan { file: String, reason: String },
-    #[error("{file}: plan format {format} is not {PLAN_FORMAT}")]
-    Format { file: String, format: String },
-}
-
-impl Classify for PlanFileError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Invalid
-    }
-}
+pub use super::saved_plan::{PLAN_FORMAT, PlanFileError, SavedPlan};

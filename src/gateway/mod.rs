@@ -6,6 +6,7 @@ mod auth;
 pub mod body;
 pub mod fake;
 mod http;
+pub mod info;
 mod limiter;
 pub mod live;
 mod ops;
@@ -43,6 +44,9 @@ pub struct ClientOptions {
     /// A limiter of its own (default: the process's one for this gateway URL, at `rate_limit`
     /// or the lowest rate another client of that gateway asked for).
     pub limiter: Option<Arc<Limiter>>,
+    /// A PEM bundle of CA certificates the gateway's TLS certificate may chain to, besides the
+    /// system's (check it first with [`check_ca_pem`]).
+    pub ca_pem: Option<String>,
 }
 
 impl ClientOptions {
@@ -55,6 +59,7 @@ impl ClientOptions {
             retry: RetryPolicy::default(),
             stats: None,
             limiter: None,
+            ca_pem: None,
         }
     }
 }
@@ -96,6 +101,21 @@ pub fn check_url(url: &str) -> Result<String, UrlError> {
     Ok(url.to_string())
 }
 
+/// The certificates of a PEM bundle; an error saying why when it holds none or is not PEM.
+fn ca_certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| format!("the CA bundle is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the CA bundle holds no certificate".into());
+    }
+    Ok(certs)
+}
+
+/// Whether `pem` is a usable CA bundle (configuration is checked before any connection).
+pub fn check_ca_pem(pem: &str) -> Result<(), String> {
+    ca_certificates(pem).map(|_| ())
+}
+
 impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client, GatewayError> {
         let base = check_url(&opts.url).map_err(|e| GatewayError::Unreachable {
@@ -103,7 +123,15 @@ impl Client {
             reason: e.to_string(),
         })?;
         let bearer = http::Bearer::new(opts.auth.clone())?;
+        let cas = match &opts.ca_pem {
+            Some(pem) => ca_certificates(pem).map_err(|reason| GatewayError::Unreachable {
+                url: base.clone(),
+                reason,
+            })?,
+            None => Vec::new(),
+        };
         let http = reqwest::Client::builder()
+            .tls_certs_merge(cas)
             .timeout(opts.timeout)
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("mcp-gitops/", env!("CARGO_PKG_VERSION")))

@@ -38,16 +38,21 @@ impl Failures {
         }
     }
 
-    /// Count a failure from `ip` at `now`, or say how long that client must wait.
-    pub fn record(&mut self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut key = match ip {
+    /// The window an address counts in: an IPv4 address, an IPv6 /64.
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip {
             IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
                 let s = v6.segments();
                 IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
             IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("mapped")),
             v4 => v4,
-        };
+        }
+    }
+
+    /// Count a failure from `ip` at `now`, or say how long that client must wait.
+    pub fn record(&mut self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut key = Self::key(ip);
         if !self.clients.contains_key(&key) && self.clients.len() >= Self::MAX_CLIENTS {
             self.clients.retain(|_, w| w.expire(now));
             if self.clients.len() >= Self::MAX_CLIENTS {
@@ -59,6 +64,19 @@ impl Failures {
             .entry(key)
             .or_insert_with(|| window(per_minute))
             .admit(now)
+    }
+
+    /// How long `ip` must wait before another failure would be counted (None: it need not),
+    /// counting nothing: a client over its limit is refused before it is even checked.
+    pub fn blocked(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let mut key = Self::key(ip);
+        if !self.clients.contains_key(&key) {
+            if self.clients.len() < Self::MAX_CLIENTS {
+                return None;
+            }
+            key = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        }
+        self.clients.get_mut(&key)?.wait(now)
     }
 }
 

@@ -90,6 +90,10 @@ pub fn start(
                 u.session_ttl.as_secs(),
             ),
             secure_cookies: false,
+            jobs: std::sync::OnceLock::new(),
+            uploads: Default::default(),
+            exports: Default::default(),
+            login_failures: std::sync::Mutex::new(Failures::new(ui::login::FAILURES_PER_MINUTE)),
         }),
     });
     let cap = listener::Cap::new(
@@ -122,6 +126,9 @@ pub fn start(
         ),
     );
     let jobs = Arc::new(jobs::wire::build(cfg, &app, served_jobs));
+    if let Some(ui) = &app.ui {
+        let _ = ui.jobs.set(jobs.clone());
+    }
     let jobs = jobs::routes(jobs)
         .layer(axum::extract::DefaultBodyLimit::max(app.api.body_limit))
         .route_layer(axum::middleware::from_fn_with_state(

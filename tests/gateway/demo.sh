@@ -3,7 +3,8 @@
 # REST API, back it up with `mcp-gitops export`, restore the backup into a second gateway, then
 # manage that gateway from an environment directory (apply, edit, plan, apply), and finally from
 # a Git repository with the daemon (commit, signed webhook, change live, scheduled backup
-# commit, status and metrics); stop everything.
+# commit, status and metrics), export and import through its HTTP API with curl, screenshots of
+# its web UI; stop everything.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -131,6 +132,8 @@ api:
   open_metrics: true
   tokens:
     - {name: demo, role: operator, token: {env: DEMO_UI_TOKEN}}
+  gateways:   # the first gateway, without a desired state: the API exports and imports it
+    - {name: origin, gateway: {url: "$URL", user: $PLATFORM_ADMIN_EMAIL, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}}
 webhook: {secret: {env: DEMO_WEBHOOK_SECRET}}
 ui: {}
 environments:
@@ -195,11 +198,32 @@ for line in m.splitlines():
                         "mcp_gitops_webhook_requests_total")):
         print("    " + line)
 PY
+echo "==> Export and import through the daemon's HTTP API (the token is the operator's, in DEMO_UI_TOKEN):"
+API="http://$(sed -n 's/.*listening on \([0-9.:]*\);.*/\1/p' "$G/daemon.log" | head -1)"
+mkdir -p "$DIR/api"
+echo "    API=$API"
+cd "$ROOT"
+SHOW() { "$ROOT/.venv/bin/python" "$HERE/api_show.py" "$@"; }
+run() { # a command line: printed as it is (variables unexpanded, so no token), then run
+  printf '    $ %s\n' "$1"
+  eval "$1"
+}
+run 'curl -fsS -H "Authorization: Bearer $DEMO_UI_TOKEN" "$API/api/v1/gateways/origin/export" -o .run/demo/api/export.json'
+SHOW counts .run/demo/api/export.json
+SHOW edit .run/demo/api/export.json .run/demo/api/edited.json
+echo "    (.run/demo/api/edited.json: the same document with weather-current's description changed)"
+run 'curl -fsS -H "Authorization: Bearer $DEMO_UI_TOKEN" -F conflict_strategy=update -F file=@.run/demo/api/edited.json "$API/api/v1/gateways/origin/import/preview" -o .run/demo/api/preview.json'
+SHOW preview .run/demo/api/preview.json
+run 'JOB=$(curl -fsS -H "Authorization: Bearer $DEMO_UI_TOKEN" -F conflict_strategy=update -F file=@.run/demo/api/edited.json "$API/api/v1/gateways/origin/import" | SHOW job_id)'
+run 'curl -fsSN --max-time 120 -H "Authorization: Bearer $DEMO_UI_TOKEN" "$API/api/v1/jobs/$JOB/events" | grep -A1 "^event: done" | cut -c1-150'
+run 'curl -fsS -H "Authorization: Bearer $DEMO_UI_TOKEN" "$API/api/v1/jobs/$JOB" -o .run/demo/api/job.json'
+SHOW job .run/demo/api/job.json
+run 'curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/v1/tools?limit=0" | SHOW live weather-current'
 echo "==> The web UI (log in at the daemon's address + /ui with the token in DEMO_UI_TOKEN); screenshots of its pages:"
 mkdir -p "$DIR/ui"
 "$ROOT/.venv/bin/python" "$ROOT/tests/browser/demo_screenshots.py" "$G/daemon.log" "$DIR/ui" "$DEMO_UI_TOKEN" \
-  /ui /ui/env/prod/plan /ui/env/prod/export
-echo "    saved under .run/demo/ui/"
+  /ui /ui/env/prod/plan /ui/env/prod/export /ui/import /ui/env/prod/import /ui/jobs /ui/backups
+echo "    saved under .run/demo/ui/ ($(ls "$DIR/ui" | wc -l) PNG files, desktop and phone size)"
 kill -TERM $DPID
 wait $DPID || true
 echo "==> The daemon's log (SIGTERM: it finishes what is in flight, saves its state, stops):"

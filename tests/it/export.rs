@@ -306,7 +306,7 @@ async fn bad_input_and_faults_are_one_line_errors_and_write_nothing() {
             vec!["--user", common::ADMIN, "--include", "tools:nope-*"],
             vec![],
             2,
-            "--include matched nothing",
+            "matched nothing on the gateway",
         ),
         (
             "basic auth",

@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod api_import_commit;
 mod api_jobs;
 mod content_cache;
 mod daemon;
@@ -28,4 +29,8 @@ mod kube_api;
 mod limits;
 mod secrets;
 mod ui;
+mod ui_export;
+mod ui_import;
+mod ui_import_commit;
+mod ui_pages;
 mod watch;

@@ -6,64 +6,18 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::Gateway;
-use crate::common::browser::Browser;
+use crate::common::browser::{Browser, Seen, click, log_in};
+use crate::common::{Gateway, set_description};
 use crate::daemon::{Daemon, ENV_CONFIG, tool_doc, tool_with_token};
-use mcp_gitops::gateway::Action;
 use serde_json::json;
 
 const OPERATOR: &str = "ui-operator-token-0123456789";
 const VIEWER: &str = "ui-viewer-token-0123456789";
 const CANARY: &str = "ui-canary-bearer-4242";
 
-/// Every page the test looked at, for the canary check at the end.
-#[derive(Default)]
-struct Seen(Vec<(String, String)>);
-
-impl Seen {
-    async fn add(&mut self, b: &Browser) {
-        self.0.push((b.url().await, b.source().await));
-    }
-}
-
-async fn set_description(gw: &Gateway, name: &str, description: &str) {
-    let tools = gw.get("/v1/tools?limit=0").await;
-    let id = tools
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("no tool {name}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    gw.client()
-        .put(
-            &format!("/v1/tools/{id}"),
-            &json!({"description": description}),
-            &Action::new("edit by hand"),
-        )
-        .await
-        .unwrap();
-}
-
 async fn description(gw: &Gateway, name: &str) -> Option<String> {
     let tools = gw.get("/v1/tools?limit=0").await;
     crate::common::description(tools.as_array().unwrap(), name)
-}
-
-async fn log_in(b: &Browser, base: &str, token: &str) {
-    b.goto(&format!("{base}/ui/login")).await;
-    b.find("#token").await.send_keys(token).await.unwrap();
-    b.find("form[action='/ui/login'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn click(b: &Browser, css: &str) {
-    b.find(css).await.click().await.unwrap();
 }
 
 /// Click a button that asks for confirmation, and confirm.
@@ -118,7 +72,7 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
 
     // Not logged in: the login page. A wrong token is refused.
     b.goto(&format!("{base}/ui")).await;
-    assert!(b.url().await.ends_with("/ui/login"), "{}", b.url().await);
+    b.wait_url("/ui/login").await;
     b.find("label[for=token]").await;
     b.screenshots("login", None).await;
     log_in(&b, &base, "not-a-token-of-daemon-yaml").await;
@@ -134,9 +88,9 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     assert!(b.text("#apply-state").await.contains("Observe mode"),);
     seen.add(&b).await;
     click(&b, "form[action='/ui/logout'] button").await;
-    assert!(b.url().await.ends_with("/ui/login"));
+    b.wait_url("/ui/login").await;
     b.goto(&format!("{base}/ui")).await;
-    assert!(b.url().await.ends_with("/ui/login"), "logged out");
+    b.wait_url("/ui/login").await; // logged out
 
     // The operator: one row per environment with its mode, sync state and drift.
     log_in(&b, &base, OPERATOR).await;
@@ -192,6 +146,7 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     assert!(b.text("#summary").await.contains("~1 update"));
     seen.add(&b).await;
     b.screenshots("plan-apply", None).await;
+    let cycles = d.status("dev").await["cycles"].as_u64().unwrap();
     click_confirmed(&b, "#apply button").await;
     assert!(
         b.text("#applied").await.contains("1 updated"),
@@ -201,6 +156,12 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     assert_eq!(description(&gw, "dev-api").await.as_deref(), Some("v1"));
     seen.add(&b).await;
     b.screenshots("applied", None).await;
+    // The apply asks the worker to check again; that cycle must be over before the next hand
+    // changes, or it would heal them (dev is in auto mode).
+    d.wait_status("dev", "the cycle after the apply", |s| {
+        s["cycles"].as_u64().unwrap() > cycles
+    })
+    .await;
 
     // A plan that no longer holds is not applied.
     set_description(&gw, "dev-api", "by hand 2").await;
@@ -220,7 +181,8 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     seen.add(&b).await;
     b.screenshots("stale", None).await;
 
-    // Export: one entity selected, downloaded, and it is the gateway's.
+    // Export: one entity selected, previewed (it needs nothing else), downloaded, and it is
+    // the gateway's.
     b.goto(&format!("{base}/ui/env/dev/export")).await;
     let tools_live = gw.tool_names().await;
     assert!(
@@ -234,6 +196,11 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     seen.add(&b).await;
     b.screenshots("export", None).await;
     click(&b, "#export-selected").await;
+    b.wait_url("/ui/env/dev/export/preview").await;
+    assert_eq!(b.text("#selected").await, "tools: dev-api");
+    b.find("#no-dependencies").await;
+    seen.add(&b).await;
+    click(&b, "#download-selected").await;
     let file = b.download("export-").await;
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     assert!(

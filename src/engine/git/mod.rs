@@ -18,7 +18,7 @@ mod worktree;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use repo::{Change, Published, Repo, Snapshot, Tree};
+pub use repo::{Change, FileCommit, Published, Repo, Snapshot, Tree};
 pub use url::RemoteUrl;
 pub use worktree::WorkingCopy;
 

@@ -11,6 +11,9 @@ use git2::{FetchOptions, FetchPrune, ObjectType, Oid, PushOptions, Repository, S
 use super::auth::Session;
 use super::{CommitId, GitError, PublishOptions, Remote};
 
+mod history;
+pub use history::FileCommit;
+
 const FETCH_REFSPECS: [&str; 2] = [
     "+refs/heads/*:refs/remotes/origin/*",
     "+refs/tags/*:refs/tags/*",
@@ -297,6 +300,18 @@ impl Repo {
         &mut self,
         branch: &str,
         opts: &PublishOptions,
+        build: impl FnMut(&Snapshot<'_>) -> Option<Change>,
+    ) -> Result<Published, GitError> {
+        self.publish_from(branch, None, opts, build)
+    }
+
+    /// [`Repo::publish`], but a `branch` the remote lacks starts from the head of `start`
+    /// (None, or `start` missing too: without history). `start` itself is never written.
+    pub fn publish_from(
+        &mut self,
+        branch: &str,
+        start: Option<&str>,
+        opts: &PublishOptions,
         mut build: impl FnMut(&Snapshot<'_>) -> Option<Change>,
     ) -> Result<Published, GitError> {
         let refname = format!("refs/heads/{branch}");
@@ -312,7 +327,10 @@ impl Repo {
                 std::thread::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)));
             }
             self.fetch()?;
-            let head = self.branch_head(branch)?;
+            let head = match (self.branch_head(branch)?, start) {
+                (None, Some(s)) => self.branch_head(s)?,
+                (h, _) => h,
+            };
             let commit = self.prepare(branch, head.as_ref(), &mut build)?;
             let Some(commit) = commit else {
                 return Ok(Published::Unchanged { head });

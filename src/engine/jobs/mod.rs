@@ -5,6 +5,7 @@
 //! state directory. A job record never holds a secret: results carry names, verbs and field
 //! names, never values.
 
+pub mod commit;
 pub mod run;
 pub mod store;
 
@@ -15,6 +16,7 @@ use crate::core::policy::Strategy;
 use crate::core::verb::Verb;
 use crate::engine::apply::{EntityResult, Outcome, Report};
 
+pub use commit::{queue_commit, run_commit};
 pub use run::{ImportSpec, queue, run_import};
 pub use store::{JobStore, StoreError};
 
@@ -279,7 +281,7 @@ impl Job {
             JobState::Failed | JobState::Interrupted | JobState::Cancelled => "failed",
         };
         let c = &self.counts;
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "import_id": self.id,
             "status": status,
             "progress": {
@@ -294,7 +296,13 @@ impl Job {
             "warnings": self.warnings,
             "started_at": self.started_at.as_ref().unwrap_or(&self.created_at),
             "completed_at": self.finished_at,
-        })
+        });
+        // Ours, beside ContextForge's fields: what the job produced (an import that became a
+        // commit says which).
+        if let Some(o) = &self.outcome {
+            v["outcome"] = o.clone();
+        }
+        v
     }
 }
 

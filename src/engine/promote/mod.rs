@@ -8,13 +8,14 @@
 //! base) goes to `promoted.yaml` in the target directory (or an existing `promoted.json` /
 //! `promoted.yml`). Files are rewritten in normal form (YAML comments are not kept).
 
+pub(crate) mod place;
 mod write;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::core::changes::{self, Changes};
+use crate::core::changes::Changes;
 use crate::core::document::Entities;
 use crate::core::kind::Kind;
 use crate::core::secrets::{CryptoError, Secret};
@@ -90,7 +91,7 @@ pub enum PromoteError {
 }
 
 /// Read an environment as written: `${VAR}` references are kept, not substituted.
-fn load_as_written(dir: &Path) -> Result<Environment, EnvError> {
+pub(crate) fn load_as_written(dir: &Path) -> Result<Environment, EnvError> {
     environment::load_with_vars(dir, &|var| Some(format!("${{{var}}}")))
 }
 
@@ -142,41 +143,33 @@ pub fn promote(opts: &PromoteOptions) -> Result<PromoteOutcome, PromoteError> {
 
     // Keys are read only when credentials are to be carried over or compared: an
     // environment variable that is not set does not matter otherwise.
-    let mut current = target.document.entities.clone();
-    keep_only(&mut current, &selected.entities);
-    let (source_key, target_key) =
-        if has_credentials(&selected.entities) || has_credentials(&current) {
-            let source_key = match &opts.source_secret {
-                Some(k) => Some(k.clone()),
-                None => source
-                    .secret(&source.config.secret)?
-                    .map(|s| Secret::new(&s)),
-            };
-            let target_key = match &opts.target_secret {
-                Some(k) => Some(k.clone()),
-                None => target
-                    .secret(&target.config.secret)?
-                    .map(|s| Secret::new(&s))
-                    .or_else(|| source_key.clone()),
-            };
-            (source_key, target_key)
-        } else {
-            (None, None)
+    let (source_key, target_key) = if place::needs_keys(&target, &selected.entities) {
+        let source_key = match &opts.source_secret {
+            Some(k) => Some(k.clone()),
+            None => source
+                .secret(&source.config.secret)?
+                .map(|s| Secret::new(&s)),
         };
-    let mut promoted = selected.entities.clone();
-    rekey(
-        &mut promoted,
-        source_key.as_ref(),
-        target_key.as_ref(),
-        &from,
-    )?;
-
-    // Compare with what the target holds now, credentials by their decrypted value.
-    let (cmp_new, cmp_old) = (
-        fingerprinted(&promoted, target_key.as_ref(), &to, "--rekey-secret")?,
-        fingerprinted(&current, target_key.as_ref(), &to, "--rekey-secret")?,
-    );
-    let changes = changes::between(Some(&cmp_old), &cmp_new);
+        let target_key = match &opts.target_secret {
+            Some(k) => Some(k.clone()),
+            None => target
+                .secret(&target.config.secret)?
+                .map(|s| Secret::new(&s))
+                .or_else(|| source_key.clone()),
+        };
+        (source_key, target_key)
+    } else {
+        (None, None)
+    };
+    let keys = place::PlaceKeys {
+        source: source_key.as_ref(),
+        target: target_key.as_ref(),
+        source_name: &from,
+        source_flag: "--secret",
+        target_flag: "--rekey-secret",
+    };
+    let placement = place::place(&to_dir, &to, &target, &selected.entities, &keys)?;
+    let (changes, files) = (placement.changes, placement.files);
     let mut out = PromoteOutcome {
         from: from.clone(),
         to: to.clone(),
@@ -186,17 +179,6 @@ pub fn promote(opts: &PromoteOptions) -> Result<PromoteOutcome, PromoteError> {
         out.changes = changes;
         return Ok(out);
     }
-    let changed: Vec<(Kind, String)> = changes
-        .items
-        .iter()
-        .map(|c| {
-            (
-                c.kind,
-                crate::core::document::validate::identity(c.kind, &c.key),
-            )
-        })
-        .collect();
-    let files = write::plan(&to_dir, &to, &promoted, &changed)?;
     let message = changes.message(&format!("promote {from} -> {to}"));
     out.files = files.iter().map(|(p, _)| p.clone()).collect();
     out.changes = changes;
@@ -221,107 +203,6 @@ pub fn promote(opts: &PromoteOptions) -> Result<PromoteOutcome, PromoteError> {
     }
     out.commit = Some(wc.commit_files(&files, &message)?);
     out.branch = wc.current_branch();
-    Ok(out)
-}
-
-/// Decrypt every credential with the source key and encrypt it with the target key.
-fn rekey(
-    e: &mut Entities,
-    from: Option<&Secret>,
-    to: Option<&Secret>,
-    dir: &str,
-) -> Result<(), PromoteError> {
-    let values = e
-        .tools
-        .iter_mut()
-        .map(|t| (Kind::Tool, &t.name, &mut t.auth_value))
-        .chain(
-            e.gateways
-                .iter_mut()
-                .map(|g| (Kind::Gateway, &g.name, &mut g.auth_value)),
-        );
-    for (kind, name, value) in values {
-        let Some(v) = value.as_deref() else { continue };
-        let no_key = |flag| PromoteError::NoKey {
-            dir: dir.to_string(),
-            kind,
-            name: name.clone(),
-            flag,
-        };
-        let from = from.ok_or_else(|| no_key("--secret"))?;
-        let to = to.ok_or_else(|| no_key("--rekey-secret"))?;
-        let creds = from.decrypt(v).map_err(|source| PromoteError::Credential {
-            dir: dir.to_string(),
-            kind,
-            name: name.clone(),
-            source,
-        })?;
-        *value = Some(to.encrypt(&creds));
-    }
-    Ok(())
-}
-
-fn has_credentials(e: &Entities) -> bool {
-    e.tools.iter().any(|t| t.auth_value.is_some())
-        || e.gateways.iter().any(|g| g.auth_value.is_some())
-}
-
-/// Keep only the entities of `e` that `wanted` also has (by kind and identity).
-fn keep_only(e: &mut Entities, wanted: &Entities) {
-    let keys: std::collections::BTreeSet<(Kind, String)> = Kind::ALL
-        .iter()
-        .flat_map(|k| {
-            wanted
-                .keys(*k)
-                .into_iter()
-                .map(move |n| (*k, crate::core::document::validate::identity(*k, n)))
-        })
-        .collect();
-    let has =
-        |k: Kind, n: &str| keys.contains(&(k, crate::core::document::validate::identity(k, n)));
-    e.tools.retain(|x| has(Kind::Tool, &x.name));
-    e.gateways.retain(|x| has(Kind::Gateway, &x.name));
-    e.servers.retain(|x| has(Kind::Server, &x.name));
-    e.prompts.retain(|x| has(Kind::Prompt, &x.name));
-    e.resources.retain(|x| has(Kind::Resource, &x.uri));
-    e.roots.retain(|x| has(Kind::Root, &x.uri));
-}
-
-/// A copy whose `auth_value`s are replaced by a digest of their decrypted value, so that
-/// equal credentials compare equal whatever their nonce. A value the key cannot decrypt is an
-/// error: the target key is wrong.
-fn fingerprinted(
-    e: &Entities,
-    key: Option<&Secret>,
-    dir: &str,
-    flag: &'static str,
-) -> Result<Entities, PromoteError> {
-    let mut out = e.clone();
-    let values = out
-        .tools
-        .iter_mut()
-        .map(|t| (Kind::Tool, &t.name, &mut t.auth_value))
-        .chain(
-            out.gateways
-                .iter_mut()
-                .map(|g| (Kind::Gateway, &g.name, &mut g.auth_value)),
-        );
-    for (kind, name, value) in values {
-        let Some(v) = value.as_deref() else { continue };
-        let key = key.ok_or_else(|| PromoteError::NoKey {
-            dir: dir.to_string(),
-            kind,
-            name: name.clone(),
-            flag,
-        })?;
-        let creds = key.decrypt(v).map_err(|source| PromoteError::Credential {
-            dir: dir.to_string(),
-            kind,
-            name: name.clone(),
-            source,
-        })?;
-        *value = Some(crate::core::digest::sha256_hex(creds.to_json().as_bytes()));
-    }
     Ok(out)
 }
 

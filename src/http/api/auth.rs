@@ -8,7 +8,7 @@
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header;
@@ -29,6 +29,8 @@ pub struct ApiState {
     pub open_status: bool,
     pub open_metrics: bool,
     pub compat_environment: Option<String>,
+    /// Requests per client address and minute allowed (`api.rate_limit`; 0 = no limit).
+    pub per_minute: u32,
     /// Requests per client address in the last minute.
     pub clients: std::sync::Mutex<Failures>,
 }
@@ -41,8 +43,18 @@ impl ApiState {
             open_status: spec.open_status,
             open_metrics: spec.open_metrics,
             compat_environment: spec.compat_environment.clone(),
+            per_minute: spec.per_minute,
             clients: std::sync::Mutex::new(Failures::new(spec.per_minute)),
         }
+    }
+
+    /// Count a request from `ip`, or say how long that client must wait; never limited when
+    /// `api.rate_limit` is 0.
+    pub fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        self.clients.lock().expect("clients lock").record(ip, now)
     }
 
     /// The caller a bearer token belongs to (for the UI's login too).
@@ -143,12 +155,7 @@ pub fn client_ip(req: &Request) -> IpAddr {
 /// a length is cut at the limit by the extractors ([`super::body`]).
 pub async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let ip = client_ip(&req);
-    let admitted = s
-        .api
-        .clients
-        .lock()
-        .expect("clients lock")
-        .record(ip, Instant::now());
+    let admitted = s.api.admit(ip, Instant::now());
     if let Err(wait) = admitted {
         return ApiError::rate_limited(wait.as_secs()).into_response();
     }
@@ -166,4 +173,32 @@ pub async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
         return r;
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::api_config::ApiSpec;
+
+    #[test]
+    fn a_rate_limit_of_zero_admits_everything_and_another_counts_per_client() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let now = Instant::now();
+        let none = ApiState::new(&ApiSpec {
+            per_minute: 0,
+            ..ApiSpec::default()
+        });
+        assert!((0..10_000).all(|_| none.admit(ip, now).is_ok()));
+        let three = ApiState::new(&ApiSpec {
+            per_minute: 3,
+            ..ApiSpec::default()
+        });
+        assert!((0..3).all(|_| three.admit(ip, now).is_ok()));
+        assert!(three.admit(ip, now).is_err(), "the fourth in a minute");
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
+        assert!(
+            three.admit(other, now).is_ok(),
+            "another client is not limited by it"
+        );
+    }
 }

@@ -133,12 +133,21 @@ fn gw_source(s: &AppState, name: &str) -> Result<Source, ApiError> {
     })
 }
 
-/// Export with `selection` and answer the document as an attachment.
-pub(crate) async fn run(
+/// An exported document as a file: its text, name and type, and its entity counts.
+pub(crate) struct ExportFile {
+    pub(crate) text: String,
+    /// `export-YYYYMMDD-HHMMSS.json` (or `.yaml`).
+    pub(crate) name: String,
+    pub(crate) mime: &'static str,
+    pub(crate) document: document::Document,
+}
+
+/// Export with `selection` into a file (credentials encrypted, never in plaintext).
+pub(crate) async fn export_file(
     src: Source,
     selection: Selection,
     format: Format,
-) -> Result<Response, ApiError> {
+) -> Result<ExportFile, ApiError> {
     let gateway_secret = src.keys.gateway.clone().ok_or_else(|| {
         invalid("this gateway has no secret in daemon.yaml: export cannot decrypt its credentials")
     })?;
@@ -159,22 +168,40 @@ pub(crate) async fn run(
         Format::Json => ("json", "application/json"),
         Format::Yaml => ("yaml", "application/yaml"),
     };
-    let file = format!(
+    let name = format!(
         "export-{}.{ext}",
         chrono::DateTime::<chrono::Utc>::from(at).format("%Y%m%d-%H%M%S")
     );
-    let disposition = format!("attachment; filename=\"{file}\"");
-    let mut r = text.into_response();
+    Ok(ExportFile {
+        text,
+        name,
+        mime,
+        document: exported.document,
+    })
+}
+
+/// The file as a download (`Content-Disposition: attachment`), with its entity count in
+/// `X-Exported-Entities`.
+pub(crate) fn attachment(file: ExportFile) -> Response {
+    let disposition = format!("attachment; filename=\"{}\"", file.name);
+    let total = file.document.entities.total();
+    let mut r = file.text.into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.mime));
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(
-        "x-exported-entities",
-        HeaderValue::from(exported.document.entities.total()),
-    );
-    Ok(r)
+    h.insert("x-exported-entities", HeaderValue::from(total));
+    r
+}
+
+/// Export with `selection` and answer the document as an attachment.
+pub(crate) async fn run(
+    src: Source,
+    selection: Selection,
+    format: Format,
+) -> Result<Response, ApiError> {
+    Ok(attachment(export_file(src, selection, format).await?))
 }
 
 fn filtered(q: &ExportQuery) -> Result<(Selection, Format), ApiError> {

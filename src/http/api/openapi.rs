@@ -52,11 +52,40 @@ mod tests {
             }
             let text = std::fs::read_to_string(&p).unwrap();
             for chunk in text.split(".route(").skip(1) {
-                let Some(chunk) = chunk.trim_start().strip_prefix('"') else {
+                let chunk = chunk.trim_start();
+                // `"PATH"`, or `&format!("{p}PATH")` for each of the compatible routes' prefixes
+                let (paths, chunk) = if let Some(c) = chunk.strip_prefix('"') {
+                    (None, c)
+                } else if let Some(c) = chunk.strip_prefix("&format!(\"") {
+                    (Some(()), c)
+                } else {
                     continue;
                 };
                 let Some((path, rest)) = chunk.split_once('"') else {
                     continue;
+                };
+                // (past format!'s closing parenthesis)
+                let rest = match paths {
+                    None => rest,
+                    Some(()) => rest.strip_prefix(')').unwrap_or(rest),
+                };
+                let paths: Vec<String> = match paths {
+                    None => vec![path.to_string()],
+                    Some(()) => {
+                        let path = path.replace("{{", "\u{0}").replace("}}", "\u{1}");
+                        let rest = path.strip_prefix("{p}").unwrap_or_else(|| {
+                            panic!(
+                                "{}: a format!ed route other than {{p}}…: {path}",
+                                p.display()
+                            )
+                        });
+                        assert!(!rest.contains(['{', '}']), "{path}");
+                        let rest = rest.replace('\u{0}', "{").replace('\u{1}', "}");
+                        crate::http::jobs::compat::PREFIXES
+                            .iter()
+                            .map(|pre| format!("{pre}{rest}"))
+                            .collect()
+                    }
                 };
                 // The method router up to the closing parenthesis of .route(
                 let mut depth = 1;
@@ -80,7 +109,9 @@ mod tests {
                         i == 0 || !methods[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
                     });
                     if called {
-                        out.insert((m.to_string(), path.to_string()));
+                        for path in &paths {
+                            out.insert((m.to_string(), path.clone()));
+                        }
                     }
                 }
             }
@@ -103,6 +134,7 @@ mod tests {
             &mut routes,
         );
         assert!(routes.contains(&("post".into(), "/api/v1/environments/{env}/apply".into())));
+        assert!(routes.contains(&("get".into(), "/v1/admin/import/status/{id}".into())));
         let missing: Vec<_> = routes.difference(&documented).collect();
         assert!(
             missing.is_empty(),
@@ -124,5 +156,21 @@ mod tests {
             );
             assert!(op["responses"].is_object(), "{m} {path}");
         }
+    }
+
+    #[test]
+    fn an_import_that_becomes_a_commit_is_documented() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let s = &doc["components"]["schemas"];
+        assert_eq!(s["ImportRequest"]["properties"]["branch"]["type"], "string");
+        let outcome = &s["Job"]["properties"]["outcome"]["properties"];
+        for field in ["commit", "branch", "review", "files", "counts", "reconcile"] {
+            assert!(outcome[field].is_object(), "Job.outcome.{field}");
+        }
+        assert!(s["ImportPreview"]["properties"]["import_commits"].is_object());
+        let op = &doc["paths"]["/api/v1/environments/{env}/import"]["post"];
+        assert!(op["summary"].as_str().unwrap().contains("commits"));
+        let form = &op["requestBody"]["content"]["multipart/form-data"]["schema"];
+        assert!(form["properties"]["branch"].is_object());
     }
 }

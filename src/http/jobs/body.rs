@@ -27,6 +27,9 @@ pub struct ImportBody {
     /// The target gateway's key, when it differs from the document's.
     pub rekey_secret: Option<Secret>,
     pub include: Option<IncludeSpec>,
+    /// A review branch: an import that becomes a commit goes there instead of the
+    /// environment's branch.
+    pub branch: Option<String>,
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -149,6 +152,12 @@ pub fn import(v: Value, doc_key: &str) -> Result<ImportBody, ApiError> {
         (None, Some(sel)) if !sel.is_null() => selected_entities(sel)?,
         _ => None,
     };
+    let branch = text_field(&v, "branch")?.map(str::to_string);
+    if let Some(b) = &branch
+        && !crate::engine::git::valid_branch(b)
+    {
+        return Err(bad(format!("branch '{b}' is not a valid branch name")));
+    }
     let secret = text_field(&v, "secret")?.map(Secret::new);
     let rekey_secret = text_field(&v, "rekey_secret")?.map(Secret::new);
     let raw = v
@@ -182,5 +191,6 @@ pub fn import(v: Value, doc_key: &str) -> Result<ImportBody, ApiError> {
         secret,
         rekey_secret,
         include,
+        branch,
     })
 }

@@ -54,9 +54,13 @@ fn target(api: &JobsApi) -> Result<JobTarget, Box<Response>> {
     })
 }
 
+/// Each compatible route is served at the root and under these prefixes (the OpenAPI test
+/// expands `{p}` with them).
+pub(crate) const PREFIXES: [&str; 2] = ["", "/v1"];
+
 pub fn routes() -> Router<Arc<JobsApi>> {
     let mut r = Router::new();
-    for p in ["", "/v1"] {
+    for p in PREFIXES {
         r = r
             .route(&format!("{p}/export"), get(export_all))
             .route(&format!("{p}/admin/export"), get(export_all))
@@ -166,6 +170,7 @@ async fn export_all(State(api): State<Arc<JobsApi>>, Query(q): Query<ExportQuery
                 .map(String::from)
                 .collect(),
             include: None,
+            picked: None,
             include_inactive: q.include_inactive.unwrap_or(false),
             dependencies: q.include_dependencies.unwrap_or(true),
         })

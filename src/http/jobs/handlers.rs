@@ -19,6 +19,7 @@ use super::{ApiError, JobsApi, Resolved, Route};
 use crate::core::clock;
 use crate::engine::apply::{Keys, Options, ReadyError};
 use crate::engine::import::{self, ImportError};
+use crate::engine::import_commit::CommitRequest;
 use crate::engine::jobs::{self, ImportSpec, Job, JobTarget};
 
 /// Keys of a request: the document's (the target's unless given) and the target gateway's.
@@ -44,24 +45,41 @@ fn options(b: &ImportBody) -> Options {
 /// A preview: what an import of the body would do, no write. A document with problems is a
 /// preview too (`valid: false`, every problem with its pointer).
 pub(super) async fn preview(api: &JobsApi, target: JobTarget, v: Value, doc_key: &str) -> Response {
+    match preview_value(api, target, v, doc_key).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn invalid(
+    target: &JobTarget,
+    message: String,
+    problems: &[crate::core::document::validate::Problem],
+) -> Value {
+    json!({
+        "valid": false,
+        "target": target,
+        "error": message,
+        "problems": super::problems_json(problems),
+        "items": [],
+    })
+}
+
+/// The preview as JSON (the API's body; the UI's wizard renders the same value).
+pub(crate) async fn preview_value(
+    api: &JobsApi,
+    target: JobTarget,
+    v: Value,
+    doc_key: &str,
+) -> Result<Value, ApiError> {
     let b = match body::import(v, doc_key) {
         Ok(b) => b,
         Err(ApiError::Invalid { message, problems }) => {
-            return Json(json!({
-                "valid": false,
-                "target": target,
-                "error": message,
-                "problems": super::problems_json(&problems),
-                "items": [],
-            }))
-            .into_response();
+            return Ok(invalid(&target, message, &problems));
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return Err(e),
     };
-    let r = match api.find(&target) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
+    let r = api.find(&target)?;
     let request = import::Request {
         whole: &b.document,
         file: BODY,
@@ -76,32 +94,43 @@ pub(super) async fn preview(api: &JobsApi, target: JobTarget, v: Value, doc_key:
             v["valid"] = json!(true);
             v["target"] = json!(target);
             v["conflict_strategy"] = json!(b.strategy);
-            if let Route::Refuse(why) = &r.route {
-                v["import_refused"] = json!(why);
+            match &r.route {
+                Route::Refuse(why) => v["import_refused"] = json!(why),
+                Route::Commit(c) => {
+                    let mut c = c.describe();
+                    if let Some(review) = &b.branch {
+                        c["branch"] = json!(review);
+                    }
+                    c["review"] = json!(b.branch.is_some());
+                    v["import_commits"] = c;
+                }
+                Route::Direct => {}
             }
-            Json(v).into_response()
+            Ok(v)
         }
-        Err(ImportError::Ready(ReadyError::Invalid(e))) => Json(json!({
-            "valid": false,
-            "target": target,
-            "error": e.to_string(),
-            "problems": super::problems_json(&e.problems),
-            "items": [],
-        }))
-        .into_response(),
-        Err(e) => ApiError::classified(e).into_response(),
+        Err(ImportError::Ready(ReadyError::Invalid(e))) => {
+            Ok(invalid(&target, e.to_string(), &e.problems))
+        }
+        Err(e) => Err(ApiError::classified(e)),
     }
 }
 
 /// Queue an import job and start it; 202 with its id.
-pub(super) fn submit(
+pub(crate) fn submit(
     api: &Arc<JobsApi>,
     target: JobTarget,
     b: ImportBody,
 ) -> Result<String, ApiError> {
     let r = api.find(&target)?;
-    if let Route::Refuse(why) = &r.route {
-        return Err(ApiError::Conflict(why.clone()));
+    match &r.route {
+        Route::Refuse(why) => return Err(ApiError::Conflict(why.clone())),
+        Route::Commit(c) => return submit_commit(api, target, b, &r, c),
+        Route::Direct => {}
+    }
+    if b.branch.is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "branch: {target} takes imports directly, not as a commit; leave branch out"
+        )));
     }
     let spec = ImportSpec {
         keys: keys(&r, &b),
@@ -138,6 +167,56 @@ pub(super) fn submit(
             None => None,
         };
         jobs::run_import(&api.store, &job, &r.client, spec, hold).await;
+    });
+    Ok(id)
+}
+
+/// Queue an import that becomes a commit to the environment's Git source and start it; the
+/// worker is asked to apply it once it is on the environment's own branch.
+fn submit_commit(
+    api: &Arc<JobsApi>,
+    target: JobTarget,
+    b: ImportBody,
+    r: &Resolved,
+    c: &super::CommitRoute,
+) -> Result<String, ApiError> {
+    if b.strategy == crate::core::policy::Strategy::Rename {
+        return Err(ApiError::BadRequest(
+            crate::engine::import_commit::CommitError::Rename.to_string(),
+        ));
+    }
+    let document_key = keys(r, &b).document;
+    // In full before anything runs, as a direct import's staging does: the commit itself
+    // then checks the environment it makes (references into it included).
+    let cx = crate::core::document::validate::Context {
+        secret: document_key.as_ref(),
+        live: None,
+    };
+    if let Err(e) = crate::core::document::validate(&b.document, BODY, &cx) {
+        return Err(ApiError::Invalid {
+            message: e.to_string(),
+            problems: e.problems,
+        });
+    }
+    let req = CommitRequest {
+        document_key,
+        env_key: r.keys.document.clone(),
+        whole: b.document,
+        file: BODY.into(),
+        include: b.include,
+        strategy: b.strategy,
+        review_branch: b.branch,
+        dry_run: b.dry_run,
+    };
+    let id = jobs::queue_commit(&api.store, target, req.strategy, req.dry_run)
+        .map_err(ApiError::classified)?;
+    let (api, job, c) = (api.clone(), id.clone(), c.clone());
+    tokio::spawn(async move {
+        let reconcile = c.reconcile.clone();
+        jobs::run_commit(&api.store, &job, c.target, req, c.validate, move || {
+            reconcile()
+        })
+        .await;
     });
     Ok(id)
 }
@@ -262,7 +341,12 @@ fn event(name: &str, j: &Job) -> Event {
 /// Server-sent events: `progress` at least every [`EVENT_EVERY`] while the job is queued or
 /// running (at once on a change), then one `done` with the final counts.
 pub(super) async fn events(State(api): State<Arc<JobsApi>>, Path(id): Path<String>) -> Response {
-    let Some(mut rx) = api.store.subscribe(&id) else {
+    event_stream(&api, &id)
+}
+
+/// The event stream of job `id` (the API's route and the UI's progress page).
+pub(crate) fn event_stream(api: &JobsApi, id: &str) -> Response {
+    let Some(mut rx) = api.store.subscribe(id) else {
         return ApiError::NotFound(format!("job {id} not found")).into_response();
     };
     let stream = async_stream(move |tx| async move {
@@ -397,8 +481,15 @@ pub(super) async fn bulk(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    if let Route::Refuse(why) = &r.route {
-        return ApiError::Conflict(why.clone()).into_response();
+    match &r.route {
+        Route::Refuse(why) => return ApiError::Conflict(why.clone()).into_response(),
+        Route::Commit(_) => {
+            return ApiError::Conflict(format!(
+                "{target} is in auto mode with a Git source: the bulk route writes to the gateway directly, which the next drift check would revert; import the tools as a document (POST /api/v1/environments/{{env}}/import), which commits them to its branch"
+            ))
+            .into_response();
+        }
+        Route::Direct => {}
     }
     match crate::engine::bulk::import(&r.client, &items, r.keys.document.as_ref(), api.bulk_max)
         .await

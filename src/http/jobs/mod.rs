@@ -9,6 +9,19 @@ mod handlers;
 pub mod multipart;
 pub mod wire;
 
+pub(crate) use body::load_problem;
+pub(crate) use handlers::{event_stream, preview_value};
+
+/// Check an import request's fields (`document`, `conflict_strategy`, `selected_entities`, …)
+/// and start it as a job, as `POST …/import` does: the job's id.
+pub(crate) fn submit_value(
+    api: &Arc<JobsApi>,
+    target: JobTarget,
+    v: serde_json::Value,
+) -> Result<String, ApiError> {
+    body::import(v, "document").and_then(|b| handlers::submit(api, target, b))
+}
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -39,8 +52,45 @@ pub const DEFAULT_BULK_RATE: u32 = 10;
 pub enum Route {
     /// Written to the gateway directly (an `observe` environment, a source-less gateway).
     Direct,
-    /// Refused with 409: the reason (an `auto` environment is kept at its source).
+    /// Committed to the environment's Git source (an `auto` environment with a Git source),
+    /// which its worker then applies.
+    Commit(Box<CommitRoute>),
+    /// Refused with 409: the reason (an `auto` environment with a directory source).
     Refuse(String),
+}
+
+/// Where an import into an `auto` environment with a Git source is committed, how the result
+/// is checked, and how its worker is asked to apply it.
+#[derive(Clone)]
+pub struct CommitRoute {
+    pub target: crate::engine::import_commit::CommitTarget,
+    /// The daemon's own loader for the environment (its trust rules): nothing is pushed that
+    /// it would refuse.
+    pub validate: Arc<crate::engine::import_commit::Validate>,
+    /// Ask the environment's worker to fetch and reconcile now (false: it is stopping).
+    pub reconcile: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for CommitRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CommitRoute({}@{}:{})",
+            self.target.remote.url, self.target.branch, self.target.path
+        )
+    }
+}
+
+impl CommitRoute {
+    /// What the preview says about the commit an import would become.
+    pub fn describe(&self) -> serde_json::Value {
+        json!({
+            "repository": self.target.remote.url.to_string(),
+            "branch": self.target.branch,
+            "path": self.target.path,
+            "note": "this environment is in auto mode with a Git source: the import becomes a commit of the selected entities to its branch (or to the review branch given as `branch`), which the daemon then applies",
+        })
+    }
 }
 
 /// A target, resolved for one request.
@@ -226,14 +276,13 @@ pub fn problems_json(problems: &[Problem]) -> serde_json::Value {
         .collect()
 }
 
-/// How an environment of daemon.yaml takes imports: its mode and source decide.
-pub fn environment_route(name: &str, mode: Mode, git: bool) -> Route {
-    match (mode, git) {
+/// How an environment of daemon.yaml takes imports: its mode and source decide (`commit`: the
+/// route of its Git source; None for a directory).
+pub fn environment_route(name: &str, mode: Mode, commit: Option<CommitRoute>) -> Route {
+    match (mode, commit) {
         (Mode::Observe, _) => Route::Direct,
-        (Mode::Auto, true) => Route::Refuse(format!(
-            "environment {name} is in auto mode with a Git source: an import would be reverted at the next drift check; commit the entities to its branch instead (mcp-gitops promote), or import into an observe environment"
-        )),
-        (Mode::Auto, false) => Route::Refuse(format!(
+        (Mode::Auto, Some(c)) => Route::Commit(Box::new(c)),
+        (Mode::Auto, None) => Route::Refuse(format!(
             "environment {name} is in auto mode with a directory source: an import would be reverted at the next drift check; add the entities to its directory, or set mode: observe"
         )),
     }

@@ -3,6 +3,7 @@
 //! (daemon.yaml's override, else its file's) and its source (which decides the reconcile lock
 //! a job holds besides the environment's one-writer guard); and the roles the routes need.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -10,9 +11,14 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, JobsApi, Resolved, Route, TargetEntry, Writer, environment_route};
+use super::{
+    ApiError, CommitRoute, JobsApi, Resolved, Route, TargetEntry, Writer, environment_route,
+};
 use crate::daemon::config::{DaemonConfig, SourceSpec};
+use crate::daemon::source::Source;
+use crate::daemon::worker::Trigger;
 use crate::engine::envlock;
+use crate::engine::import_commit::{CommitTarget, Validate};
 use crate::engine::jobs::{JobStore, JobTarget};
 use crate::http::AppState;
 use crate::http::api::{Role, auth};
@@ -22,6 +28,7 @@ pub fn build(cfg: &DaemonConfig, app: &Arc<AppState>, store: Arc<JobStore>) -> J
     let mut targets = Vec::new();
     for (spec, handle) in cfg.environments.iter().zip(&app.envs) {
         let (shared, spec) = (handle.shared.clone(), spec.clone());
+        let commit = commit_route(handle);
         targets.push(TargetEntry {
             target: JobTarget::Environment(spec.name.clone()),
             resolve: Box::new(move || {
@@ -40,20 +47,17 @@ pub fn build(cfg: &DaemonConfig, app: &Arc<AppState>, store: Arc<JobStore>) -> J
                 let status = shared.status();
                 let mode = spec.mode.or(status.mode).unwrap_or_default();
                 let gateway = status.gateway.unwrap_or_else(|| client.url().to_string());
-                let (git, key) = match &spec.source {
-                    SourceSpec::Git(g) => (
-                        true,
-                        envlock::Key::new(
-                            format!("git {}@{}:{}", g.remote.url, g.branch, g.path),
-                            &gateway,
-                        ),
+                let key = match &spec.source {
+                    SourceSpec::Git(g) => envlock::Key::new(
+                        format!("git {}@{}:{}", g.remote.url, g.branch, g.path),
+                        &gateway,
                     ),
-                    SourceSpec::Dir(d) => (false, envlock::Key::for_dir(d, &gateway)),
+                    SourceSpec::Dir(d) => envlock::Key::for_dir(d, &gateway),
                 };
                 Ok(Resolved {
                     client,
                     keys,
-                    route: environment_route(&spec.name, mode, git),
+                    route: environment_route(&spec.name, mode, commit.clone()),
                     lock: Some(key),
                     writer: Some(Writer::Env(shared.clone())),
                 })
@@ -86,6 +90,38 @@ pub fn build(cfg: &DaemonConfig, app: &Arc<AppState>, store: Arc<JobStore>) -> J
         }
     });
     api
+}
+
+/// The commit route of an environment with a Git source (None for a directory): its
+/// repository, branch and path, the worker's own loader as the check, its trigger to apply.
+fn commit_route(handle: &crate::daemon::handle::EnvHandle) -> Option<CommitRoute> {
+    let Source::Git(src) = &handle.source else {
+        return None;
+    };
+    let target = CommitTarget {
+        remote: src.spec.remote.clone(),
+        branch: src.spec.branch.clone(),
+        path: src.spec.path.clone(),
+        cache_dir: src.cache_dir.clone(),
+        publish: Default::default(),
+    };
+    let (check, settings) = (src.clone(), handle.settings.clone());
+    let validate: Arc<Validate> = Arc::new(move |dir: &Path, root: &Path| {
+        check
+            .trust
+            .open(dir, root, &settings)
+            .map(|_| ())
+            .map_err(|e| {
+                let shown = format!("{}/", root.display());
+                e.to_string().replace(&shown, "")
+            })
+    });
+    let trigger = handle.trigger.clone();
+    Some(CommitRoute {
+        target,
+        validate,
+        reconcile: Arc::new(move || trigger.send(Trigger::Reconcile).is_ok()),
+    })
 }
 
 /// The role a route of this group needs: reading jobs is a viewer's, cleanup an admin's,

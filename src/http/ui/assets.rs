@@ -12,6 +12,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
+const IMPORT_JS: &str = include_str!("assets/import.js");
 
 /// An embedded file: its name with the content's hash in it, its type and its text.
 struct Asset {
@@ -20,8 +21,8 @@ struct Asset {
     body: &'static str,
 }
 
-fn assets() -> &'static [Asset; 2] {
-    static A: OnceLock<[Asset; 2]> = OnceLock::new();
+fn assets() -> &'static [Asset; 3] {
+    static A: OnceLock<[Asset; 3]> = OnceLock::new();
     A.get_or_init(|| {
         let named = |stem: &str, ext: &str, mime, body: &'static str| Asset {
             path: format!(
@@ -34,6 +35,7 @@ fn assets() -> &'static [Asset; 2] {
         [
             named("app", "css", "text/css; charset=utf-8", CSS),
             named("app", "js", "text/javascript; charset=utf-8", JS),
+            named("import", "js", "text/javascript; charset=utf-8", IMPORT_JS),
         ]
     })
 }
@@ -46,6 +48,11 @@ pub fn css_url() -> String {
 /// The script's URL.
 pub fn js_url() -> String {
     format!("/ui/assets/{}", assets()[1].path)
+}
+
+/// The import wizard's script.
+pub fn import_js_url() -> String {
+    format!("/ui/assets/{}", assets()[2].path)
 }
 
 /// `GET /ui/assets/{file}`.

@@ -38,6 +38,9 @@ pub fn page(code: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: Ma
                     @if let Some(v) = viewer {
                         nav aria-label="Main" {
                             a href="/ui" { "Environments" }
+                            " " a href="/ui/import" { "Import" }
+                            " " a href="/ui/jobs" { "Jobs" }
+                            " " a href="/ui/backups" { "Backups" }
                         }
                         span class="muted" {
                             (v.session.caller.name) " (" (v.session.caller.role.label()) ")"

@@ -5,7 +5,10 @@
 
 pub mod assets;
 pub mod auth;
+pub mod backups;
 pub mod export;
+pub mod import;
+pub mod jobs;
 pub mod layout;
 pub mod login;
 pub mod overview;
@@ -30,6 +33,14 @@ pub struct Ui {
     pub sessions: Sessions,
     /// Session cookies get `Secure` (only when served over TLS).
     pub secure_cookies: bool,
+    /// The import API the wizard starts its jobs with (set once the API is built).
+    pub jobs: std::sync::OnceLock<Arc<crate::http::jobs::JobsApi>>,
+    /// The wizard's uploaded documents.
+    pub uploads: import::Uploads,
+    /// "Export All Configuration" files waiting for their one download.
+    pub exports: export::Kept,
+    /// Failed logins per client address ([`login::FAILURES_PER_MINUTE`]).
+    pub login_failures: std::sync::Mutex<crate::http::hooks::Failures>,
 }
 
 /// The UI's routes (under `/ui`, and `/` leads there).
@@ -43,10 +54,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/env/{name}/reconcile", post(overview::reconcile))
         .route("/ui/env/{name}/plan", get(plan::page))
         .route("/ui/env/{name}/apply", post(plan::apply))
-        .route(
-            "/ui/env/{name}/export",
-            get(export::page).post(export::download),
-        )
+        .merge(export::routes())
+        .merge(import::routes())
+        .merge(jobs::routes())
+        .merge(backups::routes())
 }
 
 /// A request's checked session with its CSRF token.

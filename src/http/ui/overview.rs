@@ -54,7 +54,7 @@ fn row(e: &EnvStatus, a: &Authed) -> Markup {
             td data-label="Next run" { (e.next_run.as_deref().unwrap_or("—")) }
             td data-label="Last backup" {
                 @match e.backup.as_ref().and_then(|b| b.last.as_ref()) {
-                    Some(b) => { (b.outcome.label()) " " span class="muted" { (b.at) } }
+                    Some(b) => { a href="/ui/backups" { (b.outcome.label()) } " " span class="muted" { (b.at) } }
                     None => "—",
                 }
             }

@@ -110,6 +110,40 @@ fn env_name(name: &str) -> Markup {
     html! { span class="mono" { (name) } }
 }
 
+/// The summary bar of a plan: creates, updates, deletes, unchanged and skipped.
+pub fn summary_bar(steps: &[PlanStep]) -> Markup {
+    let count = |v| steps.iter().filter(|s: &&PlanStep| s.verb == v).count();
+    let (c, u, d) = (
+        count(Verb::Create),
+        count(Verb::Update),
+        count(Verb::Delete),
+    );
+    html! {
+        p class="summary" id="summary" aria-label="Plan summary" {
+            span class="v-create" { "+" (c) " create" }
+            span class="v-update" { "~" (u) " update" }
+            span class="v-delete" { "-" (d) " delete" }
+            span class="muted" { (count(Verb::Unchanged)) " unchanged, " (count(Verb::Skip)) " skipped" }
+        }
+    }
+}
+
+/// A plan's steps by kind in dependency order, each expandable to its field changes
+/// (credentials only as changed or unchanged).
+pub fn entities(steps: &[PlanStep]) -> Markup {
+    html! {
+        @for k in Kind::ALL {
+            @let of: Vec<&PlanStep> = steps.iter().filter(|s| s.kind == k).collect();
+            @if !of.is_empty() {
+                section aria-label=(k.plural()) {
+                    h3 { (k.plural()) " " span class="muted" { "(" (of.len()) ")" } }
+                    @for s in of { (step(s)) }
+                }
+            }
+        }
+    }
+}
+
 /// The page of a plan: steps in the engine's order, grouped by kind in dependency order.
 fn planned(
     name: &str,
@@ -128,12 +162,7 @@ fn planned(
     let changes = c + u + d;
     html! {
         h1 { "Plan for " (env_name(name)) }
-        p class="summary" id="summary" aria-label="Plan summary" {
-            span class="v-create" { "+" (c) " create" }
-            span class="v-update" { "~" (u) " update" }
-            span class="v-delete" { "-" (d) " delete" }
-            span class="muted" { (count(Verb::Unchanged)) " unchanged, " (count(Verb::Skip)) " skipped" }
-        }
+        (summary_bar(steps))
         h2 { "Prune" }
         @if deletes.is_empty() {
             p class="muted" id="prune" { "Prune deletes nothing." }
@@ -147,15 +176,7 @@ fn planned(
             }
         }
         h2 { "Entities" }
-        @for k in Kind::ALL {
-            @let of: Vec<&PlanStep> = steps.iter().filter(|s| s.kind == k).collect();
-            @if !of.is_empty() {
-                section aria-label=(k.plural()) {
-                    h3 { (k.plural()) " " span class="muted" { "(" (of.len()) ")" } }
-                    @for s in of { (step(s)) }
-                }
-            }
-        }
+        (entities(steps))
         @if steps.is_empty() { p class="muted" { "The environment declares nothing." } }
         h2 { "Apply" }
         @if changes == 0 {
@@ -180,7 +201,7 @@ fn planned(
 }
 
 /// The page when planning failed (the mass-delete guard, an invalid source, the gateway).
-fn failed(name: &str, e: &ReconcileError) -> Markup {
+pub fn failed(name: &str, e: &ReconcileError) -> Markup {
     html! {
         h1 { "Plan for " (env_name(name)) }
         @if let ReconcileError::MassDelete(m) = e {

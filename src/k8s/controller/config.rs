@@ -11,6 +11,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
+use super::metrics::Cycle;
 use super::{Ctx, Error, REQUESTED_AT, jitter, k8s_io};
 use crate::core::document::Document;
 use crate::core::kind::Kind;
@@ -64,12 +65,26 @@ pub async fn reconcile(cfg: Arc<GatewayConfig>, ctx: Arc<Ctx>) -> Result<Action,
     if wants != has {
         super::set_finalizer(&api, &*cfg, FINALIZER, wants).await?;
     }
+    let started = std::time::Instant::now();
     let result = if cfg.spec.suspend {
         Err(Error::Suspended)
     } else {
         sync(&cfg, &ctx).await
     };
     ctx.metrics.reconciled("GatewayConfig", &result);
+    let cycle = match &result {
+        Ok(x) => Cycle::Planned {
+            changes: (x.plan.creates + x.plan.updates + x.plan.deletes) as usize,
+            applied: x.applied && x.failures_total == 0,
+        },
+        Err(Error::Suspended) => Cycle::Suspended,
+        Err(e) => Cycle::Failed(e),
+    };
+    ctx.metrics.cycle(
+        &format!("{ns}/{}", cfg.name_any()),
+        cycle,
+        started.elapsed(),
+    );
     let old = cfg.status.clone().unwrap_or_default();
     let now = crate::core::clock::now_rfc3339();
     let (mut new, wants) = next_status(&old, &result, &now);

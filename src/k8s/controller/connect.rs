@@ -76,15 +76,15 @@ pub async fn connect(
         Some(r) => Some(Secret::new(&secret_value(secrets, r).await?)),
         None => gateway_key.clone(),
     };
-    if s.ca_secret_ref.is_some() {
-        return Err(Error::Invalid(
-            "caSecretRef is not supported yet by this controller (the gateway client trusts the system's CAs only)".into(),
-        ));
-    }
+    let ca_pem = match &s.ca_secret_ref {
+        Some(r) => Some(secret_value(secrets, r).await?),
+        None => None,
+    };
     Ok(Connect {
         url: s.url.clone(),
         auth,
         keys: Keys::new(doc_key, gateway_key),
         rate_limit: Some(s.requests_per_minute.unwrap_or(450) as usize),
+        ca_pem,
     })
 }

@@ -6,13 +6,14 @@ mod cleanup;
 pub mod config;
 mod connect;
 pub mod gateway;
+pub mod metrics;
 mod run;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::core::error::{Classify, ErrorClass};
 use crate::k8s::status::{Flips, READY};
+pub use metrics::Metrics;
 
 pub use run::{ControllerArgs, run};
 
@@ -42,46 +44,6 @@ pub struct Ctx {
     /// Where layered documents are materialised (`configs/<ns>/<name>`).
     pub state_dir: PathBuf,
     pub metrics: Metrics,
-}
-
-/// Counters for `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    pub reconciles_ok: AtomicU64,
-    pub reconciles_failed: AtomicU64,
-    pub status_writes: AtomicU64,
-    pub events: AtomicU64,
-}
-
-impl Metrics {
-    pub fn reconciled<T>(&self, _kind: &str, r: &Result<T, Error>) {
-        match r {
-            Ok(_) | Err(Error::Suspended) => &self.reconciles_ok,
-            Err(_) => &self.reconciles_failed,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Prometheus text format.
-    pub fn render(&self, leader: bool) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# TYPE mcp_gitops_controller_reconciles_total counter\n\
-             mcp_gitops_controller_reconciles_total{{result=\"ok\"}} {}\n\
-             mcp_gitops_controller_reconciles_total{{result=\"failed\"}} {}\n\
-             # TYPE mcp_gitops_controller_status_writes_total counter\n\
-             mcp_gitops_controller_status_writes_total {}\n\
-             # TYPE mcp_gitops_controller_events_total counter\n\
-             mcp_gitops_controller_events_total {}\n\
-             # TYPE mcp_gitops_controller_leader gauge\n\
-             mcp_gitops_controller_leader {}\n",
-            g(&self.reconciles_ok),
-            g(&self.reconciles_failed),
-            g(&self.status_writes),
-            g(&self.events),
-            u8::from(leader)
-        )
-    }
 }
 
 /// Why a reconcile did not succeed: each becomes a condition reason through [`Error::reason`].

@@ -16,6 +16,14 @@ use crate::k8s::crd::GatewayConfig;
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 const BASE: &str = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/gatewayconfigs/dev";
+/// The config's documents, its gateway, and where Events go.
+const DOCS: &str = "/api/v1/namespaces/mcp/configmaps/dev-docs";
+const GW: &str = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/mcp/events";
+
+fn status_path() -> String {
+    format!("{BASE}/status")
+}
 
 fn config(policy: &str, finalizers: &[&str], status: Option<Value>, annotations: Value) -> Value {
     let mut v = json!({
@@ -111,34 +119,10 @@ async fn delete_policy_adds_the_finalizer_and_a_missing_gateway_is_reported_once
         let fin = expect(&mut h, "PATCH", BASE, (200, echo.clone())).await;
         assert_eq!(fin["metadata"]["finalizers"], json!([FINALIZER]));
         assert_eq!(fin["metadata"]["resourceVersion"], "7");
-        expect(
-            &mut h,
-            "GET",
-            "/api/v1/namespaces/mcp/configmaps/dev-docs",
-            (200, configmap(GOOD)),
-        )
-        .await;
-        expect(
-            &mut h,
-            "GET",
-            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
-            not_found("gw"),
-        )
-        .await;
-        let patch = expect(
-            &mut h,
-            "PATCH",
-            &format!("{BASE}/status"),
-            (200, echo.clone()),
-        )
-        .await;
-        let event = expect(
-            &mut h,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/mcp/events",
-            (201, json!({})),
-        )
-        .await;
+        expect(&mut h, "GET", DOCS, (200, configmap(GOOD))).await;
+        expect(&mut h, "GET", GW, not_found("gw")).await;
+        let patch = expect(&mut h, "PATCH", &status_path(), (200, echo.clone())).await;
+        let event = expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
         assert_eq!(event["reason"], "GatewayNotFound");
         assert_eq!(event["type"], "Warning");
         patch
@@ -171,54 +155,18 @@ async fn orphan_adds_no_finalizer_and_an_unchanged_status_is_not_written() {
     let obj = config("Orphan", &[], None, json!({}));
     let echo = obj.clone();
     let first = scenario(obj, move |mut h| async move {
-        expect(
-            &mut h,
-            "GET",
-            "/api/v1/namespaces/mcp/configmaps/dev-docs",
-            (200, configmap(GOOD)),
-        )
-        .await;
-        expect(
-            &mut h,
-            "GET",
-            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
-            not_found("gw"),
-        )
-        .await;
-        let patch = expect(
-            &mut h,
-            "PATCH",
-            &format!("{BASE}/status"),
-            (200, echo.clone()),
-        )
-        .await;
-        expect(
-            &mut h,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/mcp/events",
-            (201, json!({})),
-        )
-        .await;
+        expect(&mut h, "GET", DOCS, (200, configmap(GOOD))).await;
+        expect(&mut h, "GET", GW, not_found("gw")).await;
+        let patch = expect(&mut h, "PATCH", &status_path(), (200, echo.clone())).await;
+        expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
         patch
     })
     .await;
     // Again, with the status the first reconcile wrote: reads only.
     let again = config("Orphan", &[], Some(first["status"].clone()), json!({}));
     scenario(again, move |mut h| async move {
-        expect(
-            &mut h,
-            "GET",
-            "/api/v1/namespaces/mcp/configmaps/dev-docs",
-            (200, configmap(GOOD)),
-        )
-        .await;
-        expect(
-            &mut h,
-            "GET",
-            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
-            not_found("gw"),
-        )
-        .await;
+        expect(&mut h, "GET", DOCS, (200, configmap(GOOD))).await;
+        expect(&mut h, "GET", GW, not_found("gw")).await;
         Value::Null
     })
     .await;
@@ -236,27 +184,9 @@ async fn an_invalid_document_stalls_with_file_and_pointer_and_contacts_no_gatewa
     );
     let echo = obj.clone();
     let status = scenario(obj, move |mut h| async move {
-        expect(
-            &mut h,
-            "GET",
-            "/api/v1/namespaces/mcp/configmaps/dev-docs",
-            (200, configmap(BAD)),
-        )
-        .await;
-        let patch = expect(
-            &mut h,
-            "PATCH",
-            &format!("{BASE}/status"),
-            (200, echo.clone()),
-        )
-        .await;
-        let event = expect(
-            &mut h,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/mcp/events",
-            (201, json!({})),
-        )
-        .await;
+        expect(&mut h, "GET", DOCS, (200, configmap(BAD))).await;
+        let patch = expect(&mut h, "PATCH", &status_path(), (200, echo.clone())).await;
+        let event = expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
         assert_eq!(event["reason"], "InvalidDocument");
         patch
     })
@@ -307,21 +237,9 @@ async fn an_unreachable_gateway_never_silently_orphans() {
     obj["metadata"]["deletionTimestamp"] = json!("2026-12-02T17:00:00Z");
     let echo = obj.clone();
     let status = scenario(obj, move |mut h| async move {
-        expect(
-            &mut h,
-            "GET",
-            "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw",
-            not_found("gw"),
-        )
-        .await;
-        let patch = expect(&mut h, "PATCH", &format!("{BASE}/status"), (200, echo)).await;
-        expect(
-            &mut h,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/mcp/events",
-            (201, json!({})),
-        )
-        .await;
+        expect(&mut h, "GET", GW, not_found("gw")).await;
+        let patch = expect(&mut h, "PATCH", &status_path(), (200, echo)).await;
+        expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
         patch
     })
     .await;
@@ -396,13 +314,7 @@ async fn a_gateway_with_a_missing_secret_is_not_ready_and_lists_its_users() {
             (200, echo),
         )
         .await;
-        let ev = expect(
-            &mut h,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/mcp/events",
-            (201, json!({})),
-        )
-        .await;
+        let ev = expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
         assert_eq!(ev["reason"], "SecretMissing");
         st
     });
@@ -439,14 +351,8 @@ async fn a_dependency_not_ready_waits() {
     let status = scenario(obj, move |mut h| async move {
         let p = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/gatewayconfigs/base";
         expect(&mut h, "GET", p, (200, base)).await;
-        let patch = expect(&mut h, "PATCH", &format!("{BASE}/status"), (200, echo)).await;
-        expect(
-            &mut h,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/mcp/events",
-            (201, json!({})),
-        )
-        .await;
+        let patch = expect(&mut h, "PATCH", &status_path(), (200, echo)).await;
+        expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
         patch
     })
     .await;

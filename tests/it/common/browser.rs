@@ -2,6 +2,7 @@
 //! installed by `make test` through `tests/browser/install.sh`). A missing browser fails the
 //! test. Screenshots go to `target/ui-screenshots/`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -76,6 +77,8 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: Drop stops the browsers it started with it.
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let base = format!("http://127.0.0.1:{port}");
@@ -164,6 +167,23 @@ impl Browser {
         self.client.current_url().await.unwrap().to_string()
     }
 
+    /// Waits (up to 20 s) until the page's URL ends with `suffix`: a click that submits a
+    /// form returns before the browser has navigated.
+    pub async fn wait_url(&self, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let url = self.url().await;
+            if url.ends_with(suffix) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page is {url}, not *{suffix}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Screenshots of the page at both sizes: `target/ui-screenshots/NAME-{desktop,phone}.png`
     /// (and copies in `also` when given). The window ends at desktop size.
     pub async fn screenshots(&self, name: &str, also: Option<&Path>) {
@@ -212,8 +232,37 @@ impl Browser {
     }
 }
 
+/// Every page a test looked at, for the canary check at the end.
+#[derive(Default)]
+pub struct Seen(pub Vec<(String, String)>);
+
+impl Seen {
+    pub async fn add(&mut self, b: &Browser) {
+        self.0.push((b.url().await, b.source().await));
+    }
+}
+
+/// Log in to the UI at `base` with `token`.
+pub async fn log_in(b: &Browser, base: &str, token: &str) {
+    b.goto(&format!("{base}/ui/login")).await;
+    b.find("#token").await.send_keys(token).await.unwrap();
+    b.find("form[action='/ui/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
+pub async fn click(b: &Browser, css: &str) {
+    b.find(css).await.click().await.unwrap();
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The whole group: chromedriver and the Chromium processes it launched.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

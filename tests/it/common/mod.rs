@@ -9,6 +9,7 @@ pub mod k8s;
 pub mod kube_api;
 pub mod proc;
 pub mod seed;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -278,4 +279,26 @@ pub fn description(tools: &[Value], name: &str) -> Option<String> {
 /// Read a JSON file.
 pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Change tool `name`'s description on the gateway, by hand (as someone would in its admin UI).
+pub async fn set_description(gw: &Gateway, name: &str, description: &str) {
+    let tools = gw.get("/v1/tools?limit=0").await;
+    let id = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    gw.client()
+        .put(
+            &format!("/v1/tools/{id}"),
+            &serde_json::json!({"description": description}),
+            &Action::new("edit by hand"),
+        )
+        .await
+        .unwrap();
 }

@@ -1,11 +1,11 @@
 //! Remotes over SSH (a real sshd on loopback, host keys checked against known_hosts) and HTTPS
 //! (`git http-backend` behind Basic authentication and a self-signed certificate).
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use super::*;
 use crate::common::git::Sshd;
+use crate::common::tls::{Served, self_signed};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_remotes_verify_the_host_key() {
@@ -107,57 +107,24 @@ async fn ssh_remotes_verify_the_host_key() {
 struct HttpsGit {
     port: u16,
     cert: PathBuf,
-    child: Child,
+    _server: Served,
 }
 
 impl HttpsGit {
     fn start(root: &Path, token: &str) -> HttpsGit {
-        let (cert, key) = (root.join("cert.pem"), root.join("key.pem"));
-        let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-            .args([
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl: {}", stderr(&out));
-        let mut child = Command::new("python3")
-            .arg(common::root().join("tests/git/https_git.py"))
+        let (cert, key) = self_signed(root, "cert");
+        let mut cmd = Command::new("python3");
+        cmd.arg(common::root().join("tests/git/https_git.py"))
             .arg(root)
             .arg(&cert)
             .arg(&key)
-            .env("GIT_TEST_TOKEN", token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // Stopped by Drop, also when the port is not printed.
-        let server = HttpsGit {
-            port: line.trim().parse().unwrap_or(0),
+            .env("GIT_TEST_TOKEN", token);
+        let server = Served::start(cmd, "the HTTPS Git server");
+        HttpsGit {
+            port: server.port,
             cert,
-            child,
-        };
-        assert_ne!(server.port, 0, "the HTTPS Git server did not start");
-        server
-    }
-}
-
-impl Drop for HttpsGit {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            _server: server,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every wait polls observable state (the gateway's entities, the custom resources' status, the
 //! API server's request log) with a deadline; nothing sleeps to synchronise.
 
+mod gateway_status;
 mod lease;
 mod lifecycle;
 mod rotate;

@@ -9,3 +9,16 @@ document.addEventListener("submit", function (e) {
     e.preventDefault();
   }
 });
+
+// An export kept for one download (the result of "Export All Configuration"): fetched at
+// once, and the link then says so (it cannot be used twice).
+document.addEventListener("DOMContentLoaded", function () {
+  var a = document.querySelector("a[data-auto-download]");
+  if (!a) {
+    return;
+  }
+  a.click();
+  a.removeAttribute("href");
+  a.setAttribute("aria-disabled", "true");
+  a.textContent = "Downloaded " + a.getAttribute("download");
+});

@@ -1,7 +1,8 @@
 //! Choosing part of a document: by kind (`--types`, `--exclude-types`), tag (`--tags`),
 //! name or URI globs (`--include "tools:weather_*,servers:ai-*"`), activity
-//! (`--include-inactive`), closed over dependencies (a server brings what it composes, a
-//! federated tool brings its peer gateway). Pure: export and import share it.
+//! (`--include-inactive`), or entities picked by their exact keys ([`picked`]: the web UI's
+//! checkboxes), closed over dependencies (a server brings what it composes, a federated tool
+//! brings its peer gateway). Pure: export and import share it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +11,9 @@ use globset::{Glob, GlobMatcher};
 use crate::core::document::validate::slugify;
 use crate::core::document::{Document, Entities, Entity};
 use crate::core::kind::{Kind, UnknownKind};
+
+pub mod picked;
+pub use picked::{PickError, parse_picked};
 
 /// An entity's identity: its kind and its name (URI for resources and roots).
 pub type Key = (Kind, String);
@@ -118,9 +122,24 @@ pub struct Selection {
     /// Any-of tag filter (compared in normalised form).
     pub tags: Vec<String>,
     pub include: Option<IncludeSpec>,
+    /// Only the entities with exactly these keys (no pattern, no slug form): what a person
+    /// ticked. Combined with the other filters like `include`.
+    pub picked: Option<BTreeSet<Key>>,
     pub include_inactive: bool,
     /// Close the selection over dependencies.
     pub dependencies: bool,
+}
+
+impl Selection {
+    /// Exactly the entities `keys` names (active or not), with their dependencies or without.
+    pub fn picked(keys: BTreeSet<Key>, dependencies: bool) -> Selection {
+        Selection {
+            picked: Some(keys),
+            include_inactive: true,
+            dependencies,
+            ..Selection::default()
+        }
+    }
 }
 
 /// The filters of `export` and of the API's export, as given: comma-separated kinds and
@@ -165,6 +184,7 @@ impl Filters<'_> {
                 .unwrap_or_default(),
             tags: list(self.tags),
             include: self.include.map(IncludeSpec::parse).transpose()?,
+            picked: None,
             include_inactive: self.include_inactive,
             dependencies: self.dependencies,
         })
@@ -176,6 +196,9 @@ impl Filters<'_> {
 pub struct Selected {
     pub document: Document,
     pub skipped: usize,
+    /// The kept entities the filters did not choose themselves: the dependencies the
+    /// selection added (keys as in the document).
+    pub added: BTreeSet<Key>,
 }
 
 /// Dependency edges of a document: server → tools, resources, prompts it links; a linked tool
@@ -210,6 +233,58 @@ pub fn edges(e: &Entities) -> BTreeMap<Key, BTreeSet<Key>> {
 /// Apply a selection to a document.
 pub fn select(doc: &Document, sel: &Selection) -> Selected {
     let e = &doc.entities;
+    let direct = chosen(e, sel);
+    let direct_ids: BTreeSet<Key> = direct.iter().map(|(k, n)| (*k, identity(*k, n))).collect();
+    let added_ids = if sel.dependencies {
+        closure(e, &direct_ids, &sel.exclude_types)
+    } else {
+        BTreeSet::new()
+    };
+    // Filters keep every entity of a chosen identity (a name in any slug form); picked
+    // entities are kept by their exact key.
+    let keep = |kind: Kind, key: &str| {
+        let id = (kind, identity(kind, key));
+        direct.contains(&(kind, key.to_string()))
+            || added_ids.contains(&id)
+            || (sel.picked.is_none() && direct_ids.contains(&id))
+    };
+    fn filter<E: Entity + Clone>(v: &[E], keep: &impl Fn(Kind, &str) -> bool) -> Vec<E> {
+        v.iter()
+            .filter(|x| keep(E::KIND, x.key()))
+            .cloned()
+            .collect()
+    }
+    let entities = Entities {
+        tools: filter(&e.tools, &keep),
+        gateways: filter(&e.gateways, &keep),
+        servers: filter(&e.servers, &keep),
+        prompts: filter(&e.prompts, &keep),
+        resources: filter(&e.resources, &keep),
+        roots: filter(&e.roots, &keep),
+        ..Entities::default()
+    };
+    let added = Kind::DISPLAY
+        .iter()
+        .flat_map(|k| entities.keys(*k).into_iter().map(move |n| (*k, n)))
+        .filter(|(k, n)| {
+            let id = (*k, identity(*k, n));
+            added_ids.contains(&id) && !direct_ids.contains(&id)
+        })
+        .map(|(k, n)| (k, n.to_string()))
+        .collect();
+    let skipped = e.total() - entities.total();
+    Selected {
+        document: Document {
+            entities,
+            ..doc.clone()
+        },
+        skipped,
+        added,
+    }
+}
+
+/// The entities the filters choose themselves, by their exact keys.
+fn chosen(e: &Entities, sel: &Selection) -> BTreeSet<Key> {
     let tags: BTreeSet<String> = sel
         .tags
         .iter()
@@ -227,9 +302,13 @@ pub fn select(doc: &Document, sel: &Selection) -> Selected {
                     .include
                     .as_ref()
                     .is_none_or(|inc| inc.matches(kind, key))
+                && sel
+                    .picked
+                    .as_ref()
+                    .is_none_or(|p| p.contains(&(kind, key.to_string())))
                 && (tags.is_empty() || item_tags.iter().any(|t| tags.contains(&t.normalized())));
             if ok {
-                chosen.insert((kind, identity(kind, key)));
+                chosen.insert((kind, key.to_string()));
             }
         };
     fn each<E: Entity>(
@@ -246,51 +325,31 @@ pub fn select(doc: &Document, sel: &Selection) -> Selected {
     each(&e.prompts, &mut consider);
     each(&e.resources, &mut consider);
     each(&e.roots, &mut consider);
+    chosen
+}
 
-    if sel.dependencies {
-        let graph = edges(e);
-        let mut stack: Vec<Key> = chosen.iter().cloned().collect();
-        while let Some(k) = stack.pop() {
-            let Some(deps) = graph
-                .iter()
-                .find(|((kind, name), _)| *kind == k.0 && identity(*kind, name) == k.1)
-                .map(|(_, d)| d)
-            else {
-                continue;
-            };
-            for (dk, dn) in deps {
-                let id = (*dk, identity(*dk, dn));
-                if !sel.exclude_types.contains(dk) && chosen.insert(id.clone()) {
-                    stack.push(id);
-                }
+/// The identities the dependencies of `from` (identities) add, transitively, leaving out
+/// excluded kinds and what `from` holds already.
+fn closure(e: &Entities, from: &BTreeSet<Key>, exclude: &[Kind]) -> BTreeSet<Key> {
+    let graph = edges(e);
+    let mut added: BTreeSet<Key> = BTreeSet::new();
+    let mut stack: Vec<Key> = from.iter().cloned().collect();
+    while let Some(k) = stack.pop() {
+        let Some(deps) = graph
+            .iter()
+            .find(|((kind, name), _)| *kind == k.0 && identity(*kind, name) == k.1)
+            .map(|(_, d)| d)
+        else {
+            continue;
+        };
+        for (dk, dn) in deps {
+            let id = (*dk, identity(*dk, dn));
+            if !exclude.contains(dk) && !from.contains(&id) && added.insert(id.clone()) {
+                stack.push(id);
             }
         }
     }
-
-    let keep = |kind: Kind, key: &str| chosen.contains(&(kind, identity(kind, key)));
-    fn filter<E: Entity + Clone>(v: &[E], keep: &impl Fn(Kind, &str) -> bool) -> Vec<E> {
-        v.iter()
-            .filter(|x| keep(E::KIND, x.key()))
-            .cloned()
-            .collect()
-    }
-    let entities = Entities {
-        tools: filter(&e.tools, &keep),
-        gateways: filter(&e.gateways, &keep),
-        servers: filter(&e.servers, &keep),
-        prompts: filter(&e.prompts, &keep),
-        resources: filter(&e.resources, &keep),
-        roots: filter(&e.roots, &keep),
-        ..Entities::default()
-    };
-    let skipped = e.total() - entities.total();
-    Selected {
-        document: Document {
-            entities,
-            ..doc.clone()
-        },
-        skipped,
-    }
+    added
 }
 
 fn identity(kind: Kind, key: &str) -> String {
@@ -298,158 +357,4 @@ fn identity(kind: Kind, key: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::document::from_str;
-
-    fn doc() -> Document {
-        from_str(
-            r#"{"version":"1","entities":{
-              "tools":[{"name":"weather_api","url":"https://x.example/w","tags":["Weather"]},
-                       {"name":"translate","url":"https://x.example/t"},
-                       {"name":"old","url":"https://x.example/o","is_active":false}],
-              "gateways":[{"name":"peer-one","url":"http://localhost:1/mcp"}],
-              "servers":[{"name":"ai-server","tool_ids":["translate","peer-one-echo"],"prompt_names":["sum"]},
-                         {"name":"other","tool_ids":["weather_api"]}],
-              "prompts":[{"name":"sum","template":"{{ x }}"}],
-              "roots":[{"uri":"file:///workspace","name":"workspace"}]}}"#,
-            None,
-            "t",
-        )
-        .unwrap()
-    }
-
-    fn names(d: &Document) -> Vec<String> {
-        Kind::DISPLAY
-            .iter()
-            .flat_map(|k| {
-                d.entities
-                    .keys(*k)
-                    .into_iter()
-                    .map(move |n| format!("{k}:{n}"))
-            })
-            .collect()
-    }
-
-    #[test]
-    fn include_forms() {
-        let a = IncludeSpec::parse("tools:weather_api,translate;servers:ai-*").unwrap();
-        assert!(a.matches(Kind::Tool, "translate") && a.matches(Kind::Tool, "weather_api"));
-        assert!(
-            a.matches(Kind::Tool, "weather-api"),
-            "slug form matches too"
-        );
-        assert!(a.matches(Kind::Server, "ai-server") && !a.matches(Kind::Server, "other"));
-        let b = IncludeSpec::parse("tool:*,server:ai-*,root:workspace").unwrap();
-        assert!(b.matches(Kind::Tool, "anything") && b.matches(Kind::Root, "workspace"));
-        let c = IncludeSpec::parse("roots:file:///data/*,https://example.com/*").unwrap();
-        assert!(c.matches(Kind::Root, "https://example.com/repo"));
-        assert_eq!(
-            IncludeSpec::parse("widgets:x").unwrap_err(),
-            IncludeError::Kind(UnknownKind("widgets".into()))
-        );
-        assert_eq!(
-            IncludeSpec::parse("weather").unwrap_err(),
-            IncludeError::NoKind("weather".into())
-        );
-        assert!(matches!(
-            IncludeSpec::parse("tools:[").unwrap_err(),
-            IncludeError::Glob(..)
-        ));
-        assert_eq!(IncludeSpec::parse(" ; ").unwrap_err(), IncludeError::Empty);
-    }
-
-    #[test]
-    fn selection_table() {
-        let d = doc();
-        let cases: Vec<(Selection, Vec<&str>)> = vec![
-            (
-                Selection {
-                    dependencies: true,
-                    ..Default::default()
-                },
-                vec![
-                    "tool:translate",
-                    "tool:weather_api",
-                    "gateway:peer-one",
-                    "server:ai-server",
-                    "server:other",
-                    "prompt:sum",
-                    "root:file:///workspace",
-                ],
-            ),
-            (
-                Selection {
-                    include_inactive: true,
-                    types: Some(vec![Kind::Tool]),
-                    ..Default::default()
-                },
-                vec!["tool:weather_api", "tool:translate", "tool:old"],
-            ),
-            (
-                Selection {
-                    include: Some(IncludeSpec::parse("servers:ai-*").unwrap()),
-                    dependencies: true,
-                    ..Default::default()
-                },
-                vec![
-                    "tool:translate",
-                    "gateway:peer-one",
-                    "server:ai-server",
-                    "prompt:sum",
-                ],
-            ),
-            (
-                Selection {
-                    include: Some(IncludeSpec::parse("servers:ai-*").unwrap()),
-                    dependencies: false,
-                    ..Default::default()
-                },
-                vec!["server:ai-server"],
-            ),
-            (
-                Selection {
-                    types: Some(vec![Kind::Server]),
-                    exclude_types: vec![Kind::Gateway],
-                    dependencies: true,
-                    ..Default::default()
-                },
-                vec![
-                    "tool:translate",
-                    "tool:weather_api",
-                    "server:ai-server",
-                    "server:other",
-                    "prompt:sum",
-                ],
-            ),
-            (
-                Selection {
-                    tags: vec!["weather".into()],
-                    dependencies: true,
-                    ..Default::default()
-                },
-                vec!["tool:weather_api"],
-            ),
-        ];
-        for (i, (sel, want)) in cases.into_iter().enumerate() {
-            let got = select(&d, &sel);
-            let mut g = names(&got.document);
-            let mut w: Vec<String> = want.iter().map(|s| s.to_string()).collect();
-            g.sort();
-            w.sort();
-            assert_eq!(g, w, "case {i}");
-            assert_eq!(got.skipped, d.entities.total() - w.len(), "case {i}");
-        }
-    }
-
-    #[test]
-    fn exact_names_match_only_themselves() {
-        let spec =
-            IncludeSpec::exact([(Kind::Tool, "weather_*"), (Kind::Root, "file:///a,b")]).unwrap();
-        assert!(spec.matches(Kind::Tool, "weather_*"));
-        assert!(!spec.matches(Kind::Tool, "weather_api"));
-        assert!(spec.matches(Kind::Root, "file:///a,b"));
-        assert!(!spec.matches(Kind::Server, "weather_*"));
-        assert!(IncludeSpec::exact([]).is_err());
-    }
-}
+mod tests;

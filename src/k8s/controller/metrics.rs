@@ -1,0 +1,182 @@
+//! The controller's `/metrics` (OpenMetrics text): the daemon's per-environment series
+//! ([`crate::engine::metrics::ReconcileSeries`], the same code), with
+//! `environment` = `NAMESPACE/NAME` of a GatewayConfig — reconcile outcome and duration, drift,
+//! the last time the gateway held the desired state — and the controller's own counters.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use super::Error;
+use crate::core::error::Classify;
+use crate::engine::metrics::{self as series, ReconcileSeries};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: String,
+    result: String,
+}
+
+/// What one GatewayConfig reconcile came to, for the metrics.
+pub enum Cycle<'a> {
+    /// Planned: `changes` entities differed; `applied` when they were written.
+    Planned {
+        changes: usize,
+        applied: bool,
+    },
+    Suspended,
+    Failed(&'a Error),
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconcile: ReconcileSeries,
+    by_kind: Family<Kind, Counter>,
+    pub status_writes: AtomicU64,
+    pub events: AtomicU64,
+    text: Mutex<String>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("mcp_gitops");
+        let mut m = Metrics {
+            registry: Registry::default(),
+            reconcile: ReconcileSeries::register(&mut r),
+            by_kind: Family::default(),
+            status_writes: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            text: Mutex::new(String::new()),
+        };
+        r.register(
+            "controller_reconciles",
+            "Reconciles of each kind, ok or failed",
+            m.by_kind.clone(),
+        );
+        m.registry = r;
+        m
+    }
+}
+
+impl Metrics {
+    /// One reconcile of `kind`, ok or failed (suspended counts as ok).
+    pub fn reconciled<T>(&self, kind: &str, r: &Result<T, Error>) {
+        let result = match r {
+            Ok(_) | Err(Error::Suspended) => "ok",
+            Err(_) => "failed",
+        };
+        self.by_kind
+            .get_or_create(&Kind {
+                kind: kind.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// One GatewayConfig reconcile of `environment` (`namespace/name`).
+    pub fn cycle(&self, environment: &str, cycle: Cycle<'_>, took: Duration) {
+        let (label, left) = match &cycle {
+            Cycle::Planned { changes: 0, .. } => ("in_sync".to_string(), 0),
+            Cycle::Planned { applied: true, .. } => ("applied".to_string(), 0),
+            Cycle::Planned { changes, .. } => ("drift".to_string(), *changes),
+            Cycle::Suspended => return self.reconcile.count(environment, "suspended"),
+            Cycle::Failed(e) => (format!("failed_{}", e.class().label()), 0),
+        };
+        let planned = matches!(cycle, Cycle::Planned { .. });
+        self.reconcile.record(
+            environment,
+            series::Cycle {
+                outcome: &label,
+                took,
+                drift: planned.then_some(left),
+                holds_desired: planned && left == 0,
+            },
+        );
+    }
+
+    /// OpenMetrics text, the controller's counters and whether this replica leads included.
+    pub fn render(&self, leader: bool) -> String {
+        let mut text = self.text.lock().expect("metrics text");
+        text.clear();
+        encode(&mut *text, &self.registry).expect("encoding to a String");
+        let body = text.trim_end().trim_end_matches("# EOF").to_string();
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "{body}# TYPE mcp_gitops_controller_status_writes counter\n\
+             mcp_gitops_controller_status_writes_total {}\n\
+             # TYPE mcp_gitops_controller_events counter\n\
+             mcp_gitops_controller_events_total {}\n\
+             # TYPE mcp_gitops_controller_leader gauge\n\
+             mcp_gitops_controller_leader {}\n# EOF\n",
+            g(&self.status_writes),
+            g(&self.events),
+            u8::from(leader)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemons_series_per_config_and_the_controllers_counters() {
+        let m = Metrics::default();
+        let took = Duration::from_millis(120);
+        m.cycle(
+            "mcp/dev",
+            Cycle::Planned {
+                changes: 2,
+                applied: true,
+            },
+            took,
+        );
+        m.cycle(
+            "mcp/dev",
+            Cycle::Planned {
+                changes: 0,
+                applied: false,
+            },
+            took,
+        );
+        m.cycle(
+            "mcp/obs",
+            Cycle::Planned {
+                changes: 3,
+                applied: false,
+            },
+            took,
+        );
+        let e = Error::Invalid("bad".into());
+        m.cycle("mcp/bad", Cycle::Failed(&e), took);
+        m.reconciled::<()>("GatewayConfig", &Err(e));
+        m.reconciled("GatewayConfig", &Ok(()));
+        m.status_writes.fetch_add(2, Ordering::Relaxed);
+        let t = m.render(true);
+        for line in [
+            r#"mcp_gitops_reconcile_total{environment="mcp/dev",outcome="applied"} 1"#,
+            r#"mcp_gitops_reconcile_total{environment="mcp/dev",outcome="in_sync"} 1"#,
+            r#"mcp_gitops_reconcile_total{environment="mcp/obs",outcome="drift"} 1"#,
+            r#"mcp_gitops_reconcile_total{environment="mcp/bad",outcome="failed_invalid"} 1"#,
+            r#"mcp_gitops_drift_entities{environment="mcp/obs"} 3"#,
+            r#"mcp_gitops_drift_entities{environment="mcp/dev"} 0"#,
+            r#"mcp_gitops_reconcile_duration_seconds_count{environment="mcp/dev"} 2"#,
+            r#"mcp_gitops_controller_reconciles_total{kind="GatewayConfig",result="failed"} 1"#,
+            r#"mcp_gitops_controller_reconciles_total{kind="GatewayConfig",result="ok"} 1"#,
+            "mcp_gitops_controller_status_writes_total 2",
+            "mcp_gitops_controller_leader 1",
+        ] {
+            assert!(t.contains(line), "{line} missing from:\n{t}");
+        }
+        assert!(t.contains(r#"mcp_gitops_last_applied_timestamp_seconds{environment="mcp/dev"}"#));
+        assert!(!t.contains(r#"mcp_gitops_last_applied_timestamp_seconds{environment="mcp/obs"}"#));
+        assert!(t.ends_with("# EOF\n"));
+        assert_eq!(t.matches("# EOF").count(), 1);
+    }
+}
