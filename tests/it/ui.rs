@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::browser::{Browser, Seen, click, log_in};
+use crate::common::browser::{Browser, Seen, click, log_in, submit_login};
 use crate::common::{Gateway, set_description};
 use crate::daemon::{Daemon, ENV_CONFIG, tool_doc, tool_with_token};
 use serde_json::json;
@@ -75,7 +75,7 @@ async fn log_in_see_the_environments_their_drift_and_apply_exactly_the_plan_show
     b.wait_url("/ui/login").await;
     b.find("label[for=token]").await;
     b.screenshots("login", None).await;
-    log_in(&b, &base, "not-a-token-of-daemon-yaml").await;
+    submit_login(&b, &base, "not-a-token-of-daemon-yaml").await;
     assert!(b.text("#login-error").await.contains("not accepted"));
     seen.add(&b).await;
 

@@ -243,7 +243,16 @@ impl Seen {
 }
 
 /// Log in to the UI at `base` with `token`.
+/// Logs in with `token` and waits for the redirect to the environments page, so that the
+/// caller's next navigation cannot race the login's.
 pub async fn log_in(b: &Browser, base: &str, token: &str) {
+    submit_login(b, base, token).await;
+    b.wait_url("/ui").await;
+    b.find("form[action='/ui/logout']").await;
+}
+
+/// Submits the login form with `token` (which may be refused) and returns at once.
+pub async fn submit_login(b: &Browser, base: &str, token: &str) {
     b.goto(&format!("{base}/ui/login")).await;
     b.find("#token").await.send_keys(token).await.unwrap();
     b.find("form[action='/ui/login'] button[type=submit]")
