@@ -47,7 +47,12 @@ fn allowed(leader_election: bool) -> BTreeMap<(String, String), BTreeSet<&'stati
         put(GROUP, &format!("{k}/finalizers"), &["update"]);
     }
     put("", "secrets", &["get", "list", "watch"]);
-    put("", "configmaps", &["get", "list", "watch"]);
+    // Written only for long inventories (`<config>-inventory`, owned by the config).
+    put(
+        "",
+        "configmaps",
+        &["create", "delete", "get", "list", "patch", "watch"],
+    );
     put("events.k8s.io", "events", &["create", "patch"]);
     if leader_election {
         let lease = &["create", "get", "patch"];

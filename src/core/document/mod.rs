@@ -6,6 +6,7 @@
 //! by name or URI, tags as plain strings).
 
 mod content_rules;
+pub mod credential;
 pub mod entity;
 pub mod federated;
 mod load;

@@ -2,7 +2,6 @@
 //! engine's layers, plan, ownership check, apply (or report drift in `observe`), status written
 //! only when it changed, an Event only when `Ready` flips.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::metrics::Cycle;
 use super::{Ctx, Error, REQUESTED_AT, jitter, k8s_io};
-use crate::core::document::Document;
+use crate::core::document::{Document, credential};
 use crate::core::kind::Kind;
 use crate::engine::apply::{Outcome, prune};
 use crate::engine::environment::{Config, Environment, Mode, Prune, Strategy};
@@ -46,6 +45,8 @@ pub struct Synced {
     pub applied: bool,
     pub drift: bool,
     pub inventory: Inventory,
+    /// The inventory ConfigMap's text, when the list is too long for the status.
+    pub inventory_text: Option<String>,
     pub failures: Vec<EntityFailure>,
     pub failures_total: usize,
 }
@@ -99,6 +100,16 @@ pub async fn reconcile(cfg: Arc<GatewayConfig>, ctx: Arc<Ctx>) -> Result<Action,
         Err(e) if !e.stalled() => Some(interval.min(Duration::from_secs(30))),
         _ => Some(interval),
     };
+    if let (Ok(x), Some(inv)) = (&result, &new.inventory) {
+        super::inventory::sync(
+            &ctx.client,
+            &cfg,
+            old.inventory.as_ref(),
+            inv,
+            x.inventory_text.as_deref(),
+        )
+        .await?;
+    }
     super::publish(&api, &*cfg, &ctx, &old, &new, &flips).await?;
     Ok(match requeue {
         Some(d) => Action::requeue(jitter(d)),
@@ -317,7 +328,7 @@ pub fn revision(layers: &[Layer]) -> String {
 pub async fn target(
     cfg: &GatewayConfig,
     ctx: &Ctx,
-    env: Environment,
+    mut env: Environment,
     allow_mass_delete: bool,
 ) -> Result<Target, Error> {
     let ns = cfg.namespace().unwrap_or_default();
@@ -330,6 +341,14 @@ pub async fn target(
     let secrets: Api<K8sSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let conn =
         super::connect::connect(&secrets, &gw, cfg.spec.document_key_secret_ref.as_ref()).await?;
+    if !cfg.spec.credentials.is_empty() {
+        let key = conn.keys.document.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "credentials: ContextForgeGateway {name} has no encryptionSecretRef (and the config no documentKeySecretRef) to encrypt them with"
+            ))
+        })?;
+        set_credentials(&secrets, &cfg.spec.credentials, key, &mut env.document).await?;
+    }
     let settings = Settings {
         allow_mass_delete,
         default_owner: Some(owner(cfg)),
@@ -344,13 +363,33 @@ pub async fn target(
     Ok(Target::connect(env, conn, &settings)?)
 }
 
+/// `spec.credentials` into the desired document: each token read from its Secret key and set,
+/// encrypted with `key`, on its entity (replacing the documents' credential for it).
+async fn set_credentials(
+    secrets: &Api<K8sSecret>,
+    credentials: &[EntityCredential],
+    key: &crate::core::secrets::Secret,
+    doc: &mut Document,
+) -> Result<(), Error> {
+    for (index, c) in credentials.iter().enumerate() {
+        let kind = match c.kind.as_str() {
+            "tools" => Kind::Tool,
+            "gateways" => Kind::Gateway,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "credentials[{index}].kind: {other:?} is not tools or gateways"
+                )));
+            }
+        };
+        let token = super::connect::secret_value(secrets, &c.secret_key_ref).await?;
+        credential::set_bearer(doc, kind, &c.name, &token, key)
+            .map_err(|source| Error::Credential { index, source })?;
+    }
+    Ok(())
+}
+
 async fn sync(cfg: &GatewayConfig, ctx: &Ctx) -> Result<Synced, Error> {
     let ns = cfg.namespace().unwrap_or_default();
-    if !cfg.spec.credentials.is_empty() {
-        return Err(Error::Invalid(
-            "credentials: per-entity credentials are not supported by this controller yet; encrypt auth_value in the documents (documentKeySecretRef)".into(),
-        ));
-    }
     let configs: Api<GatewayConfig> = Api::namespaced(ctx.client.clone(), &ns);
     for d in &cfg.spec.depends_on {
         let ready = configs.get_opt(&d.name).await?.is_some_and(|c| {
@@ -406,12 +445,13 @@ async fn sync(cfg: &GatewayConfig, ctx: &Ctx) -> Result<Synced, Error> {
         ),
     };
     let changes = counts.create + counts.update + counts.delete;
-    let inventory = inventory(&t.desired, &marker);
+    let (inventory, inventory_text) = super::inventory::of(&t.desired, &marker, &cfg.name_any());
     let mut out = Synced {
         revision: revision.clone(),
         plan,
         drift: changes > 0,
         inventory,
+        inventory_text,
         ..Synced::default()
     };
     if changes == 0 || cfg.spec.mode == SyncMode::Observe {
@@ -435,25 +475,4 @@ async fn sync(cfg: &GatewayConfig, ctx: &Ctx) -> Result<Synced, Error> {
         }
     }
     Ok(out)
-}
-
-fn inventory(desired: &Document, marker: &str) -> Inventory {
-    let mut counts = BTreeMap::new();
-    let mut total = 0;
-    for kind in Kind::ALL {
-        if kind == Kind::Root {
-            continue;
-        }
-        let n = desired.entities.keys(kind).len() as u32;
-        if n > 0 {
-            counts.insert(kind.plural().to_string(), n);
-            total += n;
-        }
-    }
-    Inventory {
-        owner_tag: marker.to_string(),
-        total,
-        counts,
-        config_map: None,
-    }
 }

@@ -6,6 +6,7 @@ mod cleanup;
 pub mod config;
 mod connect;
 pub mod gateway;
+mod inventory;
 pub mod metrics;
 mod run;
 #[cfg(test)]
@@ -61,6 +62,11 @@ pub enum Error {
     NotFound { kind: &'static str, name: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("credentials[{index}]: {source}")]
+    Credential {
+        index: usize,
+        source: crate::core::document::credential::CredentialError,
+    },
     #[error("{0}")]
     Layers(crate::engine::layers::LayerError, String),
     #[error("{0}")]
@@ -85,9 +91,10 @@ impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
             Error::Kube(_) | Error::Join(_) => ErrorClass::Unreachable,
-            Error::Secret { .. } | Error::NotFound { .. } | Error::Invalid(_) => {
-                ErrorClass::Invalid
-            }
+            Error::Secret { .. }
+            | Error::NotFound { .. }
+            | Error::Invalid(_)
+            | Error::Credential { .. } => ErrorClass::Invalid,
             Error::Layers(e, _) => e.class(),
             Error::Engine(e, _) => e.class(),
             Error::Reconcile(e) => e.class(),
@@ -110,6 +117,7 @@ impl Error {
             } => "GatewayNotFound",
             Error::NotFound { .. } => "SourceNotFound",
             Error::Ownership { .. } => "OwnershipConflict",
+            Error::Credential { .. } => "CredentialInvalid",
             Error::InUse(_) => "InUse",
             Error::Suspended => "Suspended",
             Error::Dependency(_) => "DependencyNotReady",

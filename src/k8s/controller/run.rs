@@ -93,6 +93,10 @@ fn names_config(c: &GatewayConfig, name: &str) -> bool {
             .document_key_secret_ref
             .as_ref()
             .is_some_and(|r| r.name == name)
+        || c.spec
+            .credentials
+            .iter()
+            .any(|x| x.secret_key_ref.name == name)
 }
 
 fn names_gateway(g: &ContextForgeGateway, name: &str) -> bool {
@@ -101,6 +105,7 @@ fn names_gateway(g: &ContextForgeGateway, name: &str) -> bool {
         a.token_secret_ref.as_ref(),
         a.jwt.as_ref().map(|j| &j.signing_key_secret_ref),
         g.spec.encryption_secret_ref.as_ref(),
+        g.spec.ca_secret_ref.as_ref(),
     ]
     .into_iter()
     .flatten()

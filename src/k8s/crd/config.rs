@@ -279,7 +279,15 @@ pub struct Inventory {
     pub total: u32,
     #[serde(default)]
     pub counts: KindCounts,
-    /// A ConfigMap (owned by this resource) listing every entity, when the list is long.
+    /// Every entity (`tools/<name>`, `resources/<uri>`, …), sorted, while there are at most 100;
+    /// past that, empty, and the list is in `configMap`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
+    /// A digest of the whole list (`sha256:…`): also in the ConfigMap, to tell it is current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// A ConfigMap (owned by this resource, key `inventory.json`) listing every entity, when
+    /// there are more than 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<String>,
 }

@@ -3,7 +3,9 @@
 //! Every wait polls observable state (the gateway's entities, the custom resources' status, the
 //! API server's request log) with a deadline; nothing sleeps to synchronise.
 
+mod credentials;
 mod gateway_status;
+mod inventory;
 mod lease;
 mod lifecycle;
 mod rotate;
