@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod kind;
 pub mod policy;
 pub mod quote;
+pub mod schedule;
 pub mod secrets;
 pub mod select;
 pub mod verb;

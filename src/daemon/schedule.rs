@@ -1,52 +1,10 @@
-//! Time for the daemon: cron schedules for backups (standard five fields, or six with seconds
-//! first, and `@hourly`-style aliases; evaluated in UTC) and durations such as `90s` or `1h30m`.
+//! Time for the daemon: cron schedules for backups ([`crate::core::schedule`]: standard five
+//! fields, or six with seconds first, and `@hourly`-style aliases; evaluated in UTC) and
+//! durations such as `90s` or `1h30m`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Utc};
-use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
-
-/// A parsed cron schedule.
-#[derive(Clone, Debug)]
-pub struct Schedule {
-    text: String,
-    cron: Cron,
-}
-
-impl Schedule {
-    pub fn parse(text: &str) -> Result<Schedule, String> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .build()
-            .parse(text)
-            .map_err(|e| format!("'{text}' is not a cron schedule: {e}"))?;
-        let s = Schedule {
-            text: text.to_string(),
-            cron,
-        };
-        // A pattern that never fires (Feb 30) is a mistake worth saying.
-        if s.next_after(0).is_none() {
-            return Err(format!("'{text}' never fires"));
-        }
-        Ok(s)
-    }
-
-    /// The schedule as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The first firing strictly after `unix` (seconds), in Unix seconds.
-    pub fn next_after(&self, unix: i64) -> Option<i64> {
-        let t: DateTime<Utc> = DateTime::from_timestamp(unix, 0)?;
-        self.cron
-            .find_next_occurrence(&t, false)
-            .ok()
-            .map(|n| n.timestamp())
-    }
-}
+pub use crate::core::schedule::{Schedule, rfc3339};
 
 /// Parse `90s`, `5m`, `1h30m`, `500ms`, `2h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -92,50 +50,9 @@ pub fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
-/// Unix seconds as RFC 3339 (UTC, seconds).
-pub fn rfc3339(unix: i64) -> String {
-    DateTime::from_timestamp(unix, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // 2026-12-01T10:07:30Z
-    const T: i64 = 1_796_119_650;
-
-    #[test]
-    fn cron_schedules_fire_when_they_say() {
-        let cases = [
-            ("*/15 * * * *", "2026-12-01T10:15:00Z"),
-            ("0 * * * *", "2026-12-01T11:00:00Z"),
-            ("@daily", "2026-12-02T00:00:00Z"),
-            ("30 2 * * MON", "2026-12-07T02:30:00Z"),
-            ("*/10 * * * * *", "2026-12-01T10:07:40Z"),
-            ("0 0 1 1 *", "2027-01-01T00:00:00Z"),
-        ];
-        assert_eq!(rfc3339(T), "2026-12-01T10:07:30Z");
-        for (pattern, next) in cases {
-            let s = Schedule::parse(pattern).unwrap();
-            assert_eq!(rfc3339(s.next_after(T).unwrap()), next, "{pattern}");
-        }
-    }
-
-    #[test]
-    fn bad_schedules_say_why() {
-        for bad in [
-            "",
-            "every hour",
-            "61 * * * *",
-            "* * * *",
-            "0 0 30 2 *",
-            "* * * * * * 2027",
-        ] {
-            assert!(Schedule::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn durations() {

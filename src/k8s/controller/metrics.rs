@@ -1,7 +1,8 @@
 //! The controller's `/metrics` (OpenMetrics text): the daemon's per-environment series
 //! ([`crate::engine::metrics::ReconcileSeries`], the same code), with
 //! `environment` = `NAMESPACE/NAME` of a GatewayConfig — reconcile outcome and duration, drift,
-//! the last time the gateway held the desired state — and the controller's own counters.
+//! the last time the gateway held the desired state — the daemon's backup series with
+//! `environment` = `NAMESPACE/NAME` of a GatewayBackup, and the controller's own counters.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,11 +12,13 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::Error;
+use super::backup::{BackupFailed, Snapshot};
 use crate::core::error::Classify;
-use crate::engine::metrics::{self as series, ReconcileSeries};
+use crate::engine::metrics::{self as series, Env, EnvOutcome, ReconcileSeries};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Kind {
@@ -38,6 +41,8 @@ pub struct Metrics {
     registry: Registry,
     reconcile: ReconcileSeries,
     by_kind: Family<Kind, Counter>,
+    backups: Family<EnvOutcome, Counter>,
+    last_backup: Family<Env, Gauge>,
     pub status_writes: AtomicU64,
     pub events: AtomicU64,
     text: Mutex<String>,
@@ -50,6 +55,8 @@ impl Default for Metrics {
             registry: Registry::default(),
             reconcile: ReconcileSeries::register(&mut r),
             by_kind: Family::default(),
+            backups: Family::default(),
+            last_backup: Family::default(),
             status_writes: AtomicU64::new(0),
             events: AtomicU64::new(0),
             text: Mutex::new(String::new()),
@@ -59,6 +66,16 @@ impl Default for Metrics {
             "Reconciles of each kind, ok or failed",
             m.by_kind.clone(),
         );
+        r.register(
+            "backups",
+            "GatewayBackup snapshots by outcome: committed, unchanged, failed",
+            m.backups.clone(),
+        );
+        r.register(
+            "last_backup_timestamp_seconds",
+            "When a GatewayBackup's last snapshot succeeded (Unix time)",
+            m.last_backup.clone(),
+        );
         m.registry = r;
         m
     }
@@ -67,16 +84,37 @@ impl Default for Metrics {
 impl Metrics {
     /// One reconcile of `kind`, ok or failed (suspended counts as ok).
     pub fn reconciled<T>(&self, kind: &str, r: &Result<T, Error>) {
-        let result = match r {
-            Ok(_) | Err(Error::Suspended) => "ok",
-            Err(_) => "failed",
-        };
+        self.reconciled_kind(kind, matches!(r, Ok(_) | Err(Error::Suspended)));
+    }
+
+    /// One reconcile of `kind`, ok or failed.
+    pub fn reconciled_kind(&self, kind: &str, ok: bool) {
         self.by_kind
             .get_or_create(&Kind {
                 kind: kind.into(),
-                result: result.into(),
+                result: if ok { "ok" } else { "failed" }.into(),
             })
             .inc();
+    }
+
+    /// One snapshot of the GatewayBackup `name` (`namespace/name`), as the daemon counts its
+    /// scheduled backups.
+    pub fn backup(&self, name: &str, r: &Result<Snapshot, BackupFailed>) {
+        let outcome = match r {
+            Ok(Snapshot {
+                commit: Some(_), ..
+            }) => "committed",
+            Ok(_) => "unchanged",
+            Err(_) => "failed",
+        };
+        self.backups
+            .get_or_create(&series::outcome(name, outcome))
+            .inc();
+        if r.is_ok() {
+            self.last_backup
+                .get_or_create(&series::env(name))
+                .set(crate::core::clock::now_unix() as i64);
+        }
     }
 
     /// One GatewayConfig reconcile of `environment` (`namespace/name`).
@@ -158,6 +196,15 @@ mod tests {
         m.reconciled::<()>("GatewayConfig", &Err(e));
         m.reconciled("GatewayConfig", &Ok(()));
         m.status_writes.fetch_add(2, Ordering::Relaxed);
+        let snap = |commit: Option<&str>| Snapshot {
+            commit: commit.map(str::to_string),
+            previous: None,
+            subject: None,
+            entities: 1,
+        };
+        m.backup("mcp/nightly", &Ok(snap(Some("abc"))));
+        m.backup("mcp/nightly", &Ok(snap(None)));
+        m.backup("mcp/nightly", &Err(BackupFailed::NoKey("gw".into())));
         let t = m.render(true);
         for line in [
             r#"mcp_gitops_reconcile_total{environment="mcp/dev",outcome="applied"} 1"#,
@@ -171,11 +218,17 @@ mod tests {
             r#"mcp_gitops_controller_reconciles_total{kind="GatewayConfig",result="ok"} 1"#,
             "mcp_gitops_controller_status_writes_total 2",
             "mcp_gitops_controller_leader 1",
+            r#"mcp_gitops_backups_total{environment="mcp/nightly",outcome="committed"} 1"#,
+            r#"mcp_gitops_backups_total{environment="mcp/nightly",outcome="unchanged"} 1"#,
+            r#"mcp_gitops_backups_total{environment="mcp/nightly",outcome="failed"} 1"#,
         ] {
             assert!(t.contains(line), "{line} missing from:\n{t}");
         }
         assert!(t.contains(r#"mcp_gitops_last_applied_timestamp_seconds{environment="mcp/dev"}"#));
         assert!(!t.contains(r#"mcp_gitops_last_applied_timestamp_seconds{environment="mcp/obs"}"#));
+        assert!(
+            t.contains(r#"mcp_gitops_last_backup_timestamp_seconds{environment="mcp/nightly"}"#)
+        );
         assert!(t.ends_with("# EOF\n"));
         assert_eq!(t.matches("# EOF").count(), 1);
     }

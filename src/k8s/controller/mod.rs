@@ -1,11 +1,15 @@
-//! `mcp-gitops controller`: kube-rs Controllers for `GatewayConfig` and `ContextForgeGateway`,
-//! reconciling through the engine; leader election with a Lease; `/healthz`, `/readyz`,
+//! `mcp-gitops controller`: kube-rs Controllers for `GatewayConfig`, `ContextForgeGateway` and
+//! `GatewayBackup`, reconciling through the engine; leader election with a Lease; `/healthz`, `/readyz`,
 //! `/metrics`.
 
+pub mod backup;
+#[cfg(test)]
+mod backup_tests;
 mod cleanup;
 pub mod config;
 mod connect;
 pub mod gateway;
+pub mod git_auth;
 mod inventory;
 pub mod metrics;
 mod run;

@@ -16,8 +16,8 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, ResourceExt};
 
-use super::{Ctx, Error, REQUESTED_AT, config, context, gateway};
-use crate::k8s::crd::{ContextForgeGateway, GatewayConfig};
+use super::{Ctx, Error, REQUESTED_AT, backup, config, context, gateway};
+use crate::k8s::crd::{ContextForgeGateway, GatewayBackup, GatewayConfig};
 
 /// The label a Secret or ConfigMap carries to be watched (read-only): a change to one
 /// reconciles the configs and gateways that name it at once.
@@ -59,13 +59,13 @@ fn identity(a: &ControllerArgs) -> String {
 }
 
 /// Generation, the request and force-orphan annotations and deletion: what reconciles a config
-/// (not its status, nor the finalizer it adds itself).
-fn changed(o: &GatewayConfig) -> Option<u64> {
+/// or a backup (not its status, nor the finalizer it adds itself).
+fn changed<K: ResourceExt>(o: &K) -> Option<u64> {
     let mut h = DefaultHasher::new();
-    o.metadata.generation.hash(&mut h);
+    o.meta().generation.hash(&mut h);
     o.annotations().get(REQUESTED_AT).hash(&mut h);
     o.annotations().get(super::FORCE_ORPHAN).hash(&mut h);
-    o.metadata.deletion_timestamp.is_some().hash(&mut h);
+    o.meta().deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
 }
 
@@ -146,7 +146,7 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     .default_backoff()
     .reflect(writer)
     .applied_objects()
-    .predicate_filter(changed, Default::default());
+    .predicate_filter(changed::<GatewayConfig>, Default::default());
     let by_cm = naming::<_, ConfigMap>(reader.clone(), names_config);
     let by_secret = naming::<_, K8sSecret>(reader.clone(), names_config);
     let by_gateway =
@@ -178,6 +178,12 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
                 .within(&c.namespace().unwrap_or_default()),
         )
     };
+    let by_backup = |b: GatewayBackup| {
+        Some(
+            ObjectRef::<ContextForgeGateway>::new(&b.spec.gateway_ref.name)
+                .within(&b.namespace().unwrap_or_default()),
+        )
+    };
     let gateways = gws
         .watches(api::<K8sSecret>(&client, &ns), labelled, by_secret)
         // A config created or its spec edited may change `usedBy` (a config's status writes
@@ -193,10 +199,37 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
             .predicate_filter(predicates::generation, Default::default()),
             by_config,
         )
+        // Likewise a backup created or edited (`usedBy`).
+        .watches_stream(
+            watcher(
+                api::<GatewayBackup>(&client, &ns),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects()
+            .predicate_filter(predicates::generation, Default::default()),
+            by_backup,
+        )
         .shutdown_on_signal()
-        .run(gateway::reconcile, error_policy, ctx)
+        .run(gateway::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    futures::join!(configs, gateways);
+    // GatewayBackup: its own spec and request annotation only. Each reconcile reads the
+    // gateway and its Secrets afresh when a snapshot is due; one before the firing does
+    // nothing, so no other watch is needed.
+    let (reader, writer) = reflector::store::<GatewayBackup>();
+    let stream = watcher(
+        api::<GatewayBackup>(&client, &ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(changed::<GatewayBackup>, Default::default());
+    let backups = Controller::for_stream(stream, reader)
+        .shutdown_on_signal()
+        .run(backup::reconcile, error_policy, ctx)
+        .for_each(|_| async {});
+    futures::join!(configs, gateways, backups);
 }
 
 struct Health {

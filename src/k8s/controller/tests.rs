@@ -13,13 +13,13 @@ use super::config::{FINALIZER, reconcile};
 use super::{FORCE_ORPHAN, context};
 use crate::k8s::crd::GatewayConfig;
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+pub(super) type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 const BASE: &str = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/gatewayconfigs/dev";
 /// The config's documents, its gateway, and where Events go.
 const DOCS: &str = "/api/v1/namespaces/mcp/configmaps/dev-docs";
 const GW: &str = "/apis/gitops.mcp-gitops.dev/v1alpha1/namespaces/mcp/contextforgegateways/gw";
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/mcp/events";
+pub(super) const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/mcp/events";
 
 fn status_path() -> String {
     format!("{BASE}/status")
@@ -49,7 +49,7 @@ fn configmap(doc: &str) -> Value {
 const GOOD: &str = r#"{"version":"2025-03-26","entities":{"tools":[{"name":"a","url":"http://a.example/x","integration_type":"REST","request_type":"GET"}]}}"#;
 const BAD: &str = r#"{"version":"2025-03-26","entities":{"tools":[{"name":"a","url":"not a url","integration_type":"REST","request_type":"GET"}]}}"#;
 
-fn not_found(what: &str) -> (u16, Value) {
+pub(super) fn not_found(what: &str) -> (u16, Value) {
     (
         404,
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
@@ -58,7 +58,12 @@ fn not_found(what: &str) -> (u16, Value) {
 }
 
 /// Answer the next request, which must be `method path`; returns its JSON body (or Null).
-async fn expect(h: &mut Handle, method: &str, path: &str, answer: (u16, Value)) -> Value {
+pub(super) async fn expect(
+    h: &mut Handle,
+    method: &str,
+    path: &str,
+    answer: (u16, Value),
+) -> Value {
     let (req, send) = tokio::time::timeout(Duration::from_secs(5), h.next_request())
         .await
         .unwrap_or_else(|_| panic!("no request; expected {method} {path}"))
@@ -102,7 +107,7 @@ where
         .unwrap()
 }
 
-fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+pub(super) fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
         .unwrap()

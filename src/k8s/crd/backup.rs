@@ -78,7 +78,8 @@ fn default_branch() -> String {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayBackupStatus {
-    /// `Ready`: BackedUp, Unchanged, or a failure reason.
+    /// `Ready` (BackedUp, Unchanged, Scheduled, Suspended, or a failure reason), `Reconciling`
+    /// and `Stalled`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,13 +87,17 @@ pub struct GatewayBackupStatus {
     /// The last commit this backup made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_commit: Option<String>,
-    /// When the last snapshot ran (RFC 3339).
+    /// When the last snapshot was attempted (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<String>,
-    /// When the next is due (RFC 3339).
+    /// When the next is due (RFC 3339, UTC); absent while suspended or stalled on the schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run: Option<String>,
     /// Entities in the last snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entities: Option<u32>,
+    /// The `gitops.mcp-gitops.dev/requestedAt` annotation's value last handled (a new value
+    /// takes a snapshot at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_requested_at: Option<String>,
 }

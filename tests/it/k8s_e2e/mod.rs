@@ -3,6 +3,7 @@
 //! Every wait polls observable state (the gateway's entities, the custom resources' status, the
 //! API server's request log) with a deadline; nothing sleeps to synchronise.
 
+mod backup;
 mod credentials;
 mod gateway_status;
 mod inventory;
@@ -215,12 +216,21 @@ pub fn tool_doc(name: &str, description: &str) -> String {
 
 /// Poll `f` (every 100 ms, up to 60 s) until it gives Some; on time-out, panic with the
 /// controller's log.
-pub async fn eventually<T, F, Fut>(what: &str, ctl: &Logged, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, ctl: &Logged, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    eventually_within(Duration::from_secs(60), what, ctl, f).await
+}
+
+/// [`eventually`] with another deadline.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, what: &str, ctl: &Logged, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
             return v;
