@@ -22,6 +22,10 @@ pub(crate) const DESIRED: &str = "conflict_strategy: update\n";
 /// daemon.yaml's connection of a Git environment to the test's gateway.
 const GATEWAY: &str = "gateway: {url: '${GW_URL}', user: admin@example.com, jwt_secret: {env: JWT_SECRET_KEY}, secret: {env: AUTH_ENCRYPTION_SECRET}}";
 
+/// Between polls of `/status` and `/metrics`: 300 a minute at most, well within the API's
+/// default limit of 600 per client and minute (a long wait polled faster is locked out by 429s).
+const POLL_API: Duration = Duration::from_millis(200);
+
 /// A running `mcp-gitops run`.
 pub(crate) struct Daemon {
     pub(crate) proc: Logged,
@@ -118,7 +122,7 @@ impl Daemon {
                 "timed out waiting for {env}: {what}: {s:#}\n{}",
                 self.text()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL_API).await;
         }
     }
 
@@ -136,7 +140,7 @@ impl Daemon {
                 "timed out waiting for {needle} in\n{text}\n{}",
                 self.text()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL_API).await;
         }
     }
 
