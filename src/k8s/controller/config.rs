@@ -8,7 +8,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret as K8sSecret};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 
 use super::metrics::Cycle;
 use super::{Ctx, Error, REQUESTED_AT, jitter, k8s_io};
@@ -308,20 +307,12 @@ pub async fn read_sources(
 
 /// `sha256:` and 16 hex digits over every layer's label, file names and texts.
 pub fn revision(layers: &[Layer]) -> String {
-    let mut h = Sha256::new();
-    for l in layers {
-        for part in std::iter::once(&l.label).chain(l.files.iter().flat_map(|(n, t)| [n, t])) {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-    }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
+    super::short_digest(
+        layers
+            .iter()
+            .flat_map(|l| std::iter::once(&l.label).chain(l.files.iter().flat_map(|(n, t)| [n, t])))
+            .map(String::as_str),
+    )
 }
 
 /// Connect the config's gateway (credentials from Secrets) with `env`.

@@ -50,17 +50,6 @@ pub fn of(desired: &Document, owner_tag: &str, cfg_name: &str) -> (Inventory, Op
         .iter()
         .flat_map(|(k, v)| v.iter().map(move |n| format!("{k}/{n}")))
         .collect();
-    let mut h = Sha256::new();
-    for e in &listed {
-        h.update((e.len() as u64).to_be_bytes());
-        h.update(e.as_bytes());
-    }
-    let digest: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let mut inv = Inventory {
         owner_tag: owner_tag.to_string(),
         total: total as u32,
@@ -68,7 +57,7 @@ pub fn of(desired: &Document, owner_tag: &str, cfg_name: &str) -> (Inventory, Op
             .iter()
             .map(|(k, v)| (k.to_string(), v.len() as u32))
             .collect(),
-        digest: (total > 0).then(|| format!("sha256:{digest}")),
+        digest: (total > 0).then(|| super::short_digest(listed.iter().map(String::as_str))),
         ..Inventory::default()
     };
     if total <= INLINE_MAX {

@@ -148,6 +148,24 @@ impl Error {
     }
 }
 
+/// `sha256:` and 16 hex digits over `parts` (each length-prefixed, so that no two lists of
+/// parts collide by concatenation).
+pub fn short_digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
 /// `30s`, `5m`, `1h30m` (checked by the CRD's CEL rule); 5 minutes when unreadable.
 pub fn parse_interval(s: &str) -> Duration {
     let mut total = 0u64;

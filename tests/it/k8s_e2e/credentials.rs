@@ -76,16 +76,8 @@ async fn a_tools_token_comes_from_a_secret_key_and_follows_it() {
         (p["creates"] == 0 && p["updates"] == 0).then_some(())
     })
     .await;
-    let mark = c.api.mark();
     let before = c.gw.get("/v1/tools?limit=0").await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    let writes: Vec<String> = c
-        .api
-        .requests_since(mark)
-        .into_iter()
-        .filter(|r| r.is_write())
-        .map(|w| format!("{} {}", w.method, w.path))
-        .collect();
+    let writes = c.writes_during(Duration::from_secs(8)).await;
     assert!(writes.is_empty(), "writes in a steady state: {writes:#?}");
     assert_eq!(c.gw.get("/v1/tools?limit=0").await, before);
 

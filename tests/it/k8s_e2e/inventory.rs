@@ -77,15 +77,7 @@ async fn a_long_inventory_moves_to_an_owned_config_map_and_back() {
         (p["creates"] == 0 && p["updates"] == 0).then_some(())
     })
     .await;
-    let mark = c.api.mark();
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    let writes: Vec<String> = c
-        .api
-        .requests_since(mark)
-        .into_iter()
-        .filter(|r| r.is_write())
-        .map(|w| format!("{} {}", w.method, w.path))
-        .collect();
+    let writes = c.writes_during(Duration::from_secs(7)).await;
     assert!(writes.is_empty(), "writes in a steady state: {writes:#?}");
 
     // Back to 3: the list is in the status again and the ConfigMap is gone.

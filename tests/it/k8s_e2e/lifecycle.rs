@@ -116,21 +116,10 @@ async fn create_edit_heal_stay_quiet_stall_and_delete() {
         .await;
     }
     let before = c.gw.get("/v1/tools?limit=0").await;
-    let mark = c.api.mark();
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let writes: Vec<_> = c
-        .api
-        .requests_since(mark)
-        .into_iter()
-        .filter(|r| r.is_write())
-        .collect();
-    let changed: Vec<String> = writes
-        .iter()
-        .map(|w| format!("{} {} {}", w.method, w.path, w.status))
-        .collect();
+    let writes = c.writes_during(Duration::from_secs(12)).await;
     assert!(
         writes.is_empty(),
-        "writes in a steady state: {changed:#?}\ndev now: {:#}",
+        "writes in a steady state: {writes:#?}\ndev now: {:#}",
         c.config("dev").unwrap()["status"]
     );
     assert_eq!(

@@ -168,6 +168,19 @@ impl Cluster {
             .expect("create a GatewayConfig");
     }
 
+    /// The writes (`METHOD path status`) the API server took while `quiet` passed: over a
+    /// steady state, none are expected.
+    pub async fn writes_during(&self, quiet: Duration) -> Vec<String> {
+        let mark = self.api.mark();
+        tokio::time::sleep(quiet).await;
+        self.api
+            .requests_since(mark)
+            .into_iter()
+            .filter(|r| r.is_write())
+            .map(|w| format!("{} {} {}", w.method, w.path, w.status))
+            .collect()
+    }
+
     /// The stored GatewayConfig (read directly, not through a request).
     pub fn config(&self, name: &str) -> Option<Value> {
         self.api.object(GROUP, "gatewayconfigs", name)
