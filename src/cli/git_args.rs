@@ -50,6 +50,7 @@ impl RepoArgs {
                 ssh_passphrase_env: self.ssh_passphrase_env.clone(),
                 known_hosts: self.known_hosts.clone(),
                 insecure_skip_host_key_check: self.insecure_skip_host_key_check,
+                ..GitAuth::default()
             },
         )?)
     }

@@ -151,6 +151,7 @@ fn git_auth(a: &RawGitAuth, base: &Path) -> GitAuth {
         ssh_passphrase_env: a.ssh_passphrase_env.clone(),
         known_hosts: a.known_hosts.as_ref().map(|p| base.join(p)),
         insecure_skip_host_key_check: a.insecure_skip_host_key_check,
+        ..GitAuth::default()
     }
 }
 

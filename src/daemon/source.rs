@@ -136,10 +136,11 @@ pub fn load_git(
             Ok(Some(h)) => h,
             Ok(None) => {
                 return Fetched::Invalid {
-                    error: format!(
-                        "Git repository {}: no branch '{}'",
-                        spec.remote.url, spec.branch
-                    ),
+                    error: GitError::NoBranch {
+                        url: spec.remote.url.to_string(),
+                        branch: spec.branch.clone(),
+                    }
+                    .to_string(),
                     revision: None,
                 };
             }

@@ -8,7 +8,7 @@ use git2::{Cred, CredentialType, RemoteCallbacks};
 
 use super::known_hosts::{self, Verdict};
 use super::url::Transport;
-use super::{GitAuth, GitError, Remote, RemoteUrl};
+use super::{GitAuth, GitError, Remote, RemoteUrl, SecretValue};
 
 /// Check settings that need no network: named variables are set, named files exist.
 pub(super) fn check(auth: &GitAuth, url: &RemoteUrl) -> Result<(), GitError> {
@@ -39,6 +39,23 @@ pub(super) fn check(auth: &GitAuth, url: &RemoteUrl) -> Result<(), GitError> {
             reason: "a token is only sent over https://".into(),
         });
     }
+    if auth.password.is_some() && url.transport == Transport::Http {
+        return Err(GitError::BadSetting {
+            setting: format!("the password for {url}"),
+            reason: "a password or token is only sent over https://".into(),
+        });
+    }
+    if auth.given_only
+        && url.transport == Transport::Ssh
+        && !auth.insecure_skip_host_key_check
+        && auth.known_hosts.is_none()
+        && auth.known_hosts_text.is_none()
+    {
+        return Err(GitError::BadSetting {
+            setting: format!("known_hosts for {url}"),
+            reason: "required for an SSH remote: host keys are always verified".into(),
+        });
+    }
     Ok(())
 }
 
@@ -46,6 +63,7 @@ pub(super) fn check(auth: &GitAuth, url: &RemoteUrl) -> Result<(), GitError> {
 #[derive(Default)]
 struct State {
     credential_calls: u32,
+    memory_key_calls: u32,
     host_key_problem: Option<(String, String)>,
     no_credentials: Option<String>,
 }
@@ -54,6 +72,12 @@ struct State {
 pub(super) struct Session<'r> {
     remote: &'r Remote,
     state: RefCell<State>,
+}
+
+fn read_known_hosts(file: &std::path::Path) -> String {
+    crate::core::document::read_text(file)
+        .map(|(_, t)| t)
+        .unwrap_or_default()
 }
 
 fn home() -> Option<PathBuf> {
@@ -97,16 +121,25 @@ impl<'r> Session<'r> {
             Err(git2::Error::from_str(&why))
         };
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-            let token = auth
-                .token_env
-                .as_ref()
-                .and_then(|v| std::env::var(v).ok())
-                .filter(|t| !t.is_empty());
+            let token = match &auth.password {
+                Some(p) => Some(p.expose().to_string()),
+                None => auth.token_env.as_ref().and_then(|v| std::env::var(v).ok()),
+            }
+            .filter(|t| !t.is_empty());
+            let what = if auth.password.is_some() {
+                "the password"
+            } else {
+                "the token"
+            };
             return match token {
-                Some(_) if n > 1 => refuse(&mut st, "the token was not accepted".into()),
+                Some(_) if n > 1 => refuse(&mut st, format!("{what} was not accepted")),
                 Some(t) => Cred::userpass_plaintext(
                     auth.username.as_deref().unwrap_or("x-access-token"),
                     &t,
+                ),
+                None if auth.given_only => refuse(
+                    &mut st,
+                    "the server asks for credentials and none were given (a username and password)".into(),
                 ),
                 None => refuse(
                     &mut st,
@@ -118,6 +151,24 @@ impl<'r> Session<'r> {
         if allowed.contains(CredentialType::USERNAME) {
             return Cred::username(user);
         }
+        if let Some(key) = &auth.ssh_key_text
+            && allowed.contains(CredentialType::SSH_MEMORY)
+        {
+            // From memory only: the key is never written to a file. Offered once.
+            st.memory_key_calls += 1;
+            if st.memory_key_calls > 1 {
+                return refuse(
+                    &mut st,
+                    format!("the SSH key was not accepted for user {user}"),
+                );
+            }
+            let passphrase = auth.ssh_passphrase.as_ref().map(SecretValue::expose);
+            return Cred::ssh_key_from_memory(user, None, key.expose(), passphrase).or_else(|_| {
+                // Only a NUL byte fails here (the key is parsed when it is used); the
+                // library's message is not passed on.
+                refuse(&mut st, "the SSH private key is not text".into())
+            });
+        }
         if allowed.contains(CredentialType::SSH_KEY) {
             // One candidate per call: the given key, else the agent, then default key files.
             let passphrase = auth
@@ -127,7 +178,7 @@ impl<'r> Session<'r> {
             let mut candidates: Vec<Option<PathBuf>> = Vec::new();
             if let Some(k) = &auth.ssh_key {
                 candidates.push(Some(k.clone()));
-            } else {
+            } else if !auth.given_only {
                 if std::env::var_os("SSH_AUTH_SOCK").is_some() {
                     candidates.push(None);
                 }
@@ -143,6 +194,10 @@ impl<'r> Session<'r> {
             return match candidates.get(n as usize - 1) {
                 Some(Some(key)) => Cred::ssh_key(user, None, key, passphrase.as_deref()),
                 Some(None) => Cred::ssh_key_from_agent(user),
+                None if candidates.is_empty() && auth.given_only => refuse(
+                    &mut st,
+                    "the server asks for an SSH key and none was given".into(),
+                ),
                 None if candidates.is_empty() => refuse(
                     &mut st,
                     "no SSH key: pass --ssh-key FILE (or run an SSH agent)".into(),
@@ -169,12 +224,7 @@ impl<'r> Session<'r> {
             );
             return Ok(git2::CertificateCheckStatus::CertificateOk);
         }
-        let file = self
-            .remote
-            .auth
-            .known_hosts
-            .clone()
-            .or_else(|| home().map(|h| h.join(".ssh/known_hosts")));
+        let auth = &self.remote.auth;
         let fail = |problem: String| {
             self.state.borrow_mut().host_key_problem = Some((name.clone(), problem.clone()));
             Err(git2::Error::from_str(&problem))
@@ -182,26 +232,37 @@ impl<'r> Session<'r> {
         let Some(blob) = blob else {
             return fail("the server's key could not be read".into());
         };
-        let Some(file) = file else {
-            return fail("no known_hosts file (HOME is not set); pass --known-hosts FILE".into());
+        let (text, shown) = match (&auth.known_hosts_text, &auth.known_hosts) {
+            (Some(k), _) => (k.text.clone(), k.shown.clone()),
+            (None, Some(f)) => (read_known_hosts(f), f.display().to_string()),
+            (None, None) if auth.given_only => {
+                return fail("no known_hosts given: host keys are always verified".into());
+            }
+            (None, None) => match home().map(|h| h.join(".ssh/known_hosts")) {
+                Some(f) => (read_known_hosts(&f), f.display().to_string()),
+                None => {
+                    return fail(
+                        "no known_hosts file (HOME is not set); pass --known-hosts FILE".into(),
+                    );
+                }
+            },
         };
-        let text = crate::core::document::read_text(&file)
-            .map(|(_, t)| t)
-            .unwrap_or_default();
         let kind = known_hosts::key_type(blob).unwrap_or("unknown").to_string();
+        let opt_out = if auth.given_only {
+            ""
+        } else {
+            " or pass --insecure-skip-host-key-check"
+        };
         match known_hosts::check(&text, host, port, blob) {
             Verdict::Trusted => Ok(git2::CertificateCheckStatus::CertificateOk),
             Verdict::Unknown => fail(format!(
-                "no {kind} key for {name} in {}; add the host's key there (check it first, e.g. ssh-keyscan -p {port} {host}) or pass --insecure-skip-host-key-check",
-                file.display()
+                "no {kind} key for {name} in {shown}; add the host's key there (check it first, e.g. ssh-keyscan -p {port} {host}){opt_out}"
             )),
             Verdict::Changed { line } => fail(format!(
-                "the {kind} key offered differs from the one in {} line {line}: the host key changed or someone is intercepting the connection",
-                file.display()
+                "the {kind} key offered differs from the one in {shown} line {line}: the host key changed or someone is intercepting the connection"
             )),
             Verdict::Revoked { line } => fail(format!(
-                "the {kind} key offered is marked @revoked in {} line {line}",
-                file.display()
+                "the {kind} key offered is marked @revoked in {shown} line {line}"
             )),
         }
     }

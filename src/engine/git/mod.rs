@@ -3,11 +3,12 @@
 //! commit that changes one path and push it without force) and a user's working copy
 //! ([`WorkingCopy`]: commit files, on a new branch if asked). No git2 type is public.
 //!
-//! Credentials: HTTPS with a token read from an environment variable named by the caller
-//! (never inline in a URL), SSH with a private key file (or the agent) and host keys verified
-//! against `known_hosts`; an unknown or changed host key is refused unless the caller opted
-//! out. Error messages name the repository, the branch or revision and the path concerned, and
-//! never carry a token.
+//! Credentials: HTTPS with a token read from an environment variable named by the caller, or
+//! given as a value (never inline in a URL); SSH with a private key file (or the agent), or a
+//! key given as a value and used from memory (never written to disk), and host keys verified
+//! against `known_hosts` (a file, or its text); an unknown or changed host key is refused
+//! unless the caller opted out. Error messages name the repository, the branch or revision and
+//! the path concerned, and never carry a token or key.
 
 mod auth;
 pub mod known_hosts;
@@ -19,15 +20,46 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use repo::{Change, FileCommit, Published, Repo, Snapshot, Tree};
-pub use url::RemoteUrl;
+pub use url::{RemoteUrl, Transport};
 pub use worktree::WorkingCopy;
 
 /// The author and committer of every commit mcp-gitops makes.
 pub const AUTHOR_NAME: &str = "mcp-gitops";
 pub const AUTHOR_EMAIL: &str = "mcp-gitops@localhost";
 
-/// How to authenticate to a remote. Holds the names of environment variables and files, never
-/// a secret itself.
+/// A credential held in memory (a password, a private key, a passphrase): `Debug` never
+/// shows it, and nothing here writes it anywhere.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: impl Into<String>) -> SecretValue {
+        SecretValue(value.into())
+    }
+
+    /// The value, for the one place that hands it to the Git library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(*****)")
+    }
+}
+
+/// `known_hosts` lines given as text, and how messages name where they came from (e.g.
+/// `Secret repo-ssh, key known_hosts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownHostsText {
+    pub text: String,
+    pub shown: String,
+}
+
+/// How to authenticate to a remote: the names of environment variables and files, or (for a
+/// caller that reads its credentials itself, like the Kubernetes controller) the values, held
+/// in memory as [`SecretValue`]s.
 #[derive(Clone, Debug, Default)]
 pub struct GitAuth {
     /// HTTPS: the environment variable holding a token (sent as the password).
@@ -44,6 +76,19 @@ pub struct GitAuth {
     pub known_hosts: Option<PathBuf>,
     /// SSH: accept any host key. Off by default; for throwaway setups only.
     pub insecure_skip_host_key_check: bool,
+    /// HTTPS: the password or token itself (wins over `token_env`).
+    pub password: Option<SecretValue>,
+    /// SSH: the private key itself (OpenSSH or PEM text), used from memory (wins over
+    /// `ssh_key`).
+    pub ssh_key_text: Option<SecretValue>,
+    /// SSH: the key's passphrase itself (wins over `ssh_passphrase_env`).
+    pub ssh_passphrase: Option<SecretValue>,
+    /// SSH: the `known_hosts` lines themselves (win over the `known_hosts` file).
+    pub known_hosts_text: Option<KnownHostsText>,
+    /// Use only what is given here: no SSH agent, no `~/.ssh` keys, no `~/.ssh/known_hosts`
+    /// (a process serving many tenants must not lend them its own credentials); an SSH remote
+    /// then needs `known_hosts` or `known_hosts_text`.
+    pub given_only: bool,
 }
 
 /// A remote repository and how to reach it.
@@ -121,6 +166,8 @@ pub enum GitError {
         "Git repository {url}: the server's TLS certificate is not trusted ({reason}); add its CA to the system's trust store or point SSL_CERT_FILE at it"
     )]
     Certificate { url: String, reason: String },
+    #[error("Git repository {url}: no branch '{branch}'")]
+    NoBranch { url: String, branch: String },
     #[error("Git repository {url}: unknown revision '{rev}' (not a branch, tag or commit id)")]
     UnknownRev { url: String, rev: String },
     #[error("Git repository {url} at {rev}: no '{path}' there")]
@@ -148,6 +195,7 @@ impl crate::core::error::Classify for GitError {
             GitError::BadUrl { .. }
             | GitError::BadSetting { .. }
             | GitError::UnknownRev { .. }
+            | GitError::NoBranch { .. }
             | GitError::NoPath { .. }
             | GitError::State { .. } => ErrorClass::Invalid,
             GitError::Unreachable { .. } => ErrorClass::Unreachable,

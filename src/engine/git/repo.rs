@@ -226,6 +226,16 @@ impl Repo {
     /// The files at `path` in `commit`: one entry keyed `""` when `path` is a file, else every
     /// file below the directory keyed by its path relative to it.
     pub fn read(&self, commit: &CommitId, path: &str) -> Result<(bool, Tree), GitError> {
+        self.read_at(commit, path, true)
+    }
+
+    /// [`Repo::read`], but of a directory only the files directly in it (what an environment
+    /// directory's documents are).
+    pub fn read_top(&self, commit: &CommitId, path: &str) -> Result<(bool, Tree), GitError> {
+        self.read_at(commit, path, false)
+    }
+
+    fn read_at(&self, commit: &CommitId, path: &str, deep: bool) -> Result<(bool, Tree), GitError> {
         let tree = self.tree_at(commit)?;
         let no_path = || GitError::NoPath {
             url: self.url(),
@@ -234,7 +244,7 @@ impl Repo {
         };
         let mut out = Tree::new();
         if path.is_empty() {
-            self.collect(&tree, "", &mut out)?;
+            self.collect(&tree, "", deep, &mut out)?;
             return Ok((true, out));
         }
         let entry = tree.get_path(Path::new(path)).map_err(|_| no_path())?;
@@ -249,14 +259,20 @@ impl Repo {
             }
             Some(ObjectType::Tree) => {
                 let sub = obj.into_tree().map_err(|_| no_path())?;
-                self.collect(&sub, "", &mut out)?;
+                self.collect(&sub, "", deep, &mut out)?;
                 Ok((true, out))
             }
             _ => Err(no_path()),
         }
     }
 
-    fn collect(&self, tree: &git2::Tree<'_>, prefix: &str, out: &mut Tree) -> Result<(), GitError> {
+    fn collect(
+        &self,
+        tree: &git2::Tree<'_>,
+        prefix: &str,
+        deep: bool,
+        out: &mut Tree,
+    ) -> Result<(), GitError> {
         for entry in tree.iter() {
             let Ok(name) = entry.name() else { continue };
             if matches!(name, "." | ".." | ".git") || name.contains(['/', '\\', '\0']) {
@@ -279,11 +295,11 @@ impl Repo {
                         .map_err(|_| GitError::local(&path, "blob"))?;
                     out.insert(path, blob.content().to_vec());
                 }
-                (Some(ObjectType::Tree), _) => {
+                (Some(ObjectType::Tree), _) if deep => {
                     let sub = obj
                         .into_tree()
                         .map_err(|_| GitError::local(&path, "tree"))?;
-                    self.collect(&sub, &path, out)?;
+                    self.collect(&sub, &path, deep, out)?;
                 }
                 _ => {}
             }
