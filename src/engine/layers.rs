@@ -10,11 +10,16 @@ use std::path::{Path, PathBuf};
 use crate::core::fsutil::write_atomic;
 use crate::engine::environment::{self, CONFIG_FILE, Config, EnvError, Environment};
 
+pub mod git;
+
 /// One layer: a label (`configmap-dev-docs`) and its documents as (file name, text).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Layer {
     pub label: String,
     pub files: Vec<(String, String)>,
+    /// How errors name this layer's files: this prefix, then the file name (e.g.
+    /// `ssh://git@host/repo.git@3f2a9c1d0b7e:envs/prod/`). None: `<NN>-<label>/`.
+    pub shown: Option<String>,
 }
 
 /// Load `layers` (at least one) as an environment, through directories written under `root`
@@ -35,8 +40,12 @@ pub fn load(root: &Path, layers: &[Layer], config: Config) -> Result<Environment
     }
     let mut prev: Option<String> = None;
     let mut top = PathBuf::new();
+    let mut renames: Vec<(String, String)> = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         let name = format!("{i:02}-{}", safe(&layer.label));
+        if let Some(s) = &layer.shown {
+            renames.push((format!("{}/{name}/", root.display()), s.clone()));
+        }
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let cfg = match &prev {
@@ -58,8 +67,12 @@ pub fn load(root: &Path, layers: &[Layer], config: Config) -> Result<Environment
     }
     let shown = |e: EnvError| {
         let prefix = format!("{}/", root.display());
+        let mut message = e.to_string();
+        for (from, to) in &renames {
+            message = message.replace(from, to);
+        }
         LayerError::Invalid {
-            message: e.to_string().replace(&prefix, ""),
+            message: message.replace(&prefix, ""),
             source: Box::new(e),
         }
     };
@@ -128,6 +141,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let base = Layer {
             label: "configmap-base".into(),
+            shown: None,
             files: vec![
                 ("a.json".into(), tool("a", "http://a.example/1")),
                 ("b.json".into(), tool("b", "http://b.example/1")),
@@ -135,6 +149,7 @@ mod tests {
         };
         let patch = Layer {
             label: "inline-prod".into(),
+            shown: None,
             files: vec![(
                 "p.yaml".into(),
                 "entities:\n  tools:\n  - name: a\n    url: http://a.example/2\n".into(),
@@ -153,16 +168,35 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let bad = Layer {
             label: "configmap-dev".into(),
+            shown: None,
             files: vec![("tools.json".into(), tool("a", "not a url"))],
         };
-        let e = load(&t.path().join("l"), &[bad], Config::default()).unwrap_err();
+        let e = load(
+            &t.path().join("l"),
+            std::slice::from_ref(&bad),
+            Config::default(),
+        )
+        .unwrap_err();
         let m = e.to_string();
         assert!(m.contains("00-configmap-dev/tools.json"), "{m}");
         assert!(!m.contains(&t.path().display().to_string()), "{m}");
         assert!(m.contains("/entities/tools/0"), "{m}");
+        // A layer that says how it is shown (a Git commit's directory) is named so.
+        let shown = Layer {
+            shown: Some("git@example.com:ops.git@3f2a9c1d0b7e:envs/dev/".into()),
+            ..bad
+        };
+        let m = load(&t.path().join("l"), &[shown], Config::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.starts_with("git@example.com:ops.git@3f2a9c1d0b7e:envs/dev/tools.json"),
+            "{m}"
+        );
         // SAFETY-free: a variable set in the process is still not substituted.
         let var = Layer {
             label: "inline-x".into(),
+            shown: None,
             files: vec![("x.json".into(), tool("a", "http://${HOME}/x"))],
         };
         let e = load(&t.path().join("l"), &[var], Config::default()).unwrap_err();
@@ -178,6 +212,7 @@ mod tests {
         ));
         let l = Layer {
             label: "x".into(),
+            shown: None,
             files: vec![(CONFIG_FILE.into(), "gateway: http://evil\n".into())],
         };
         assert!(matches!(

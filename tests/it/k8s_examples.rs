@@ -376,6 +376,7 @@ fn example_layers(cfg: &Value, objs: &[Value]) -> Vec<mcp_gitops::engine::layers
             layers.push(mcp_gitops::engine::layers::Layer {
                 label: format!("configmap-{name}"),
                 files,
+                shown: None,
             });
         } else if let Some(doc) = src["inline"].as_object() {
             let name = doc["name"].as_str().unwrap();
@@ -385,6 +386,7 @@ fn example_layers(cfg: &Value, objs: &[Value]) -> Vec<mcp_gitops::engine::layers
                     format!("{name}.yaml"),
                     doc["document"].as_str().unwrap().to_owned(),
                 )],
+                shown: None,
             });
         }
     }
@@ -433,6 +435,7 @@ fn example_documents_load_as_the_controller_layers_them() {
             "version: \"2025-03-26\"\nentities:\n  tools:\n    - name: no-url\n      request_type: GET\n"
                 .into(),
         )],
+        shown: None,
     });
     let err = load_layers(dev, &layers).expect_err("a tool without a URL was accepted");
     assert!(err.contains("inline-bad") && err.contains("url"), "{err}");

@@ -285,6 +285,7 @@ pub async fn read_sources(
             layers.push(Layer {
                 label: format!("configmap-{}", c.name),
                 files,
+                shown: None,
             });
         } else if let Some(d) = &s.inline {
             let ext = if d.document.trim_start().starts_with('{') {
@@ -295,6 +296,7 @@ pub async fn read_sources(
             layers.push(Layer {
                 label: format!("inline-{}", d.name),
                 files: vec![(format!("{}.{ext}", d.name), d.document.clone())],
+                shown: None,
             });
         } else if s.git.is_some() {
             return Err(Error::Invalid(format!(
