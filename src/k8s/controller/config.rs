@@ -251,14 +251,52 @@ pub fn env_config(cfg: &GatewayConfig) -> Config {
     }
 }
 
-/// The config's sources as the engine's layers, in order.
+/// A config's sources read: the engine's layers, in order, and the commits Git sources were
+/// read at.
+#[derive(Clone, Debug, Default)]
+pub struct SourceLayers {
+    pub layers: Vec<Layer>,
+    /// `branch@<commit12>` of each Git source, in order.
+    pub commits: Vec<String>,
+    /// Which layers came from Git (named by their commit in the revision, not digested).
+    pub from_git: Vec<bool>,
+}
+
+impl SourceLayers {
+    fn push(&mut self, layer: Layer, git: bool) {
+        self.layers.push(layer);
+        self.from_git.push(git);
+    }
+
+    /// The status revision: the digest of the sources' content ([`revision`]) when no source
+    /// is Git; `main@3f2a9c1d0b7e` for one Git source alone; Git sources' commits joined by
+    /// `+`, then `+sha256:…` of the other sources' content, when there are several.
+    pub fn revision(&self) -> String {
+        let others: Vec<Layer> = self
+            .layers
+            .iter()
+            .zip(&self.from_git)
+            .filter(|(_, git)| !**git)
+            .map(|(l, _)| l.clone())
+            .collect();
+        match (self.commits.is_empty(), others.is_empty()) {
+            (true, _) => revision(&others),
+            (false, true) => self.commits.join("+"),
+            (false, false) => format!("{}+{}", self.commits.join("+"), revision(&others)),
+        }
+    }
+}
+
+/// The config's sources as the engine's layers, in order (Git sources fetched into the clone
+/// cache of config `ns/name`).
 pub async fn read_sources(
-    client: &kube::Client,
+    ctx: &Ctx,
     ns: &str,
+    name: &str,
     sources: &[Source],
-) -> Result<Vec<Layer>, Error> {
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let mut layers = Vec::new();
+) -> Result<SourceLayers, Error> {
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let mut out = SourceLayers::default();
     for (i, s) in sources.iter().enumerate() {
         if let Some(c) = &s.config_map {
             let cm = cms.get_opt(&c.name).await?.ok_or_else(|| Error::NotFound {
@@ -282,29 +320,34 @@ pub async fn read_sources(
                     })
                     .collect::<Result<_, _>>()?
             };
-            layers.push(Layer {
+            let layer = Layer {
                 label: format!("configmap-{}", c.name),
                 files,
                 shown: None,
-            });
+            };
+            out.push(layer, false);
         } else if let Some(d) = &s.inline {
             let ext = if d.document.trim_start().starts_with('{') {
                 "json"
             } else {
                 "yaml"
             };
-            layers.push(Layer {
+            let layer = Layer {
                 label: format!("inline-{}", d.name),
                 files: vec![(format!("{}.{ext}", d.name), d.document.clone())],
                 shown: None,
-            });
-        } else if s.git.is_some() {
-            return Err(Error::Invalid(format!(
-                "sources[{i}].git: Git sources are not supported by this controller yet; use a ConfigMap or inline source"
-            )));
+            };
+            out.push(layer, false);
+        } else if let Some(g) = &s.git {
+            let got = super::git::fetch(ctx, ns, name, i, g).await?;
+            out.commits
+                .push(format!("{}@{}", g.branch, got.commit.short()));
+            for layer in got.layers {
+                out.push(layer, true);
+            }
         }
     }
-    Ok(layers)
+    Ok(out)
 }
 
 /// `sha256:` and 16 hex digits over every layer's label, file names and texts.
@@ -396,8 +439,9 @@ async fn sync(cfg: &GatewayConfig, ctx: &Ctx) -> Result<Synced, Error> {
             return Err(Error::Dependency(format!("GatewayConfig {}", d.name)));
         }
     }
-    let layers = read_sources(&ctx.client, &ns, &cfg.spec.sources).await?;
-    let revision = revision(&layers);
+    let read = read_sources(ctx, &ns, &cfg.name_any(), &cfg.spec.sources).await?;
+    let revision = read.revision();
+    let layers = read.layers;
     let root = ctx.state_dir.join("configs").join(&ns).join(cfg.name_any());
     let config = env_config(cfg);
     let env = k8s_io(move || layers::load(&root, &layers, config))

@@ -9,6 +9,7 @@ mod cleanup;
 pub mod config;
 mod connect;
 pub mod gateway;
+pub mod git;
 pub mod git_auth;
 mod inventory;
 pub mod metrics;
@@ -46,7 +47,8 @@ pub const MANAGER: &str = "mcp-gitops-controller";
 pub struct Ctx {
     pub client: kube::Client,
     pub recorder: Recorder,
-    /// Where layered documents are materialised (`configs/<ns>/<name>`).
+    /// Where layered documents are materialised (`configs/<ns>/<name>`) and Git sources are
+    /// cloned (`git/<ns>/<name>`).
     pub state_dir: PathBuf,
     pub metrics: Metrics,
 }
@@ -62,8 +64,17 @@ pub enum Error {
         key: String,
         why: String,
     },
+    #[error("Secret {name} not found")]
+    NoSecret { name: String },
     #[error("{kind} {name} not found")]
     NotFound { kind: &'static str, name: String },
+    /// A Git source could not be fetched or read (`index` in `spec.sources`).
+    #[error("sources[{index}].git: {source}")]
+    Git {
+        index: usize,
+        #[source]
+        source: crate::engine::layers::git::GitLayerError,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("credentials[{index}]: {source}")]
@@ -96,9 +107,11 @@ impl Classify for Error {
         match self {
             Error::Kube(_) | Error::Join(_) => ErrorClass::Unreachable,
             Error::Secret { .. }
+            | Error::NoSecret { .. }
             | Error::NotFound { .. }
             | Error::Invalid(_)
             | Error::Credential { .. } => ErrorClass::Invalid,
+            Error::Git { source, .. } => source.class(),
             Error::Layers(e, _) => e.class(),
             Error::Engine(e, _) => e.class(),
             Error::Reconcile(e) => e.class(),
@@ -114,7 +127,12 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Kube(_) => "KubernetesApiError",
-            Error::Secret { .. } => "SecretMissing",
+            Error::Secret { .. } | Error::NoSecret { .. } => "SecretMissing",
+            // Fetching: unreachable, refused credentials or host key, no branch or path.
+            Error::Git {
+                source: crate::engine::layers::git::GitLayerError::Git(_),
+                ..
+            } => "GitFailed",
             Error::NotFound {
                 kind: "ContextForgeGateway",
                 ..

@@ -85,14 +85,17 @@ fn error_policy<K>(_: Arc<K>, e: &Error, _: Arc<Ctx>) -> Action {
 }
 
 fn names_config(c: &GatewayConfig, name: &str) -> bool {
-    c.spec
-        .sources
-        .iter()
-        .any(|s| s.config_map.as_ref().is_some_and(|m| m.name == name))
-        || c.spec
-            .document_key_secret_ref
-            .as_ref()
-            .is_some_and(|r| r.name == name)
+    c.spec.sources.iter().any(|s| {
+        s.config_map.as_ref().is_some_and(|m| m.name == name)
+            || s.git
+                .as_ref()
+                .and_then(|g| g.secret_ref.as_ref())
+                .is_some_and(|r| r.name == name)
+    }) || c
+        .spec
+        .document_key_secret_ref
+        .as_ref()
+        .is_some_and(|r| r.name == name)
         || c.spec
             .credentials
             .iter()
@@ -133,6 +136,25 @@ where
     }
 }
 
+/// A config is gone: drop its scratch files and Git clones (best effort, off the async
+/// threads; a cache, so a lost Delete event only leaves disk space behind).
+fn forget(state: &std::path::Path, c: &GatewayConfig) {
+    let (ns, name) = (c.namespace().unwrap_or_default(), c.name_any());
+    let dirs = [
+        state.join("configs").join(&ns).join(&name),
+        super::git::cache_dir(state, &ns, &name),
+    ];
+    tokio::task::spawn_blocking(move || {
+        for d in dirs {
+            if d.exists()
+                && let Err(e) = std::fs::remove_dir_all(&d)
+            {
+                tracing::warn!("{}: {e}", d.display());
+            }
+        }
+    });
+}
+
 async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     let client = ctx.client.clone();
     let labelled = watcher::Config::default().labels(&format!("{WATCH_LABEL}=true"));
@@ -145,6 +167,14 @@ async fn controllers(ctx: Arc<Ctx>, ns: Option<String>) {
     )
     .default_backoff()
     .reflect(writer)
+    .inspect({
+        let state = ctx.state_dir.clone();
+        move |e| {
+            if let Ok(watcher::Event::Delete(c)) = e {
+                forget(&state, c);
+            }
+        }
+    })
     .applied_objects()
     .predicate_filter(changed::<GatewayConfig>, Default::default());
     let by_cm = naming::<_, ConfigMap>(reader.clone(), names_config);

@@ -214,6 +214,48 @@ async fn an_invalid_document_stalls_with_file_and_pointer_and_contacts_no_gatewa
     assert_eq!(s["history"][0]["result"], "InvalidDocument");
 }
 
+/// A Git source over SSH whose Secret has no `known_hosts`: SecretMissing, Stalled, before any
+/// network work or gateway contact (host keys are always verified).
+#[tokio::test]
+async fn a_git_source_without_known_hosts_stalls_before_any_fetch() {
+    let mut obj = config("Orphan", &[], None, json!({}));
+    obj["spec"]["sources"] = json!([
+        {"configMap": {"name": "dev-docs"}},
+        {"git": {"url": "ssh://git@git.example.com/ops.git", "branch": "main", "path": "envs/dev",
+                 "secretRef": {"name": "repo-ssh"}}}
+    ]);
+    let echo = obj.clone();
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "repo-ssh", "namespace": "mcp"},
+        // base64 of "-----BEGIN OPENSSH PRIVATE KEY-----"
+        "data": {"identity": "LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0="}});
+    let status = scenario(obj, move |mut h| async move {
+        expect(&mut h, "GET", DOCS, (200, configmap(GOOD))).await;
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/secrets/repo-ssh",
+            (200, secret),
+        )
+        .await;
+        let patch = expect(&mut h, "PATCH", &status_path(), (200, echo.clone())).await;
+        let event = expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
+        assert_eq!(event["reason"], "SecretMissing");
+        patch
+    })
+    .await;
+    let s = &status["status"];
+    let ready = condition(s, "Ready");
+    assert_eq!(ready["reason"], "SecretMissing");
+    let m = ready["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("Secret repo-ssh, key known_hosts: required for an SSH repository"),
+        "{m}"
+    );
+    assert!(!m.contains("OPENSSH"), "{m}");
+    assert_eq!(condition(s, "Stalled")["status"], "True");
+}
+
 /// Deleting a `Delete` config whose gateway is gone for good: the escape hatch releases the
 /// finalizer without contacting any gateway.
 #[tokio::test]

@@ -120,8 +120,10 @@ pub struct ConfigMapSource {
     pub keys: Vec<String>,
 }
 
-/// An environment directory at `path` in `branch` of a repository, fetched as the daemon does;
-/// SSH host keys are always verified.
+/// An environment directory at `path` in `branch` of a repository, fetched at every reconcile
+/// into the controller's clone cache: its `*.json`, `*.yaml`, `*.yml` documents (and, when its
+/// `mcp-gitops.yaml` names `bases` in the repository, theirs first). SSH host keys are always
+/// verified.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitSource {
@@ -130,12 +132,12 @@ pub struct GitSource {
     pub url: String,
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// The directory inside the repository (default: its root).
+    /// The directory inside the repository (default: its root), or one document file.
     #[serde(default)]
     #[x_kube(validation = Rule::new("!self.startsWith('/') && !self.contains('..')").message("path is relative and stays inside the repository"))]
     pub path: String,
     /// A Secret with `username` and `password` (HTTPS), or `identity` (an SSH private key),
-    /// optional `passphrase`, and `known_hosts` (required for SSH).
+    /// optional `passphrase`, and `known_hosts` (required for SSH). None: anonymous HTTPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
 }
@@ -234,8 +236,9 @@ pub struct GatewayConfigStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// The sources' revision (a digest of the documents; a Git commit is part of it) last
-    /// applied in full.
+    /// The sources' revision last applied in full: `sha256:…` of the documents; with Git
+    /// sources `<branch>@<commit12>` (several joined by `+`, then `+sha256:…` of the other
+    /// sources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_revision: Option<String>,
     /// The revision last tried.
