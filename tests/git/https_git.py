@@ -5,7 +5,8 @@ Basic authentication.
 
 serves the repositories under ROOT on a free 127.0.0.1 port (printed on the first line of
 standard output) with the certificate CERT and key KEY. Requests must carry the user
-`x-access-token` and the token from the environment variable GIT_TEST_TOKEN; others get 401.
+GIT_TEST_USER (default `x-access-token`) and the token from the environment variable
+GIT_TEST_TOKEN; others get 401.
 Every request is logged to standard error without its credentials.
 """
 
@@ -18,7 +19,8 @@ import sys
 
 ROOT, CERT, KEY = sys.argv[1], sys.argv[2], sys.argv[3]
 TOKEN = os.environ["GIT_TEST_TOKEN"]
-EXPECTED = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+USER = os.environ.get("GIT_TEST_USER", "x-access-token")
+EXPECTED = "Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -59,7 +61,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "PATH": os.environ.get("PATH", ""),
             "GIT_PROJECT_ROOT": ROOT,
             "GIT_HTTP_EXPORT_ALL": "1",
-            "REMOTE_USER": "x-access-token",
+            "REMOTE_USER": USER,
             "REQUEST_METHOD": self.command,
             "PATH_INFO": path,
             "QUERY_STRING": query,

@@ -1,12 +1,11 @@
 //! Backups to Git, restore from Git and promote: real gateways, real repositories (bare ones
 //! in temp directories, the `git` CLI playing the other people), and a real sshd on loopback.
 
-use crate::common;
 /// SSH and HTTPS remotes.
 #[path = "git/transports.rs"]
 mod transports;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::{ADMIN, Gateway};

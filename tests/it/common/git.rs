@@ -1,5 +1,5 @@
-//! Git for tests: the `git` CLI as somebody else, bare repositories, and a real sshd on
-//! loopback.
+//! Git for tests: the `git` CLI as somebody else, bare repositories, a real sshd on loopback,
+//! and `git http-backend` over HTTPS behind Basic authentication.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -103,5 +103,39 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `git http-backend` over HTTPS on loopback (`tests/git/https_git.py`) serving the
+/// repositories under a directory, with a self-signed certificate for 127.0.0.1 and Basic
+/// authentication as `user` with `token`; stopped on drop.
+pub struct HttpsGit {
+    pub port: u16,
+    /// The certificate (trust it with `SSL_CERT_FILE`).
+    pub cert: PathBuf,
+    _server: super::tls::Served,
+}
+
+impl HttpsGit {
+    pub fn start(root: &Path, user: &str, token: &str) -> HttpsGit {
+        let (cert, key) = super::tls::self_signed(root, "git-cert");
+        let mut cmd = Command::new("python3");
+        cmd.arg(super::root().join("tests/git/https_git.py"))
+            .arg(root)
+            .arg(&cert)
+            .arg(&key)
+            .env("GIT_TEST_USER", user)
+            .env("GIT_TEST_TOKEN", token);
+        let server = super::tls::Served::start(cmd, "the HTTPS Git server");
+        HttpsGit {
+            port: server.port,
+            cert,
+            _server: server,
+        }
+    }
+
+    /// The URL of repository `name` (a bare repository under the served directory).
+    pub fn url(&self, name: &str) -> String {
+        format!("https://127.0.0.1:{}/{name}", self.port)
     }
 }

@@ -4,8 +4,7 @@
 use std::process::Command;
 
 use super::*;
-use crate::common::git::Sshd;
-use crate::common::tls::{Served, self_signed};
+use crate::common::git::{HttpsGit, Sshd};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_remotes_verify_the_host_key() {
@@ -102,39 +101,13 @@ async fn ssh_remotes_verify_the_host_key() {
     assert_eq!(tool_count(&fresh).await, 1);
 }
 
-/// `git http-backend` over HTTPS on loopback with a self-signed certificate for 127.0.0.1;
-/// stopped on drop.
-struct HttpsGit {
-    port: u16,
-    cert: PathBuf,
-    _server: Served,
-}
-
-impl HttpsGit {
-    fn start(root: &Path, token: &str) -> HttpsGit {
-        let (cert, key) = self_signed(root, "cert");
-        let mut cmd = Command::new("python3");
-        cmd.arg(common::root().join("tests/git/https_git.py"))
-            .arg(root)
-            .arg(&cert)
-            .arg(&key)
-            .env("GIT_TEST_TOKEN", token);
-        let server = Served::start(cmd, "the HTTPS Git server");
-        HttpsGit {
-            port: server.port,
-            cert,
-            _server: server,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn https_remotes_take_the_token_from_the_environment() {
     const TOKEN: &str = "CANARY-git-token-3f9a";
     let gw = Gateway::start();
     let root = gw.dir.path();
     let remote = bare(root, "remote.git");
-    let server = HttpsGit::start(root, TOKEN);
+    let server = HttpsGit::start(root, "x-access-token", TOKEN);
     let url = format!("https://127.0.0.1:{}/remote.git", server.port);
     import(
         &gw,

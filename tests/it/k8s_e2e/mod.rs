@@ -6,6 +6,7 @@
 mod backup;
 mod credentials;
 mod gateway_status;
+mod git_source;
 mod inventory;
 mod lease;
 mod lifecycle;
@@ -58,6 +59,17 @@ impl Cluster {
 
     /// The same through one of the fake API server's doors (`FakeApi::door`).
     pub fn controller_via(&self, url: &str, identity: &str, extra: &[&str]) -> Logged {
+        self.controller_with(url, identity, extra, &[])
+    }
+
+    /// The same with more environment variables (e.g. `SSL_CERT_FILE`).
+    pub fn controller_with(
+        &self,
+        url: &str,
+        identity: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Logged {
         let kubeconfig =
             FakeApi::kubeconfig_for(url, &self.dir.path().join(format!("kubeconfig-{identity}")));
         let state = self.dir.path().join(format!("state-{identity}"));
@@ -77,6 +89,9 @@ impl Cluster {
             .env("HOME", self.dir.path())
             .env("MCP_GITOPS_STATE_DIR", state)
             .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         Logged::spawn(cmd)
     }
 
