@@ -5,8 +5,9 @@
 //! SSH: a wrong host key → Stalled `GitFailed`, nothing written; the Secret fixed → applied at
 //! once (the interval is an hour: only the Secret's watch can bring it), with the base the
 //! directory names; a pushed commit → applied within an interval, the status naming the new
-//! commit; a missing path stalls, an unreachable host is retried (Reconciling); the key never
-//! appears in the log, the status or the state directory; deleting the config drops its clone.
+//! commit; quiet intervals write nothing; a missing path stalls, an unreachable host is retried
+//! (Reconciling); the key never appears in the log, the status or the state directory;
+//! deleting the config drops its clone.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -225,6 +226,30 @@ async fn an_ssh_source_is_applied_follows_pushes_and_refuses_an_unknown_host_key
         (c.config("prod")?["status"]["lastAppliedRevision"] == rev2.as_str()).then_some(())
     })
     .await;
+
+    // Steady state: two quiet intervals fetch but write nothing, to the API server or the
+    // gateway (the revision is the commit: stable while the branch stays).
+    eventually("a plan with nothing to do", &ctl, || async {
+        let p = c.config("prod")?["status"]["lastPlan"].clone();
+        (p["creates"] == 0 && p["updates"] == 0 && p["deletes"] == 0).then_some(())
+    })
+    .await;
+    let quiet = c.gw.get("/v1/tools?limit=0").await;
+    let mark = c.api.mark();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let writes: Vec<String> = c
+        .api
+        .requests_since(mark)
+        .into_iter()
+        .filter(|r| r.is_write())
+        .map(|w| format!("{} {} {}", w.method, w.path, w.status))
+        .collect();
+    assert!(writes.is_empty(), "writes in a steady state: {writes:#?}");
+    assert_eq!(
+        c.gw.get("/v1/tools?limit=0").await,
+        quiet,
+        "the gateway was written"
+    );
 
     // 4. A path the branch lacks: Stalled (a person must act), nothing written.
     let tools = c.gw.get("/v1/tools?limit=0").await;
