@@ -4,10 +4,10 @@
 //!
 //! SSH: a wrong host key → Stalled `GitFailed`, nothing written; the Secret fixed → applied at
 //! once (the interval is an hour: only the Secret's watch can bring it), with the base the
-//! directory names; a pushed commit → applied within an interval, the status naming the new
-//! commit; quiet intervals write nothing; a missing path stalls, an unreachable host is retried
-//! (Reconciling); the key never appears in the log, the status or the state directory;
-//! deleting the config drops its clone.
+//! directory names; a key with a passphrase (a wrong one stalls); a pushed commit → applied
+//! within an interval, the status naming the new commit; quiet intervals write nothing; a
+//! missing path stalls, an unreachable host is retried (Reconciling); no key or passphrase
+//! appears in the log, the status or the state directory; deleting the config drops its clone.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -206,6 +206,35 @@ async fn an_ssh_source_is_applied_follows_pushes_and_refuses_an_unknown_host_key
         "the clone cache is per config under the state directory"
     );
 
+    // 2b. A key with a passphrase (the sshd accepts it too): the wrong passphrase stalls, the
+    //     right one works.
+    let locked = root.join("locked_key");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "CANARY-phrase", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    let authorized = sshd.dir.path().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&std::fs::read_to_string(locked.with_extension("pub")).unwrap());
+    std::fs::write(&authorized, keys).unwrap();
+    let locked_key = std::fs::read_to_string(&locked).unwrap();
+    patch_secret(
+        &c,
+        "repo-ssh",
+        json!({"identity": locked_key, "passphrase": "CANARY-wrong"}),
+    )
+    .await;
+    let stalled = eventually("a wrong passphrase stalls", &ctl, || async {
+        let o = c.config("prod")?;
+        (condition(&o, "Ready")?["reason"] == "GitFailed").then_some(o)
+    })
+    .await;
+    let m = message(&stalled, "Ready");
+    assert!(m.contains("refused the credentials"), "{m}");
+    patch_secret(&c, "repo-ssh", json!({"passphrase": "CANARY-phrase"})).await;
+    c.wait_condition("prod", "Ready", "True", &ctl).await;
+
     // 3. A pushed commit is applied within an interval (5 s now), the status naming it.
     patch_config(&c, "prod", json!({"interval": "5s"})).await;
     c.wait_condition("prod", "Ready", "True", &ctl).await;
@@ -286,11 +315,15 @@ async fn an_ssh_source_is_applied_follows_pushes_and_refuses_an_unknown_host_key
     let shown = format!("{}\n{}", ctl.text(), c.config("prod").unwrap()["status"]);
     assert!(!shown.contains(&key_line), "the SSH key was shown");
     assert!(!shown.contains("PRIVATE KEY"), "the SSH key was shown");
-    assert_eq!(
-        files_contain(&state, key_line.as_bytes()),
-        Vec::<String>::new(),
-        "the SSH key was written"
-    );
+    assert!(!shown.contains("CANARY"), "the passphrase was shown");
+    let locked_line = locked_key.lines().nth(2).unwrap();
+    for needle in [key_line.as_str(), locked_line, "CANARY"] {
+        assert_eq!(
+            files_contain(&state, needle.as_bytes()),
+            Vec::<String>::new(),
+            "a key or passphrase was written"
+        );
+    }
 
     // 6. Deleted: its clone goes too.
     Api::<GatewayConfig>::namespaced(c.client(), NS)
