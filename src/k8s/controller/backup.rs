@@ -315,8 +315,8 @@ pub async fn snapshot(b: &GatewayBackup, ctx: &Ctx) -> Result<Snapshot, BackupFa
     }
     let secrets: Api<K8sSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let dir = ctx.state_dir.join("backups").join(&ns).join(b.name_any());
-    let auth = super::git_auth::git_auth(&secrets, spec.git.secret_ref.as_ref(), &dir.join("auth"))
-        .await?;
+    let auth =
+        super::git_auth::git_auth(&secrets, &spec.git.url, spec.git.secret_ref.as_ref()).await?;
     let remote = Remote::new(&spec.git.url, auth).map_err(BackupFailed::Spec)?;
     overlap(ctx, &ns, spec, &path).await?;
     let gws: Api<ContextForgeGateway> = Api::namespaced(ctx.client.clone(), &ns);

@@ -175,7 +175,7 @@ async fn a_due_backup_runs_and_reports_lastrun_and_the_next_firing() {
 }
 
 #[tokio::test]
-async fn a_new_requested_at_runs_at_once_and_a_secret_ref_is_not_supported_yet() {
+async fn a_new_requested_at_runs_at_once_and_reads_the_secret_ref() {
     let next = crate::core::schedule::rfc3339(now_unix() as i64 + 3000);
     let mut obj = backup(
         "0 3 * * *",
@@ -184,16 +184,30 @@ async fn a_new_requested_at_runs_at_once_and_a_secret_ref_is_not_supported_yet()
     );
     obj["spec"]["git"]["secretRef"] = json!({"name": "backup-repo"});
     let echo = obj.clone();
+    // The Secret has a username but no password: refused before any Git or gateway contact.
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "backup-repo", "namespace": "mcp"},
+        "stringData": {"username": "bot"}});
     let (patch, _) = scenario(obj, move |mut h| async move {
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/mcp/secrets/backup-repo",
+            (200, secret),
+        )
+        .await;
         let p = expect(&mut h, "PATCH", &status_path(), (200, echo)).await;
         expect(&mut h, "POST", EVENTS, (201, json!({}))).await;
         p
     })
     .await;
     let (status, reason, message) = ready(&patch);
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SecretMissing")
+    );
     assert!(
-        message.contains("git.secretRef backup-repo") && message.contains("not supported"),
+        message.contains("Secret backup-repo, key password"),
         "{message}"
     );
     assert_eq!(patch["status"]["lastHandledRequestedAt"], "r1");
