@@ -8,6 +8,7 @@
 //! within an interval, the status naming the new commit; quiet intervals write nothing; a
 //! missing path stalls, an unreachable host is retried (Reconciling); no key or passphrase
 //! appears in the log, the status or the state directory; deleting the config drops its clone.
+//! A `GatewayBackup` with a `secretRef` pushes over SSH with the same Secret keys.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -264,15 +265,7 @@ async fn an_ssh_source_is_applied_follows_pushes_and_refuses_an_unknown_host_key
     })
     .await;
     let quiet = c.gw.get("/v1/tools?limit=0").await;
-    let mark = c.api.mark();
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let writes: Vec<String> = c
-        .api
-        .requests_since(mark)
-        .into_iter()
-        .filter(|r| r.is_write())
-        .map(|w| format!("{} {} {}", w.method, w.path, w.status))
-        .collect();
+    let writes = c.writes_during(Duration::from_secs(12)).await;
     assert!(writes.is_empty(), "writes in a steady state: {writes:#?}");
     assert_eq!(
         c.gw.get("/v1/tools?limit=0").await,
@@ -401,5 +394,58 @@ async fn an_https_source_takes_username_and_password_from_the_secret() {
         files_contain(&root.join("state-one"), b"CANARY"),
         Vec::<String>::new(),
         "a password was written"
+    );
+}
+
+/// A `GatewayBackup` pushes over SSH with the same Secret keys (the identity from memory, the
+/// host key from `known_hosts`): the one translation of a Secret serves both kinds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_pushes_over_ssh_with_the_secrets_identity() {
+    let sshd = Sshd::start();
+    let c = Cluster::start();
+    c.jwt_gateway("gw").await;
+    c.gw.post(
+        "/v1/tools",
+        json!({"tool": {"name": "k8s-backed-up-ssh", "url": "https://b.example.com/v1",
+                        "integration_type": "REST", "request_type": "GET"}}),
+    )
+    .await;
+    let remote = bare(c.dir.path(), "backups.git");
+    let identity = std::fs::read_to_string(sshd.dir.path().join("client_key")).unwrap();
+    let known = format!("[127.0.0.1]:{} {}", sshd.port, sshd.host_key());
+    c.secret(
+        "backup-ssh",
+        &[("identity", &identity), ("known_hosts", &known)],
+    )
+    .await;
+    let b: mcp_gitops::k8s::crd::GatewayBackup = serde_json::from_value(json!({
+        "apiVersion": format!("{}/v1alpha1", super::GROUP), "kind": "GatewayBackup",
+        "metadata": {"name": "nightly",
+                     "annotations": {"gitops.mcp-gitops.dev/requestedAt": "now"}},
+        "spec": {"gatewayRef": {"name": "gw"}, "schedule": "0 3 * * *",
+                 "git": {"url": sshd.url(&remote), "branch": "main",
+                         "path": "backups/gw.json", "message": "backup gw",
+                         "secretRef": {"name": "backup-ssh"}}},
+    }))
+    .unwrap();
+    Api::<mcp_gitops::k8s::crd::GatewayBackup>::namespaced(c.client(), NS)
+        .create(&kube::api::PostParams::default(), &b)
+        .await
+        .expect("create the GatewayBackup");
+    let ctl = c.controller("one", &[]);
+    let done = eventually("the backup committed over SSH", &ctl, || async {
+        let b = c.api.object(super::GROUP, "gatewaybackups", "nightly")?;
+        b["status"]["lastCommit"].is_string().then_some(b)
+    })
+    .await;
+    let commit = done["status"]["lastCommit"].as_str().unwrap();
+    assert_eq!(git(&remote, &["rev-parse", "main"]).trim(), commit);
+    assert!(git(&remote, &["show", "main:backups/gw.json"]).contains("k8s-backed-up-ssh"));
+    let key_line = identity.lines().nth(2).unwrap();
+    assert!(!ctl.text().contains(key_line), "the SSH key was shown");
+    assert_eq!(
+        files_contain(&c.dir.path().join("state-one"), key_line.as_bytes()),
+        Vec::<String>::new(),
+        "the SSH key was written"
     );
 }
