@@ -88,7 +88,9 @@ impl Cluster {
         cmd.env("KUBECONFIG", kubeconfig)
             .env("HOME", self.dir.path())
             .env("MCP_GITOPS_STATE_DIR", state)
-            .env("RUST_LOG", "info");
+            // Debug for this crate: the tests that look for leaked secrets in the log then see the
+            // most the controller ever logs.
+            .env("MCP_GITOPS_LOG", "info,mcp_gitops=debug");
         for (k, v) in env {
             cmd.env(k, v);
         }
