@@ -33,6 +33,12 @@ impl SlidingWindow {
         }
     }
 
+    /// Admit `per_minute` from now on, higher or lower (what was admitted in the last minute
+    /// still counts).
+    pub fn set_limit(&mut self, per_minute: usize) {
+        self.per_minute = per_minute;
+    }
+
     /// Forget what is older than a minute at `now`; whether anything is left.
     pub fn expire(&mut self, now: Instant) -> bool {
         while self

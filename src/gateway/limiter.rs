@@ -75,6 +75,14 @@ impl Limiter {
         l
     }
 
+    /// Admit `per_minute` from now on, higher or lower than before; the last minute's
+    /// requests still count. For an owner that holds a gateway's limiter for good and is told
+    /// its budget again and again (the controller: a `ContextForgeGateway`'s
+    /// `requestsPerMinute`, which may be edited).
+    pub async fn set_rate(&self, per_minute: usize) {
+        self.window.lock().await.set_limit(per_minute);
+    }
+
     pub async fn acquire(&self) {
         while let Some(d) = self.paused_for() {
             tracing::debug!(?d, "the gateway throttled a request; holding this one");

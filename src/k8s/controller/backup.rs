@@ -336,6 +336,8 @@ pub async fn snapshot(b: &GatewayBackup, ctx: &Ctx) -> Result<Snapshot, BackupFa
         .clone()
         .ok_or_else(|| BackupFailed::NoKey(name.clone()))?;
     let settings = Settings {
+        stats: Some(ctx.metrics.gateway_stats(&format!("{ns}/{name}"))),
+        limiter: Some(ctx.limiter(&conn.url, conn.rate_limit.unwrap_or(450)).await),
         command: "controller",
         timeout: gw
             .spec

@@ -386,6 +386,8 @@ pub async fn target(
         set_credentials(&secrets, &cfg.spec.credentials, key, &mut env.document).await?;
     }
     let settings = Settings {
+        stats: Some(ctx.metrics.gateway_stats(&format!("{ns}/{name}"))),
+        limiter: Some(ctx.limiter(&conn.url, conn.rate_limit.unwrap_or(450)).await),
         allow_mass_delete,
         default_owner: Some(owner(cfg)),
         command: "controller",

@@ -58,9 +58,14 @@ async fn check(gw: &ContextForgeGateway, ctx: &Ctx) -> Result<Checked, Error> {
         crate::gateway::check_ca_pem(pem)
             .map_err(|why| Error::Invalid(format!("caSecretRef: {why}")))?;
     }
-    let mut opts = ClientOptions::new(conn.url, conn.auth);
+    let mut opts = ClientOptions::new(conn.url.clone(), conn.auth);
     opts.rate_limit = conn.rate_limit.unwrap_or(450);
+    opts.limiter = Some(ctx.limiter(&conn.url, opts.rate_limit).await);
     opts.ca_pem = conn.ca_pem;
+    opts.stats = Some(
+        ctx.metrics
+            .gateway_stats(&format!("{ns}/{}", gw.name_any())),
+    );
     opts.timeout = Duration::from_secs(gw.spec.timeout_seconds.unwrap_or(30) as u64);
     let client = Client::new(opts)?;
     crate::gateway::live::list_roots(&client).await?;

@@ -4,8 +4,9 @@
 //! the last time the gateway held the desired state — the daemon's backup series with
 //! `environment` = `NAMESPACE/NAME` of a GatewayBackup, and the controller's own counters.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,6 +20,7 @@ use super::Error;
 use super::backup::{BackupFailed, Snapshot};
 use crate::core::error::Classify;
 use crate::engine::metrics::{self as series, Env, EnvOutcome, ReconcileSeries};
+use crate::gateway::Stats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Kind {
@@ -45,6 +47,9 @@ pub struct Metrics {
     last_backup: Family<Env, Gauge>,
     pub status_writes: AtomicU64,
     pub events: AtomicU64,
+    /// Requests sent to each gateway (`namespace/name` of its ContextForgeGateway) by its
+    /// configs and its own checks together: what its `requestsPerMinute` budget covers.
+    gateways: Mutex<BTreeMap<String, Arc<Stats>>>,
     text: Mutex<String>,
 }
 
@@ -59,6 +64,7 @@ impl Default for Metrics {
             last_backup: Family::default(),
             status_writes: AtomicU64::new(0),
             events: AtomicU64::new(0),
+            gateways: Mutex::new(BTreeMap::new()),
             text: Mutex::new(String::new()),
         };
         r.register(
@@ -138,6 +144,16 @@ impl Metrics {
         );
     }
 
+    /// The request counters of the gateway `namespace/name`, for every client talking to it.
+    pub fn gateway_stats(&self, gateway: &str) -> Arc<Stats> {
+        self.gateways
+            .lock()
+            .expect("gateway stats")
+            .entry(gateway.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// OpenMetrics text, the controller's counters and whether this replica leads included.
     pub fn render(&self, leader: bool) -> String {
         let mut text = self.text.lock().expect("metrics text");
@@ -145,8 +161,17 @@ impl Metrics {
         encode(&mut *text, &self.registry).expect("encoding to a String");
         let body = text.trim_end().trim_end_matches("# EOF").to_string();
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut requests = String::from("# TYPE mcp_gitops_controller_gateway_requests counter\n");
+        // Namespaces and names are DNS labels: nothing in them needs escaping.
+        for (gw, s) in self.gateways.lock().expect("gateway stats").iter() {
+            for (kind, n) in [("read", s.reads()), ("write", s.writes())] {
+                requests.push_str(&format!(
+                    "mcp_gitops_controller_gateway_requests_total{{gateway=\"{gw}\",kind=\"{kind}\"}} {n}\n"
+                ));
+            }
+        }
         format!(
-            "{body}# TYPE mcp_gitops_controller_status_writes counter\n\
+            "{body}{requests}# TYPE mcp_gitops_controller_status_writes counter\n\
              mcp_gitops_controller_status_writes_total {}\n\
              # TYPE mcp_gitops_controller_events counter\n\
              mcp_gitops_controller_events_total {}\n\
@@ -205,6 +230,11 @@ mod tests {
         m.backup("mcp/nightly", &Ok(snap(Some("abc"))));
         m.backup("mcp/nightly", &Ok(snap(None)));
         m.backup("mcp/nightly", &Err(BackupFailed::NoKey("gw".into())));
+        let gw = m.gateway_stats("mcp/gw");
+        gw.reads.fetch_add(5, Ordering::Relaxed);
+        m.gateway_stats("mcp/gw")
+            .writes
+            .fetch_add(1, Ordering::Relaxed);
         let t = m.render(true);
         for line in [
             r#"mcp_gitops_reconcile_total{environment="mcp/dev",outcome="applied"} 1"#,
@@ -217,6 +247,8 @@ mod tests {
             r#"mcp_gitops_controller_reconciles_total{kind="GatewayConfig",result="failed"} 1"#,
             r#"mcp_gitops_controller_reconciles_total{kind="GatewayConfig",result="ok"} 1"#,
             "mcp_gitops_controller_status_writes_total 2",
+            r#"mcp_gitops_controller_gateway_requests_total{gateway="mcp/gw",kind="read"} 5"#,
+            r#"mcp_gitops_controller_gateway_requests_total{gateway="mcp/gw",kind="write"} 1"#,
             "mcp_gitops_controller_leader 1",
             r#"mcp_gitops_backups_total{environment="mcp/nightly",outcome="committed"} 1"#,
             r#"mcp_gitops_backups_total{environment="mcp/nightly",outcome="unchanged"} 1"#,

@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::error::{Classify, ErrorClass};
+use crate::gateway::Limiter;
 use crate::k8s::status::{Flips, READY};
 pub use metrics::Metrics;
 
@@ -51,6 +52,31 @@ pub struct Ctx {
     /// cloned (`git/<ns>/<name>`).
     pub state_dir: PathBuf,
     pub metrics: Metrics,
+    /// Every gateway's client-side limiter, held for the controller's lifetime (see
+    /// [`Ctx::limiter`]).
+    limiters: std::sync::Mutex<Vec<Arc<Limiter>>>,
+}
+
+impl Ctx {
+    /// The one client-side limiter for the gateway at `url`, at `per_minute` (its
+    /// `ContextForgeGateway`'s `requestsPerMinute`, which may have been edited since the last
+    /// call: the latest value counts, higher or lower), shared by every config on it, its
+    /// backups and its own check, and kept while the controller runs. The process's registry
+    /// ([`Limiter::for_gateway`]) keeps a limiter only while some client uses it: between two
+    /// reconciles there may be none, and a new limiter would have forgotten the last minute's
+    /// requests (the first reconciles of 50 configs, then edits, went over the budget so and
+    /// were answered 429).
+    pub async fn limiter(&self, url: &str, per_minute: usize) -> Arc<Limiter> {
+        let l = Limiter::for_gateway(url, per_minute);
+        {
+            let mut held = self.limiters.lock().expect("limiters");
+            if !held.iter().any(|h| Arc::ptr_eq(h, &l)) {
+                held.push(l.clone());
+            }
+        }
+        l.set_rate(per_minute).await;
+        l
+    }
 }
 
 /// Why a reconcile did not succeed: each becomes a condition reason through [`Error::reason`].
@@ -310,5 +336,6 @@ pub fn context(client: kube::Client, state_dir: PathBuf, identity: &str) -> Arc<
         client,
         state_dir,
         metrics: Metrics::default(),
+        limiters: std::sync::Mutex::new(Vec::new()),
     })
 }

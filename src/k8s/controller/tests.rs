@@ -410,3 +410,53 @@ async fn a_dependency_not_ready_waits() {
         "True"
     );
 }
+
+/// The first reconciles of many configs spend most of a minute's budget; the edits after them
+/// must still wait for it, though no client of the gateway lived in between (each reconcile
+/// makes its own and drops it).
+#[tokio::test(start_paused = true)]
+async fn a_gateways_limiter_outlives_the_reconciles_that_use_it() {
+    let (svc, _h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(kube::Client::new(svc, "mcp"), dir.path().to_path_buf(), "t");
+    let url = "http://gw.limiter-outlives.test:8080";
+    let start = tokio::time::Instant::now();
+    {
+        let l = ctx.limiter(url, 2).await;
+        l.acquire().await;
+        l.acquire().await;
+    }
+    // Nothing but the controller holds it now.
+    let again = ctx.limiter(&format!("{url}/"), 2).await;
+    assert!(start.elapsed() < Duration::from_secs(1));
+    again.acquire().await;
+    assert!(
+        start.elapsed() >= Duration::from_secs(59),
+        "the minute's two requests were forgotten: {:?}",
+        start.elapsed()
+    );
+}
+
+/// An edited `requestsPerMinute` counts from the next reconcile, raised as well as lowered,
+/// and the requests already sent still count against it.
+#[tokio::test(start_paused = true)]
+async fn a_gateways_edited_budget_counts_raised_or_lowered() {
+    let (svc, _h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(kube::Client::new(svc, "mcp"), dir.path().to_path_buf(), "t");
+    let url = "http://gw.edited-budget.test:8080";
+    let start = tokio::time::Instant::now();
+    let l = ctx.limiter(url, 2).await;
+    l.acquire().await;
+    l.acquire().await;
+    // Raised to 3: a third request fits this minute.
+    ctx.limiter(url, 3).await.acquire().await;
+    assert!(start.elapsed() < Duration::from_secs(1), "the raise did not count");
+    // Lowered to 1: three were sent in this minute, so the next waits for them all to age out.
+    ctx.limiter(url, 1).await.acquire().await;
+    assert!(
+        start.elapsed() >= Duration::from_secs(59),
+        "the lowered budget did not count: {:?}",
+        start.elapsed()
+    );
+}
