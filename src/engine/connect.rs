@@ -63,6 +63,7 @@ pub fn client(
     client_opts.ca_pem = ca_pem;
     client_opts.stats = s.stats.clone();
     client_opts.limiter = s.limiter.clone();
+    client_opts.priority = s.priority;
     if let Some(t) = s.timeout {
         client_opts.timeout = t;
     }

@@ -73,6 +73,8 @@ pub struct Settings {
     pub stats: Option<Arc<Stats>>,
     /// One client-side rate limit for every client made with these settings.
     pub limiter: Option<Arc<Limiter>>,
+    /// Whose requests these are, for the limiter (a periodic drift check: `Background`).
+    pub priority: crate::gateway::Priority,
     /// How long [`Target::lock`] waits for another process's reconcile (zero: not at all).
     pub lock_timeout: Duration,
     /// What the environment is locked as, instead of its directory (a Git source, whose
@@ -95,6 +97,7 @@ impl Default for Settings {
             default_owner: None,
             stats: None,
             limiter: None,
+            priority: crate::gateway::Priority::Foreground,
             lock_timeout: Duration::from_secs(60),
             lock_source: None,
             command: "mcp-gitops",

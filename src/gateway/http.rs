@@ -216,6 +216,7 @@ pub struct Transport {
     pub(super) base: String,
     pub(super) bearer: Bearer,
     pub(super) limiter: Arc<Limiter>,
+    pub(super) priority: super::Priority,
     pub(super) retry: RetryPolicy,
     pub(super) stats: Arc<Stats>,
 }
@@ -247,7 +248,7 @@ impl Transport {
         let idempotent = method != Method::POST || action.query;
         let mut attempt = 0;
         loop {
-            self.limiter.acquire().await;
+            let admitted = self.limiter.acquire_as(self.priority).await;
             if method == Method::GET || action.query {
                 self.stats.reads.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -262,6 +263,9 @@ impl Transport {
             }
             tracing::debug!(%method, path, "request");
             let result = req.send().await;
+            if result.is_ok() {
+                self.limiter.answered(admitted).await;
+            }
             let retryable_after: Option<Duration> = match result {
                 Err(e) => {
                     // A refused connection never reached the gateway: always safe to retry.

@@ -9,6 +9,28 @@ use tokio::time::Instant;
 
 use crate::core::window::SlidingWindow;
 
+/// Whose request it is. Background requests (a periodic drift check with nothing known to have
+/// changed) leave a fifth of the minute's budget to foreground ones (an edit to apply), so that
+/// many drift checks at short intervals, which the budget throttles, never delay an edit by
+/// more than its own few requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Priority {
+    #[default]
+    Foreground,
+    Background,
+}
+
+impl Priority {
+    /// The most requests of a minute this priority may take of `per_minute` (0 = all).
+    fn cap(self, per_minute: usize) -> usize {
+        match self {
+            Priority::Foreground => per_minute,
+            Priority::Background if per_minute < 2 => per_minute,
+            Priority::Background => per_minute - (per_minute / 5).max(1),
+        }
+    }
+}
+
 /// A client-side rate limit: a sliding one-minute window, shared by every client that talks to
 /// one gateway (see [`Limiter::for_gateway`]).
 pub struct Limiter {
@@ -83,19 +105,39 @@ impl Limiter {
         self.window.lock().await.set_limit(per_minute);
     }
 
-    pub async fn acquire(&self) {
+    pub async fn acquire(&self) -> Instant {
+        self.acquire_as(Priority::Foreground).await
+    }
+
+    /// Wait until a request of `priority` may be sent, and count it: the instant it was
+    /// admitted, for [`Limiter::answered`].
+    pub async fn acquire_as(&self, priority: Priority) -> Instant {
         while let Some(d) = self.paused_for() {
             tracing::debug!(?d, "the gateway throttled a request; holding this one");
             tokio::time::sleep(d).await;
         }
         loop {
-            let wait = match self.window.lock().await.admit(Instant::now().into_std()) {
-                Ok(()) => return,
-                Err(wait) => wait,
+            let wait = {
+                let mut w = self.window.lock().await;
+                let cap = priority.cap(w.per_minute());
+                let now = Instant::now();
+                match w.admit_within(now.into_std(), cap) {
+                    Ok(()) => return now,
+                    Err(wait) => wait,
+                }
             };
-            tracing::debug!(?wait, "client-side rate limit reached; waiting");
+            tracing::debug!(?wait, ?priority, "client-side rate limit reached; waiting");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The request admitted at `admitted` was answered: it counts from now, for a minute.
+    /// The gateway counts a request when it handles it, which may be long after it was sent
+    /// when requests queue; counting each until a minute after its answer keeps what the
+    /// gateway sees in any minute under the limit too.
+    pub async fn answered(&self, admitted: Instant) {
+        let mut w = self.window.lock().await;
+        w.ended(admitted.into_std(), Instant::now().into_std());
     }
 }
 
@@ -153,5 +195,52 @@ mod tests {
         );
         assert!(waiter.await.unwrap() - start >= Duration::from_secs(5));
         assert_eq!(l.paused_for(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_requests_leave_a_fifth_of_the_budget_to_foreground_ones() {
+        let l = Limiter::new(10);
+        let start = Instant::now();
+        for _ in 0..8 {
+            l.acquire_as(Priority::Background).await;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1));
+        // The ninth background request waits for the minute; a foreground one meanwhile
+        // passes at once, twice.
+        let bg = {
+            let l = Arc::new(l);
+            let waiting = l.clone();
+            let h = tokio::spawn(async move {
+                waiting.acquire_as(Priority::Background).await;
+                Instant::now()
+            });
+            tokio::task::yield_now().await;
+            l.acquire().await;
+            l.acquire().await;
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "foreground waited"
+            );
+            h.await.unwrap()
+        };
+        assert!(bg.duration_since(start) >= Duration::from_secs(59));
+        assert_eq!(Priority::Background.cap(1), 1);
+        assert_eq!(Priority::Background.cap(450), 360);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_until_a_minute_after_its_answer() {
+        let l = Limiter::new(1);
+        let start = Instant::now();
+        let sent = l.acquire().await;
+        // Answered 20 s later (it queued at the gateway): the next waits until 80 s.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        l.answered(sent).await;
+        l.acquire().await;
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(80) && waited < Duration::from_secs(81),
+            "{waited:?}"
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod fake;
 mod http;
 pub mod info;
 mod limiter;
+pub use limiter::Priority;
 pub mod live;
 mod ops;
 
@@ -44,6 +45,8 @@ pub struct ClientOptions {
     /// A limiter of its own (default: the process's one for this gateway URL, at `rate_limit`
     /// or the lowest rate another client of that gateway asked for).
     pub limiter: Option<Arc<Limiter>>,
+    /// Whose requests these are, for the limiter (a periodic check is `Background`).
+    pub priority: Priority,
     /// A PEM bundle of CA certificates the gateway's TLS certificate may chain to, besides the
     /// system's (check it first with [`check_ca_pem`]).
     pub ca_pem: Option<String>,
@@ -59,6 +62,7 @@ impl ClientOptions {
             retry: RetryPolicy::default(),
             stats: None,
             limiter: None,
+            priority: Priority::Foreground,
             ca_pem: None,
         }
     }
@@ -151,6 +155,7 @@ impl Client {
                 base,
                 bearer,
                 limiter,
+                priority: opts.priority,
                 retry: opts.retry,
                 stats: opts.stats.unwrap_or_default(),
             }),

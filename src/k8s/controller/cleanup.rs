@@ -11,6 +11,7 @@ use super::config::{FINALIZER, env_config, target};
 use super::{Ctx, Error, FORCE_ORPHAN, publish};
 use crate::core::document::{DOCUMENT_VERSION, Document};
 use crate::engine::environment::Environment;
+use crate::gateway::Priority;
 use crate::k8s::crd::GatewayConfig;
 use crate::k8s::status::{self, Want};
 
@@ -61,7 +62,7 @@ async fn delete_owned(cfg: &GatewayConfig, ctx: &Ctx) -> Result<(), Error> {
         origin: Default::default(),
         masks: Default::default(),
     };
-    let t = target(cfg, ctx, env, true).await?;
+    let t = target(cfg, ctx, env, true, Priority::Foreground).await?;
     let planned = t.plan().await?;
     let report = t.apply(&planned, None).await?;
     let failed: Vec<String> = report

@@ -17,6 +17,7 @@ use crate::engine::apply::{Outcome, prune};
 use crate::engine::environment::{Config, Environment, Mode, Prune, Strategy};
 use crate::engine::layers::{self, Layer};
 use crate::engine::reconcile::{Settings, Target};
+use crate::gateway::Priority;
 use crate::k8s::crd::*;
 use crate::k8s::status::{self, DRIFTED, READY, RECONCILING, STALLED, Want};
 
@@ -360,12 +361,29 @@ pub fn revision(layers: &[Layer]) -> String {
     )
 }
 
+/// Whether this reconcile is a routine drift check: the spec, the sources' content (or commit)
+/// and the request annotation are what the last successful reconcile handled. Its gateway
+/// requests then go at [`Priority::Background`], leaving part of the gateway's budget to the
+/// configs with something new to apply. (A rotated credential Secret changes none of these: it
+/// is applied as soon as the budget's background share allows.)
+pub fn routine(cfg: &GatewayConfig, revision: &str) -> bool {
+    let Some(s) = &cfg.status else { return false };
+    s.observed_generation.is_some()
+        && s.observed_generation == cfg.metadata.generation
+        && s.last_applied_revision.as_deref() == Some(revision)
+        && s.last_handled_requested_at.as_ref() == cfg.annotations().get(REQUESTED_AT)
+        && s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == "True")
+}
+
 /// Connect the config's gateway (credentials from Secrets) with `env`.
 pub async fn target(
     cfg: &GatewayConfig,
     ctx: &Ctx,
     mut env: Environment,
     allow_mass_delete: bool,
+    priority: Priority,
 ) -> Result<Target, Error> {
     let ns = cfg.namespace().unwrap_or_default();
     let gws: Api<ContextForgeGateway> = Api::namespaced(ctx.client.clone(), &ns);
@@ -388,6 +406,7 @@ pub async fn target(
     let settings = Settings {
         stats: Some(ctx.metrics.gateway_stats(&format!("{ns}/{name}"))),
         limiter: Some(ctx.limiter(&conn.url, conn.rate_limit.unwrap_or(450)).await),
+        priority,
         allow_mass_delete,
         default_owner: Some(owner(cfg)),
         command: "controller",
@@ -449,7 +468,12 @@ async fn sync(cfg: &GatewayConfig, ctx: &Ctx) -> Result<Synced, Error> {
     let env = k8s_io(move || layers::load(&root, &layers, config))
         .await?
         .map_err(|e| Error::Layers(e, revision.clone()))?;
-    let mut t = target(cfg, ctx, env, cfg.spec.prune.allow_mass_delete).await?;
+    let priority = if routine(cfg, &revision) {
+        Priority::Background
+    } else {
+        Priority::Foreground
+    };
+    let mut t = target(cfg, ctx, env, cfg.spec.prune.allow_mass_delete, priority).await?;
     let marker = prune::marker_tag(&owner(cfg)).map_err(|e| Error::Invalid(e.to_string()))?;
     if t.prune.is_none() {
         prune::mark(&mut t.desired, &marker);

@@ -451,12 +451,54 @@ async fn a_gateways_edited_budget_counts_raised_or_lowered() {
     l.acquire().await;
     // Raised to 3: a third request fits this minute.
     ctx.limiter(url, 3).await.acquire().await;
-    assert!(start.elapsed() < Duration::from_secs(1), "the raise did not count");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "the raise did not count"
+    );
     // Lowered to 1: three were sent in this minute, so the next waits for them all to age out.
     ctx.limiter(url, 1).await.acquire().await;
     assert!(
         start.elapsed() >= Duration::from_secs(59),
         "the lowered budget did not count: {:?}",
         start.elapsed()
+    );
+}
+
+/// A drift check with nothing new is routine (its requests go at background priority); a new
+/// generation, new source content, an unhandled request annotation or a config not Ready is not.
+#[test]
+fn only_a_drift_check_with_nothing_new_is_routine() {
+    use super::config::routine;
+    let ready = json!({"observedGeneration": 3, "lastAppliedRevision": "sha256:aa",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "UpToDate",
+                        "lastTransitionTime": "2026-12-03T00:00:00Z", "message": ""}]});
+    let cfg = |status: Option<Value>, annotations: Value| -> GatewayConfig {
+        serde_json::from_value(config("Orphan", &[], status, annotations)).unwrap()
+    };
+    assert!(routine(&cfg(Some(ready.clone()), json!({})), "sha256:aa"));
+    assert!(
+        !routine(&cfg(Some(ready.clone()), json!({})), "sha256:bb"),
+        "edited source"
+    );
+    assert!(
+        !routine(&cfg(None, json!({})), "sha256:aa"),
+        "never reconciled"
+    );
+    let mut old_gen = ready.clone();
+    old_gen["observedGeneration"] = json!(2);
+    assert!(
+        !routine(&cfg(Some(old_gen), json!({})), "sha256:aa"),
+        "edited spec"
+    );
+    let asked = json!({"gitops.mcp-gitops.dev/requestedAt": "now"});
+    assert!(
+        !routine(&cfg(Some(ready.clone()), asked), "sha256:aa"),
+        "asked for one"
+    );
+    let mut failing = ready;
+    failing["conditions"][0]["status"] = json!("False");
+    assert!(
+        !routine(&cfg(Some(failing), json!({})), "sha256:aa"),
+        "not Ready"
     );
 }
