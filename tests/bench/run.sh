@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks named in the issues; the figures are recorded in BENCHMARKS.md.
 #
-#   tests/bench/run.sh [export cache scale import reconcile watch offline daemon api]   (or `make bench`: all)
+#   tests/bench/run.sh [export cache scale import reconcile watch offline daemon api k8s]   (or `make bench`: all)
 #
 # Each benchmark is a section below (`bench_export`, ...); later benchmarks (import, plan) are
 # added as further sections and called from `main`. All of them share one throwaway
@@ -22,7 +22,7 @@ CF="$ROOT/tests/gateway/cf.sh"
 DIR="$ROOT/.run/bench"
 GW="$DIR/gateway"
 OUT="$DIR/out"
-BIN="$ROOT/target/release/mcp-gitops"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/mcp-gitops"
 PY="$ROOT/.venv/bin/python"
 CFCLI="$ROOT/.venv/bin/mcpgateway"
 RUNS="${BENCH_RUNS:-7}"
@@ -936,8 +936,33 @@ PY
    kill -TERM $dpid; wait $dpid || true)
 }
 
+# --- Kubernetes controller: 50 GatewayConfigs on one gateway (issue 12) ---------------------------
+
+# The ignored test k8s_e2e::bench::k8s_bench_fifty_configs of the `it` binary: its own gateway
+# (the tests' settings: rate limiting on at ContextForge's defaults; LOG_LEVEL=INFO for the
+# access log) and the fake Kubernetes API server, with the release binary as the controller
+# (MCP_GITOPS_BIN). The test binary itself is a debug build. Its `k8s-bench:` lines are the
+# figures (the gateway's and the controller's logs stay in $OUT/k8s); BENCH_K8S_CONFIGS,
+# BENCH_K8S_STEADY, BENCH_K8S_IDLE_SECONDS and BENCH_K8S_LOADED_EDITS change its defaults
+# (50; "60x3 10x12": interval 60 s for 3 intervals, then 10 s for 12; 15; 5).
+bench_k8s() {
+  heading "Kubernetes controller: ${BENCH_K8S_CONFIGS:-50} GatewayConfigs on one gateway: edit -> live, steady state, request budget, RSS"
+  [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
+  mkdir -p "$OUT"
+  echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+  (cd "$ROOT" && MCP_GITOPS_BIN="$BIN" BENCH_K8S_KEEP="$OUT/k8s" cargo test --test it -- --ignored --nocapture --exact \
+      k8s_e2e::bench::k8s_bench_fifty_configs) >"$OUT/k8s-bench.log" 2>&1 \
+    || { tail -n 40 "$OUT/k8s-bench.log" >&2; die "the k8s benchmark failed (see $OUT/k8s-bench.log)"; }
+  grep '^k8s-bench:' "$OUT/k8s-bench.log" | sed 's/^k8s-bench: /  /'
+  echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 main() {
-  local only=" ${*:-export cache scale import reconcile watch offline daemon api} "
+  local only=" ${*:-export cache scale import reconcile watch offline daemon api k8s} "
+  if [[ "$only" == " k8s " ]]; then
+    bench_k8s
+    return
+  fi
   if [[ "$only" == *" offline "* && "$only" != *" export "* && "$only" != *" import "* \
         && "$only" != *" reconcile "* && "$only" != *" watch "* ]]; then
     [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
@@ -963,6 +988,7 @@ main() {
     bench_daemon_idle
   fi
   [[ "$only" == *" api "* ]] && bench_api
+  [[ "$only" == *" k8s "* ]] && bench_k8s
   heading "Done (working files in ${OUT#"$ROOT"/})"
 }
 

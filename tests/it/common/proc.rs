@@ -30,9 +30,14 @@ impl Logged {
         Logged { child, log }
     }
 
-    /// `mcp-gitops ARGS` with only PATH in its environment (add what it needs).
+    /// `mcp-gitops ARGS` with only PATH in its environment (add what it needs). The binary is
+    /// the one cargo built for these tests, or `MCP_GITOPS_BIN` when set (the benchmarks run
+    /// the release binary so).
     pub fn command(args: &[&str]) -> Command {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("mcp-gitops"));
+        let bin = std::env::var_os("MCP_GITOPS_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| assert_cmd::cargo::cargo_bin!("mcp-gitops").to_path_buf());
+        let mut c = Command::new(bin);
         c.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());

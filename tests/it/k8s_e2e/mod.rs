@@ -4,6 +4,7 @@
 //! API server's request log) with a deadline; nothing sleeps to synchronise.
 
 mod backup;
+mod bench;
 mod credentials;
 mod gateway_status;
 mod git_source;
@@ -36,6 +37,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Self::with_gateway(Gateway::start())
+    }
+
+    /// The same around a gateway started by the caller (with settings of its own).
+    pub fn with_gateway(gw: Gateway) -> Cluster {
         let api = FakeApi::start();
         for f in [
             "contextforgegateways.gitops.mcp-gitops.dev.yaml",
@@ -46,7 +52,7 @@ impl Cluster {
             api.register_crds(&std::fs::read_to_string(&path).expect("a committed CRD"));
         }
         Cluster {
-            gw: Gateway::start(),
+            gw,
             api,
             dir: tempfile::tempdir().unwrap(),
         }
@@ -70,10 +76,36 @@ impl Cluster {
         extra: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Logged {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        self.spawn_controller(url, identity, &metrics, extra, env)
+    }
+
+    /// `controller` with more environment variables, and the address of its `/metrics`.
+    pub fn controller_with_metrics(
+        &self,
+        identity: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (Logged, String) {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let url = self.api.url.clone();
+        (
+            self.spawn_controller(&url, identity, &metrics, extra, env),
+            metrics,
+        )
+    }
+
+    fn spawn_controller(
+        &self,
+        url: &str,
+        identity: &str,
+        metrics: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Logged {
         let kubeconfig =
             FakeApi::kubeconfig_for(url, &self.dir.path().join(format!("kubeconfig-{identity}")));
         let state = self.dir.path().join(format!("state-{identity}"));
-        let metrics = format!("127.0.0.1:{}", free_port());
         let mut args = vec![
             "controller",
             "--namespace",
@@ -81,7 +113,7 @@ impl Cluster {
             "--identity",
             identity,
             "--metrics-listen",
-            &metrics,
+            metrics,
         ];
         args.extend_from_slice(extra);
         let mut cmd = Logged::command(&args);
