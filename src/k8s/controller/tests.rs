@@ -411,14 +411,20 @@ async fn a_dependency_not_ready_waits() {
     );
 }
 
+/// A controller context whose API server is never asked anything (kept alive by the rest).
+fn quiet_context() -> (Arc<super::Ctx>, (Handle, tempfile::TempDir)) {
+    let (svc, h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(kube::Client::new(svc, "mcp"), dir.path().to_path_buf(), "t");
+    (ctx, (h, dir))
+}
+
 /// The first reconciles of many configs spend most of a minute's budget; the edits after them
 /// must still wait for it, though no client of the gateway lived in between (each reconcile
 /// makes its own and drops it).
 #[tokio::test(start_paused = true)]
 async fn a_gateways_limiter_outlives_the_reconciles_that_use_it() {
-    let (svc, _h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = context(kube::Client::new(svc, "mcp"), dir.path().to_path_buf(), "t");
+    let (ctx, _keep) = quiet_context();
     let url = "http://gw.limiter-outlives.test:8080";
     let start = tokio::time::Instant::now();
     {
@@ -441,9 +447,7 @@ async fn a_gateways_limiter_outlives_the_reconciles_that_use_it() {
 /// and the requests already sent still count against it.
 #[tokio::test(start_paused = true)]
 async fn a_gateways_edited_budget_counts_raised_or_lowered() {
-    let (svc, _h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = context(kube::Client::new(svc, "mcp"), dir.path().to_path_buf(), "t");
+    let (ctx, _keep) = quiet_context();
     let url = "http://gw.edited-budget.test:8080";
     let start = tokio::time::Instant::now();
     let l = ctx.limiter(url, 2).await;

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use mcp_gitops::k8s::crd::GatewayConfig;
 use serde_json::json;
 
@@ -14,17 +13,6 @@ use super::{Cluster, GROUP, condition, eventually, tool_doc};
 use crate::common::kube_api::NS;
 
 const FINALIZER: &str = "gitops.mcp-gitops.dev/delete-owned";
-
-async fn set_doc(c: &Cluster, cm: &str, doc: &str) {
-    Api::<ConfigMap>::namespaced(c.client(), NS)
-        .patch(
-            cm,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"tools.yaml": doc}})),
-        )
-        .await
-        .expect("edit the ConfigMap");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_edit_heal_stay_quiet_stall_and_delete() {
@@ -67,7 +55,7 @@ async fn create_edit_heal_stay_quiet_stall_and_delete() {
     assert_eq!(condition(&gw, "Ready").unwrap()["reason"], "Connected");
 
     // 2. An edited ConfigMap is applied.
-    set_doc(&c, "dev-docs", &tool_doc("k8s-dev", "second")).await;
+    c.set_doc("dev-docs", &tool_doc("k8s-dev", "second")).await;
     eventually("the edit applied", &ctl, || async {
         (c.tool_description("k8s-dev").await.as_deref() == Some("second")).then_some(())
     })
@@ -130,7 +118,7 @@ async fn create_edit_heal_stay_quiet_stall_and_delete() {
 
     // 5. An invalid document: Stalled, naming the key and the JSON pointer; nothing written.
     let bad = tool_doc("k8s-dev", "third").replace("request_type: POST", "request_type: 42");
-    set_doc(&c, "dev-docs", &bad).await;
+    c.set_doc("dev-docs", &bad).await;
     let stalled = c.wait_condition("dev", "Stalled", "True", &ctl).await;
     let message = condition(&stalled, "Stalled").unwrap()["message"]
         .as_str()
@@ -145,7 +133,7 @@ async fn create_edit_heal_stay_quiet_stall_and_delete() {
     );
 
     // A valid document again, then delete both.
-    set_doc(&c, "dev-docs", &tool_doc("k8s-dev", "second")).await;
+    c.set_doc("dev-docs", &tool_doc("k8s-dev", "second")).await;
     c.wait_condition("dev", "Stalled", "False", &ctl).await;
     let configs = Api::<GatewayConfig>::namespaced(c.client(), NS);
     configs

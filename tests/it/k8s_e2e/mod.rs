@@ -166,6 +166,18 @@ impl Cluster {
             .expect("create a ConfigMap");
     }
 
+    /// Replace the document `tools.yaml` of ConfigMap `cm`.
+    pub async fn set_doc(&self, cm: &str, doc: &str) {
+        Api::<ConfigMap>::namespaced(self.client(), NS)
+            .patch(
+                cm,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"data": {"tools.yaml": doc}})),
+            )
+            .await
+            .expect("edit the ConfigMap");
+    }
+
     /// The gateway's JWT signing key and encryption secret as Secrets, and a
     /// ContextForgeGateway `name` minting admin tokens with them.
     pub async fn jwt_gateway(&self, name: &str) {

@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use mcp_gitops::k8s::crd::GatewayConfig;
 use serde_json::json;
@@ -83,17 +82,6 @@ async fn all_ready(c: &Cluster, names: &[String], ctl: &Logged, deadline: Durati
     }
 }
 
-async fn set_doc(c: &Cluster, cm: &str, doc: &str) {
-    Api::<ConfigMap>::namespaced(c.client(), NS)
-        .patch(
-            cm,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"tools.yaml": doc}})),
-        )
-        .await
-        .expect("edit the ConfigMap");
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -144,7 +132,7 @@ async fn edit_round(
         let need = (1000.0 / every.as_millis() as f64 * 1.5).ceil() as usize;
         obs.headroom(need.min(OBSERVER_PER_MINUTE / 2)).await;
         let (t0, wall0) = (Instant::now(), Utc::now());
-        set_doc(c, &n, &tool_doc(&n, &want)).await;
+        c.set_doc(&n, &tool_doc(&n, &want)).await;
         let (t1, polls) = obs
             .until_description(&ids[&n], &want, every, deadline)
             .await
