@@ -173,6 +173,18 @@ fn posted(
     Ok((a, form))
 }
 
+/// The checked session of an export form (operator), the form and the entities it picked; a
+/// page saying why not.
+fn posted_picks(
+    s: &AppState,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<(Authed, Posted, BTreeSet<Key>), Box<Response>> {
+    let (a, form) = posted(s, headers, raw)?;
+    let keys = picked(&a, &form)?;
+    Ok((a, form, keys))
+}
+
 /// The entities a form picked (`entity=type:key`, exact keys); a page saying why not.
 fn picked(a: &Authed, form: &Posted) -> Result<BTreeSet<Key>, Box<Response>> {
     parse_picked(form.all("entity")).map_err(|e| {
@@ -193,12 +205,8 @@ pub async fn download(
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
-    let (a, form) = match posted(&s, &headers, &raw) {
+    let (a, form, keys) = match posted_picks(&s, &headers, &raw) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let keys = match picked(&a, &form) {
-        Ok(k) => k,
         Err(r) => return *r,
     };
     let selection = Selection::picked(keys, form.has("dependencies"));

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::{base, failed, picked, posted};
+use super::{base, failed, posted_picks};
 use crate::core::select::picked::picked_value;
 use crate::core::select::{Key, Selection};
 use crate::engine::export::select_live;
@@ -63,12 +63,8 @@ pub async fn page(
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
-    let (a, form) = match posted(&s, &headers, &raw) {
+    let (a, _, keys) = match posted_picks(&s, &headers, &raw) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let keys = match picked(&a, &form) {
-        Ok(k) => k,
         Err(r) => return *r,
     };
     let selection = Selection::picked(keys.clone(), true);
