@@ -19,20 +19,7 @@ const DOC_KEY: &str = "the-documents-own-key-0123456789";
 const CANARY: &str = "CANARY-import-commit-7c1f";
 
 async fn post(d: &Daemon, path: &str, body: &Value) -> (u16, Value) {
-    let r = d
-        .http
-        .post(d.url(path))
-        .bearer_auth(OPERATOR)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let code = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    d.post_json(OPERATOR, path, body).await
 }
 
 /// A multipart upload: text fields, then the document as a file part.
@@ -56,12 +43,7 @@ async fn post_form(d: &Daemon, path: &str, fields: &[(&str, &str)], doc: &Value)
         .send()
         .await
         .unwrap();
-    let code = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    crate::daemon::answer(r).await
 }
 
 /// Wait until job `id` has finished; the job.

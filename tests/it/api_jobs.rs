@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::Gateway;
-use crate::common::proc::Logged;
+use crate::daemon::answer;
 use mcp_gitops::core::secrets::{Credentials, Secret};
 use serde_json::{Value, json};
 
@@ -21,11 +21,21 @@ const OPERATOR: &str = "operator-token-for-api-jobs-0002";
 const ADMIN: &str = "admin-token-for-api-jobs-0003";
 const CANARY: &str = "canary-api-jobs-5d1e0b-never-shown";
 
-/// A running `mcp-gitops run` with its state in `dir`.
-struct Daemon {
-    proc: Logged,
-    addr: String,
-    http: reqwest::Client,
+/// `mcp-gitops run` (the daemon tests' [`crate::daemon::Daemon`]) with this file's tokens, and
+/// JSON calls as the admin or the operator.
+struct Daemon(crate::daemon::Daemon);
+
+impl std::ops::Deref for Daemon {
+    type Target = crate::daemon::Daemon;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 fn setup(gw: &Gateway, dir: &Path) -> std::path::PathBuf {
@@ -56,54 +66,22 @@ fn setup(gw: &Gateway, dir: &Path) -> std::path::PathBuf {
 
 impl Daemon {
     async fn start(gw: &Gateway, config: &Path) -> Daemon {
-        let mut cmd = Logged::command(&["run", "--config"]);
-        cmd.arg(config)
-            .env("HOME", gw.dir.path())
-            .env("JWT_SECRET_KEY", gw.jwt_secret())
-            .env("AUTH_ENCRYPTION_SECRET", gw.secret())
-            .env("API_VIEWER", VIEWER)
-            .env("API_OPERATOR", OPERATOR)
-            .env("API_ADMIN", ADMIN);
-        let mut proc = Logged::spawn(cmd);
-        let at = proc.wait_log(0, "daemon: listening on ");
-        let line = proc.line(at);
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|r| r.split(';').next())
-            .unwrap()
-            .to_string();
-        let d = Daemon {
-            proc,
-            addr,
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while d.get("/readyz").await.0 != 200 {
-            assert!(Instant::now() < deadline, "never ready:\n{}", d.proc.text());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        d
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let d = crate::daemon::Daemon::start_with(
+            gw,
+            config,
+            &[
+                ("API_VIEWER", VIEWER),
+                ("API_OPERATOR", OPERATOR),
+                ("API_ADMIN", ADMIN),
+            ],
+        );
+        d.wait_ready().await;
+        Daemon(d)
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        let code = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            code,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let r = self.http.get(self.url(path)).bearer_auth(ADMIN);
+        answer(r.send().await.unwrap()).await
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -111,20 +89,7 @@ impl Daemon {
     }
 
     async fn post_as(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let code = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            code,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.post_json(token, path, body).await
     }
 
     /// Submit an import; its job id.

@@ -26,6 +26,16 @@ const GATEWAY: &str = "gateway: {url: '${GW_URL}', user: admin@example.com, jwt_
 /// default limit of 600 per client and minute (a long wait polled faster is locked out by 429s).
 const POLL_API: Duration = Duration::from_millis(200);
 
+/// A response's status and body: JSON, or its text as a JSON string.
+pub(crate) async fn answer(r: reqwest::Response) -> (u16, Value) {
+    let code = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// A running `mcp-gitops run`.
 pub(crate) struct Daemon {
     pub(crate) proc: Logged,
@@ -150,6 +160,13 @@ impl Daemon {
             assert!(Instant::now() < deadline, "never ready:\n{}", self.text());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// POST `body` as JSON to `path` with bearer `token`: the status and the answer (JSON, or
+    /// its text as a JSON string).
+    pub(crate) async fn post_json(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(token).json(body);
+        answer(r.send().await.unwrap()).await
     }
 
     /// POST /hooks/git; `sign` says how: a good signature, a wrong one, or none.
